@@ -1,0 +1,110 @@
+//! The candle `Tensor` API, call-compatible with the original crate's
+//! `pack_4bit_symmetric` / `unpack_4bit_symmetric` and byte-exact with the
+//! slice API. CPU tensors are read in place; other devices round-trip
+//! through the CPU and get their outputs back on their own device.
+
+use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
+
+use crate::element::Element;
+use crate::layout::Layout;
+use crate::slice_api;
+
+fn cq4_error(err: crate::Error) -> Error {
+    Error::Msg(format!("cortex_q4: {err}"))
+}
+
+/// Calls `f` with the contiguous CPU data of `tensor`, copying only when the
+/// tensor is not already contiguous on the CPU.
+fn with_cpu_slice<T: WithDType, R>(tensor: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    let on_cpu;
+    let tensor = if tensor.device().is_cpu() && tensor.is_contiguous() {
+        tensor
+    } else {
+        on_cpu = tensor.to_device(&Device::Cpu)?.contiguous()?;
+        &on_cpu
+    };
+    let (storage, layout) = tensor.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(Error::Msg("cortex_q4: expected CPU storage".into()));
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| Error::Msg("cortex_q4: expected a contiguous tensor".into()))?;
+    Ok(f(&cpu.as_slice::<T>()?[start..end]))
+}
+
+fn pack_typed<T: Element + WithDType>(
+    tensor: &Tensor,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<(Vec<u8>, Vec<f32>)> {
+    with_cpu_slice(tensor, |src: &[T]| {
+        slice_api::pack_to_vec(src, rows, cols, group_size)
+    })?
+    .map_err(cq4_error)
+}
+
+/// Packs a 2-D `[out_dim, in_dim]` tensor (f32, f16, bf16 or f64) into
+/// `(packed, scales)`: `packed` u8 `[out_dim, ceil(in_dim / g) * ceil(g / 2)]`
+/// and `scales` f32 `[out_dim, ceil(in_dim / g)]`, on the input's device.
+pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor, Tensor)> {
+    let &[rows, cols] = tensor.dims() else {
+        return Err(Error::Msg(format!(
+            "cortex_q4: expected a 2-D tensor [out_dim, in_dim], got shape {:?}",
+            tensor.dims()
+        )));
+    };
+    let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
+    let (packed, scales) = match tensor.dtype() {
+        DType::F32 => pack_typed::<f32>(tensor, rows, cols, group_size)?,
+        DType::F16 => pack_typed::<half::f16>(tensor, rows, cols, group_size)?,
+        DType::BF16 => pack_typed::<half::bf16>(tensor, rows, cols, group_size)?,
+        DType::F64 => pack_typed::<f64>(tensor, rows, cols, group_size)?,
+        other => {
+            return Err(Error::Msg(format!(
+                "cortex_q4: cannot pack dtype {other:?}; expected f32, f16, bf16 or f64"
+            )))
+        }
+    };
+    let device = tensor.device();
+    let packed = Tensor::from_vec(packed, (rows, layout.packed_row_bytes), &Device::Cpu)?;
+    let scales = Tensor::from_vec(scales, (rows, layout.groups_per_row), &Device::Cpu)?;
+    Ok((packed.to_device(device)?, scales.to_device(device)?))
+}
+
+/// Unpacks `packed` (u8 `[out_dim, packed_row_bytes]`) and `scales`
+/// (`[out_dim, groups_per_row]`, f32 or any float dtype, converted to f32)
+/// into an f32 `[out_dim, in_dim]` tensor on `packed`'s device.
+pub fn unpack_4bit_symmetric(
+    packed: &Tensor,
+    scales: &Tensor,
+    original_shape: (usize, usize),
+    group_size: usize,
+) -> Result<Tensor> {
+    let (rows, cols) = original_shape;
+    let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
+    if packed.dims() != [rows, layout.packed_row_bytes] || packed.dtype() != DType::U8 {
+        return Err(Error::Msg(format!(
+            "cortex_q4: packed must be u8 [{rows}, {}], got {:?} {:?}",
+            layout.packed_row_bytes,
+            packed.dtype(),
+            packed.dims()
+        )));
+    }
+    if scales.dims() != [rows, layout.groups_per_row] {
+        return Err(Error::Msg(format!(
+            "cortex_q4: scales must be [{rows}, {}], got {:?}",
+            layout.groups_per_row,
+            scales.dims()
+        )));
+    }
+    let scales = scales.to_dtype(DType::F32)?;
+    let values = with_cpu_slice(packed, |packed: &[u8]| {
+        with_cpu_slice(&scales, |scales: &[f32]| {
+            slice_api::unpack_to_vec::<f32>(packed, scales, rows, cols, group_size)
+        })
+    })??
+    .map_err(cq4_error)?;
+    Tensor::from_vec(values, (rows, cols), &Device::Cpu)?.to_device(packed.device())
+}

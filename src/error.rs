@@ -1,0 +1,80 @@
+//! The typed errors of the safe Rust API.
+
+use std::fmt;
+
+/// Which buffer an [`Error`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Buffer {
+    /// The unquantized input of a pack.
+    Source,
+    /// The packed nibbles.
+    Packed,
+    /// The per-group scales.
+    Scales,
+    /// The decoded output of an unpack.
+    Destination,
+}
+
+impl fmt::Display for Buffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Buffer::Source => "source",
+            Buffer::Packed => "packed",
+            Buffer::Scales => "scales",
+            Buffer::Destination => "destination",
+        })
+    }
+}
+
+/// Why a call was refused. A refused call writes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// `group_size` is 0 or above [`MAX_GROUP_SIZE`](crate::MAX_GROUP_SIZE).
+    BadGroupSize { group_size: usize },
+    /// A size of the layout does not fit in `usize` (or its byte count in `isize`).
+    SizeOverflow,
+    /// An input buffer holds fewer elements than the layout reads.
+    InputTooShort {
+        buffer: Buffer,
+        needed: usize,
+        got: usize,
+    },
+    /// An output buffer holds fewer elements than the layout writes.
+    OutputTooSmall {
+        buffer: Buffer,
+        needed: usize,
+        got: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::BadGroupSize { group_size } => write!(
+                f,
+                "group size {group_size} is outside 1..={}",
+                crate::MAX_GROUP_SIZE
+            ),
+            Error::SizeOverflow => f.write_str("the layout's size overflows usize"),
+            Error::InputTooShort {
+                buffer,
+                needed,
+                got,
+            } => write!(
+                f,
+                "{buffer} buffer too short: the layout reads {needed} elements, got {got}"
+            ),
+            Error::OutputTooSmall {
+                buffer,
+                needed,
+                got,
+            } => write!(
+                f,
+                "{buffer} buffer too small: the layout writes {needed} elements, got {got}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,24 @@
+//! The C ABI: a thin layer that only checks and converts, then calls the
+//! safe slice API. Every function validates its pointers, never unwinds
+//! into C and writes nothing when it returns an error.
+
+mod buffers;
+mod pack_unpack;
+mod status;
+mod version;
+
+pub use pack_unpack::*;
+pub use status::*;
+pub use version::*;
+
+use std::panic::{self, AssertUnwindSafe};
+
+/// Runs the body of an `extern "C"` function, turning a panic (a library
+/// bug) into `CQ4_ERR_INTERNAL` instead of unwinding across the boundary.
+fn guard(body: impl FnOnce() -> Result<(), cq4_status>) -> cq4_status {
+    match panic::catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => cq4_status::CQ4_OK,
+        Ok(Err(status)) => status,
+        Err(_) => cq4_status::CQ4_ERR_INTERNAL,
+    }
+}

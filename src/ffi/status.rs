@@ -1,0 +1,89 @@
+//! `cq4_status`: one code per failure kind, and a static message for each.
+
+use std::ffi::{c_char, c_int, CStr};
+
+use crate::error::Error;
+
+/// The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
+/// value means the call wrote nothing.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum cq4_status {
+    /// Success.
+    CQ4_OK = 0,
+    /// A pointer argument is NULL (even where the layout is empty).
+    CQ4_ERR_NULL_POINTER = 1,
+    /// A pointer is not aligned for its element type.
+    CQ4_ERR_MISALIGNED_POINTER = 2,
+    /// An output buffer overlaps another buffer of the same call.
+    CQ4_ERR_OVERLAPPING_BUFFERS = 3,
+    /// `group_size` is 0 or above `CQ4_MAX_GROUP_SIZE`.
+    CQ4_ERR_BAD_GROUP_SIZE = 4,
+    /// A size of the layout (such as `rows * cols`) overflows `size_t`, or its
+    /// byte count exceeds `PTRDIFF_MAX`.
+    CQ4_ERR_SIZE_OVERFLOW = 5,
+    /// An input buffer is shorter than the layout reads.
+    CQ4_ERR_INPUT_TOO_SHORT = 6,
+    /// An output buffer is smaller than the layout writes.
+    CQ4_ERR_OUTPUT_TOO_SMALL = 7,
+    /// A bug inside the library was caught before it could unwind into C.
+    CQ4_ERR_INTERNAL = 8,
+}
+
+use cq4_status::*;
+
+/// Every status, in code order.
+pub(crate) const ALL_STATUSES: [cq4_status; 9] = [
+    CQ4_OK,
+    CQ4_ERR_NULL_POINTER,
+    CQ4_ERR_MISALIGNED_POINTER,
+    CQ4_ERR_OVERLAPPING_BUFFERS,
+    CQ4_ERR_BAD_GROUP_SIZE,
+    CQ4_ERR_SIZE_OVERFLOW,
+    CQ4_ERR_INPUT_TOO_SHORT,
+    CQ4_ERR_OUTPUT_TOO_SMALL,
+    CQ4_ERR_INTERNAL,
+];
+
+impl cq4_status {
+    /// The status whose numeric code is `code`, if any.
+    pub fn from_code(code: c_int) -> Option<cq4_status> {
+        ALL_STATUSES.into_iter().find(|s| *s as c_int == code)
+    }
+
+    /// A static, human-readable message.
+    pub fn message(self) -> &'static CStr {
+        match self {
+            CQ4_OK => c"success",
+            CQ4_ERR_NULL_POINTER => c"a pointer argument is NULL",
+            CQ4_ERR_MISALIGNED_POINTER => c"a pointer is not aligned for its element type",
+            CQ4_ERR_OVERLAPPING_BUFFERS => c"an output buffer overlaps another buffer",
+            CQ4_ERR_BAD_GROUP_SIZE => c"group_size is 0 or above CQ4_MAX_GROUP_SIZE",
+            CQ4_ERR_SIZE_OVERFLOW => c"a size of the layout overflows size_t",
+            CQ4_ERR_INPUT_TOO_SHORT => c"an input buffer is shorter than the layout reads",
+            CQ4_ERR_OUTPUT_TOO_SMALL => c"an output buffer is smaller than the layout writes",
+            CQ4_ERR_INTERNAL => c"internal error in cortex_q4 (please report it)",
+        }
+    }
+}
+
+impl From<Error> for cq4_status {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::BadGroupSize { .. } => CQ4_ERR_BAD_GROUP_SIZE,
+            Error::SizeOverflow => CQ4_ERR_SIZE_OVERFLOW,
+            Error::InputTooShort { .. } => CQ4_ERR_INPUT_TOO_SHORT,
+            Error::OutputTooSmall { .. } => CQ4_ERR_OUTPUT_TOO_SMALL,
+        }
+    }
+}
+
+/// Returns a static, NUL-terminated message for `status` (any `int`;
+/// unknown codes get "unknown cq4_status"). Never NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn cq4_status_message(status: c_int) -> *const c_char {
+    cq4_status::from_code(status)
+        .map_or(c"unknown cq4_status", cq4_status::message)
+        .as_ptr()
+}

@@ -1,0 +1,72 @@
+//! The scalar reference: SPEC section 1 written as plainly as possible.
+//! It defines the format; every other kernel must equal it bit for bit.
+
+use crate::element::Element;
+
+/// The nibble that encodes 0: padding and the unused high nibble of odd groups.
+pub const ZERO_NIBBLE: u8 = 8;
+
+/// Smallest scale a group can get, so an all-zero group divides safely.
+pub const MIN_SCALE: f32 = 1e-5;
+
+/// A group's scale: `max(max |w| / 7, 1e-5)`, NaN elements ignored.
+#[inline]
+pub fn group_scale<T: Element>(group: &[T]) -> f32 {
+    let max_abs = group
+        .iter()
+        .map(|w| w.to_f32().abs())
+        .fold(0.0f32, f32::max);
+    (max_abs / 7.0).max(MIN_SCALE)
+}
+
+/// One element's nibble: `clamp(round(w / scale), -8, 7) + 8`; a NaN
+/// quotient becomes 0 through `as i8`.
+#[inline]
+pub fn quantize(w: f32, scale: f32) -> u8 {
+    let q = (w / scale).round().clamp(-8.0, 7.0) as i8;
+    (q + 8) as u8
+}
+
+/// One element's value: `(u - 8) * scale`, a single f32 multiply.
+#[inline]
+pub fn dequantize(nibble: u8, scale: f32) -> f32 {
+    (nibble as i8 - 8) as f32 * scale
+}
+
+/// Packs one row of `cols` elements into `packed` (`packed_row_bytes`) and
+/// `scales` (`groups_per_row`).
+pub fn pack_row<T: Element>(src: &[T], group_size: usize, packed: &mut [u8], scales: &mut [f32]) {
+    let bytes_per_group = group_size.div_ceil(2);
+    let groups = src
+        .chunks(group_size)
+        .zip(packed.chunks_exact_mut(bytes_per_group))
+        .zip(scales.iter_mut());
+    for ((group, bytes), scale_out) in groups {
+        let scale = group_scale(group);
+        *scale_out = scale;
+        let nibble = |i: usize| {
+            group
+                .get(i)
+                .map_or(ZERO_NIBBLE, |w| quantize(w.to_f32(), scale))
+        };
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = nibble(2 * i) | (nibble(2 * i + 1) << 4);
+        }
+    }
+}
+
+/// Unpacks one row: the inverse of [`pack_row`], padding dropped.
+pub fn unpack_row<T: Element>(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [T]) {
+    let bytes_per_group = group_size.div_ceil(2);
+    let groups = dst
+        .chunks_mut(group_size)
+        .zip(packed.chunks_exact(bytes_per_group))
+        .zip(scales);
+    for ((group, bytes), &scale) in groups {
+        for (i, out) in group.iter_mut().enumerate() {
+            let byte = bytes[i / 2];
+            let nibble = if i % 2 == 0 { byte & 0x0F } else { byte >> 4 };
+            *out = T::from_f32(dequantize(nibble, scale));
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The packed layout's arithmetic, in one place: every size, stride and
+//! bounds check of the crate (and of the C ABI) comes from [`Layout`].
+
+use crate::error::{Buffer, Error};
+
+/// Largest accepted group size (2^20): wide enough for one scale per row of
+/// any real weight matrix, small enough that padding can never explode.
+pub const MAX_GROUP_SIZE: usize = 1 << 20;
+
+/// Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
+///
+/// Row `r` of the packed matrix starts at byte `r * packed_row_bytes`, its
+/// scales at index `r * groups_per_row`, its unpacked values at `r * cols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub rows: usize,
+    pub cols: usize,
+    pub group_size: usize,
+    /// `ceil(cols / group_size)`: scales per row, the scale row stride.
+    pub groups_per_row: usize,
+    /// `ceil(group_size / 2)`.
+    pub bytes_per_group: usize,
+    /// `groups_per_row * bytes_per_group`: the packed row stride.
+    pub packed_row_bytes: usize,
+    /// `rows * cols`: unpacked elements.
+    pub elements: usize,
+    /// `rows * packed_row_bytes`: packed bytes in all.
+    pub packed_len: usize,
+    /// `rows * groups_per_row`: scales in all.
+    pub scales_len: usize,
+}
+
+impl Layout {
+    /// Computes the layout, refusing a bad group size or any size that
+    /// overflows. The f32 buffers' byte counts are checked against
+    /// `isize::MAX`, the most a Rust slice may span.
+    pub fn new(rows: usize, cols: usize, group_size: usize) -> Result<Self, Error> {
+        if group_size == 0 || group_size > MAX_GROUP_SIZE {
+            return Err(Error::BadGroupSize { group_size });
+        }
+        let groups_per_row = cols.div_ceil(group_size);
+        let bytes_per_group = group_size.div_ceil(2);
+        let packed_row_bytes = groups_per_row
+            .checked_mul(bytes_per_group)
+            .ok_or(Error::SizeOverflow)?;
+        let elements = rows.checked_mul(cols).ok_or(Error::SizeOverflow)?;
+        let packed_len = rows
+            .checked_mul(packed_row_bytes)
+            .ok_or(Error::SizeOverflow)?;
+        let scales_len = rows
+            .checked_mul(groups_per_row)
+            .ok_or(Error::SizeOverflow)?;
+        let max_f32s = isize::MAX as usize / std::mem::size_of::<f32>();
+        if elements > max_f32s || scales_len > max_f32s || packed_len > isize::MAX as usize {
+            return Err(Error::SizeOverflow);
+        }
+        Ok(Layout {
+            rows,
+            cols,
+            group_size,
+            groups_per_row,
+            bytes_per_group,
+            packed_row_bytes,
+            elements,
+            packed_len,
+            scales_len,
+        })
+    }
+
+    /// Checks that an input buffer of `got` elements covers `needed`.
+    pub(crate) fn check_input(buffer: Buffer, needed: usize, got: usize) -> Result<(), Error> {
+        if got < needed {
+            return Err(Error::InputTooShort {
+                buffer,
+                needed,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that an output buffer of `got` elements covers `needed`.
+    pub(crate) fn check_output(buffer: Buffer, needed: usize, got: usize) -> Result<(), Error> {
+        if got < needed {
+            return Err(Error::OutputTooSmall {
+                buffer,
+                needed,
+                got,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! # cortex_q4
+//!
+//! Exact 4-bit symmetric, group-wise weight quantization: a bit-exact
+//! format (SPEC section 1, defined by [`kernels::scalar`]), a safe slice
+//! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
+//!
+//! - [`Layout`]: every size and stride of the packed form;
+//! - [`pack`] / [`unpack`] (and `_to_vec` variants): the slice API;
+//! - [`pack_4bit_symmetric`] / [`unpack_4bit_symmetric`]: the candle API;
+//! - [`ffi`]: the `cq4_` functions behind the C header.
+
+mod candle_api;
+mod element;
+mod error;
+pub mod ffi;
+pub mod kernels;
+mod layout;
+mod slice_api;
+
+pub use candle_api::{pack_4bit_symmetric, unpack_4bit_symmetric};
+pub use element::Element;
+pub use error::{Buffer, Error};
+pub use layout::{Layout, MAX_GROUP_SIZE};
+pub use slice_api::{pack, pack_to_vec, unpack, unpack_to_vec};
