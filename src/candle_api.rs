@@ -74,7 +74,8 @@ pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor
 }
 
 /// Unpacks `packed` (u8 `[out_dim, packed_row_bytes]`) and `scales`
-/// (`[out_dim, groups_per_row]`, f32 or any float dtype, converted to f32)
+/// (`[out_dim, groups_per_row]`, f32 or another float dtype, converted to
+/// f32)
 /// into an f32 `[out_dim, in_dim]` tensor on `packed`'s device.
 pub fn unpack_4bit_symmetric(
     packed: &Tensor,
@@ -92,10 +93,11 @@ pub fn unpack_4bit_symmetric(
             packed.dims()
         )));
     }
-    if scales.dims() != [rows, layout.groups_per_row] {
+    if scales.dims() != [rows, layout.groups_per_row] || !scales.dtype().is_float() {
         return Err(Error::Msg(format!(
-            "cortex_q4: scales must be [{rows}, {}], got {:?}",
+            "cortex_q4: scales must be a float tensor [{rows}, {}], got {:?} {:?}",
             layout.groups_per_row,
+            scales.dtype(),
             scales.dims()
         )));
     }

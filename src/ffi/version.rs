@@ -6,10 +6,11 @@ use std::ffi::{c_char, CStr};
 /// Bumped on every change that breaks binary compatibility.
 pub const CQ4_ABI_VERSION: u32 = 1;
 
-const VERSION: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-    Ok(version) => version,
-    Err(_) => panic!("the package version contains a NUL byte"),
-};
+const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(version) => version,
+        Err(_) => panic!("the package version contains a NUL byte"),
+    };
 
 /// Returns the version string of the linked library, such as "0.1.0".
 /// Never NULL; static; do not free it.
