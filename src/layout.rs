@@ -91,3 +91,52 @@ impl Layout {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_follow_the_spec() {
+        let l = Layout::new(3, 10, 4).unwrap();
+        assert_eq!(
+            (l.groups_per_row, l.bytes_per_group, l.packed_row_bytes),
+            (3, 2, 6)
+        );
+        assert_eq!((l.elements, l.packed_len, l.scales_len), (30, 18, 9));
+        let odd = Layout::new(2, 7, 3).unwrap();
+        assert_eq!(
+            (odd.groups_per_row, odd.bytes_per_group, odd.packed_len),
+            (3, 2, 12)
+        );
+        let wide = Layout::new(1, 5, 128).unwrap();
+        assert_eq!((wide.groups_per_row, wide.packed_row_bytes), (1, 64));
+        let empty = Layout::new(4, 0, 8).unwrap();
+        assert_eq!(
+            (empty.groups_per_row, empty.packed_len, empty.scales_len),
+            (0, 0, 0)
+        );
+    }
+
+    #[test]
+    fn bad_group_sizes_are_refused() {
+        for g in [0, MAX_GROUP_SIZE + 1, usize::MAX] {
+            assert_eq!(
+                Layout::new(1, 1, g),
+                Err(Error::BadGroupSize { group_size: g })
+            );
+        }
+        assert!(Layout::new(1, 1, MAX_GROUP_SIZE).is_ok());
+    }
+
+    #[test]
+    fn overflow_is_refused() {
+        assert_eq!(Layout::new(usize::MAX, 2, 1), Err(Error::SizeOverflow));
+        // rows * cols fits in usize, but not its f32 byte count in isize.
+        assert_eq!(Layout::new(usize::MAX / 4, 2, 2), Err(Error::SizeOverflow));
+        assert_eq!(Layout::new(1, usize::MAX, 1), Err(Error::SizeOverflow));
+        let max_f32s = isize::MAX as usize / 4;
+        assert!(Layout::new(1, max_f32s, 2).is_ok());
+        assert_eq!(Layout::new(1, max_f32s + 1, 2), Err(Error::SizeOverflow));
+    }
+}

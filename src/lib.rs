@@ -22,3 +22,7 @@ pub use element::Element;
 pub use error::{Buffer, Error};
 pub use layout::{Layout, MAX_GROUP_SIZE};
 pub use slice_api::{pack, pack_to_vec, unpack, unpack_to_vec};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

@@ -32,7 +32,10 @@ fn every_function_and_macro_is_documented() {
         seen += 1;
         // A doc comment ends on the line before, or the macro is one of a
         // documented block of version macros.
-        let prev = lines[..i].iter().rev().find(|l| !l.starts_with("#define CQ4_VERSION"));
+        let prev = lines[..i]
+            .iter()
+            .rev()
+            .find(|l| !l.starts_with("#define CQ4_VERSION"));
         assert!(
             prev.is_some_and(|p| p.trim_end().ends_with("*/")),
             "undocumented in the header: {line}"

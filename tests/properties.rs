@@ -42,7 +42,13 @@ fn matrix() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
                 .prop_map(move |(m, ks)| {
                     let s = scalar::group_scale(&[m]);
                     (0..ks.len())
-                        .map(|i| if i % g == 0 { m } else { (ks[i] as f32 + 0.5) * s })
+                        .map(|i| {
+                            if i % g == 0 {
+                                m
+                            } else {
+                                (ks[i] as f32 + 0.5) * s
+                            }
+                        })
                         .collect()
                 })
                 .boxed()

@@ -21,7 +21,11 @@ fn assert_tensor_approx_eq(a: &Tensor, b: &Tensor, tol: f32) -> Result<()> {
 /// Asserts the packed bytes and scales equal the named golden case.
 fn assert_golden(packed: &Tensor, scales: &Tensor, name: &str) -> Result<()> {
     let case = golden_case(name);
-    assert_eq!(packed.flatten_all()?.to_vec1::<u8>()?, case.packed, "{name}: bytes");
+    assert_eq!(
+        packed.flatten_all()?.to_vec1::<u8>()?,
+        case.packed,
+        "{name}: bytes"
+    );
     let scales = scales.flatten_all()?.to_vec1::<f32>()?;
     assert_eq!(bits(&scales), bits(&case.scales), "{name}: scales");
     Ok(())
@@ -43,7 +47,10 @@ fn test_4bit_packing_simple() -> Result<()> {
     assert_eq!(packed.flatten_all()?.to_vec1::<u8>()?, [0x2F, 0xC8]);
     assert_eq!(scales.flatten_all()?.to_vec1::<f32>()?, [1.0]);
     let unpacked = unpack_4bit_symmetric(&packed, &scales, (1, 4), 4)?;
-    assert_eq!(unpacked.flatten_all()?.to_vec1::<f32>()?, [7.0, -6.0, 0.0, 4.0]);
+    assert_eq!(
+        unpacked.flatten_all()?.to_vec1::<f32>()?,
+        [7.0, -6.0, 0.0, 4.0]
+    );
     assert_tensor_approx_eq(&tensor, &unpacked, 1.0)
 }
 
@@ -86,7 +93,10 @@ fn test_4bit_quantization_range() -> Result<()> {
     let unpacked = unpack_4bit_symmetric(&packed, &scales, (1, 4), 4)?;
     let scale = scales.flatten_all()?.to_vec1::<f32>()?[0];
     for val in unpacked.flatten_all()?.to_vec1::<f32>()? {
-        assert!(val >= -8.0 * scale - 1e-5 && val <= 7.0 * scale + 1e-5, "{val} out of range");
+        assert!(
+            val >= -8.0 * scale - 1e-5 && val <= 7.0 * scale + 1e-5,
+            "{val} out of range"
+        );
     }
     Ok(())
 }
@@ -110,7 +120,9 @@ fn test_4bit_standalone_functionality() -> Result<()> {
         ("spec_worked_example", vec![7.0, -5.6, 0.0, 3.5], (1, 4), 4),
         (
             "seed_multi_group_g3",
-            vec![1.0, -2.0, 3.0, 4.0, -1.0, 0.0, -7.0, 2.0, 1.0, 0.5, -0.2, 3.0],
+            vec![
+                1.0, -2.0, 3.0, 4.0, -1.0, 0.0, -7.0, 2.0, 1.0, 0.5, -0.2, 3.0,
+            ],
             (2, 6),
             3,
         ),

@@ -22,3 +22,19 @@ fn guard(body: impl FnOnce() -> Result<(), cq4_status>) -> cq4_status {
         Err(_) => cq4_status::CQ4_ERR_INTERNAL,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let status = guard(|| panic!("a bug"));
+        assert_eq!(status, cq4_status::CQ4_ERR_INTERNAL);
+        assert_eq!(
+            guard(|| Err(cq4_status::CQ4_ERR_NULL_POINTER)),
+            cq4_status::CQ4_ERR_NULL_POINTER
+        );
+        assert_eq!(guard(|| Ok(())), cq4_status::CQ4_OK);
+    }
+}

@@ -342,3 +342,13 @@ pub unsafe extern "C" fn cq4_unpack_bf16(
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_group_size_matches_the_core() {
+        assert_eq!(CQ4_MAX_GROUP_SIZE, crate::MAX_GROUP_SIZE);
+    }
+}

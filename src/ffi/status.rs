@@ -87,3 +87,24 @@ pub extern "C" fn cq4_status_message(status: c_int) -> *const c_char {
         .map_or(c"unknown cq4_status", cq4_status::message)
         .as_ptr()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_dense_and_messages_distinct() {
+        let mut messages = HashSet::new();
+        for (code, status) in ALL_STATUSES.into_iter().enumerate() {
+            assert_eq!(status as c_int, code as c_int);
+            assert_eq!(cq4_status::from_code(code as c_int), Some(status));
+            // SAFETY: cq4_status_message returns a static NUL-terminated string.
+            let msg = unsafe { CStr::from_ptr(cq4_status_message(code as c_int)) };
+            assert!(!msg.is_empty());
+            assert!(messages.insert(msg), "duplicate message {msg:?}");
+        }
+        assert_eq!(cq4_status::from_code(ALL_STATUSES.len() as c_int), None);
+        assert_eq!(cq4_status::from_code(-1), None);
+    }
+}

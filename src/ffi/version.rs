@@ -25,3 +25,16 @@ pub extern "C" fn cq4_version() -> *const c_char {
 pub extern "C" fn cq4_abi_version() -> u32 {
     CQ4_ABI_VERSION
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_string_is_the_package_version() {
+        // SAFETY: cq4_version returns a static NUL-terminated string.
+        let v = unsafe { CStr::from_ptr(cq4_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(cq4_abi_version(), CQ4_ABI_VERSION);
+    }
+}
