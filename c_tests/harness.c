@@ -1,1 +1,931 @@
-int cq4_c_harness_placeholder(void){return 0;}
+/*
+ * C-side checks of cortex_q4, through the C ABI only (cortex_q4.h + libc).
+ *
+ * build.rs compiles this file into libcq4_c_harness.a; the Rust integration
+ * tests link it and call the four cq4_harness_* functions below. Each returns
+ * the number of failed checks (0 = all good) and prints one line to stderr
+ * per failure, so a C consumer's view of the format (byte layout, statuses,
+ * "a refused call writes nothing") is checked by a real C compiler.
+ */
+#include "cortex_q4.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cq4_harness_golden(const char *path, int *cases_run);
+int cq4_harness_layout(void);
+int cq4_harness_bad_input(void);
+int cq4_harness_status(void);
+
+/* Elements of canary placed after every output the library may write. */
+#define CANARY_N 16
+#define TOKEN_MAX 64
+#define PTRDIFF_MAX_Z ((size_t)PTRDIFF_MAX)
+
+/* ---------------------------------------------------------------------- */
+/* Small helpers                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Running out of memory is not a library failure; stop loudly. */
+static void *xrealloc(void *p, size_t bytes)
+{
+    p = realloc(p, bytes ? bytes : 1);
+    if (!p) {
+        fputs("cq4 harness: out of memory\n", stderr);
+        abort();
+    }
+    return p;
+}
+
+/* Element i of a buffer of es-byte elements (1, 2 or 4), as bits. memcpy
+ * keeps float bit patterns (NaN payloads, -0.0) away from FP registers. */
+static uint32_t load(const void *p, size_t es, size_t i)
+{
+    const unsigned char *q = (const unsigned char *)p + i * es;
+    uint8_t b;
+    uint16_t h;
+    uint32_t w;
+    switch (es) {
+    case 1: memcpy(&b, q, 1); return b;
+    case 2: memcpy(&h, q, 2); return h;
+    default: memcpy(&w, q, 4); return w;
+    }
+}
+
+static void store(void *p, size_t es, size_t i, uint32_t v)
+{
+    unsigned char *q = (unsigned char *)p + i * es;
+    uint8_t b = (uint8_t)v;
+    uint16_t h = (uint16_t)v;
+    switch (es) {
+    case 1: memcpy(q, &b, 1); break;
+    case 2: memcpy(q, &h, 2); break;
+    default: memcpy(q, &v, 4); break;
+    }
+}
+
+/* Canary: 0xA5 bytes, and patterns no correct result lands on by chance
+ * for the 16-bit and f32 buffers. */
+static uint32_t canary_value(size_t es)
+{
+    return es == 1 ? 0xA5u : es == 2 ? 0xBEEFu : 0xDEADBEEFu;
+}
+
+static void canary_fill(void *buf, size_t es, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        store(buf, es, i, canary_value(es));
+}
+
+static int canary_intact(const void *buf, size_t es, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if (load(buf, es, i) != canary_value(es))
+            return 0;
+    return 1;
+}
+
+/* Parses exactly `digits` lowercase hex digits (the golden format). */
+static int parse_hex(const char *tok, size_t digits, uint32_t *out)
+{
+    uint32_t v = 0;
+    size_t i;
+    if (strlen(tok) != digits)
+        return 0;
+    for (i = 0; i < digits; i++) {
+        char c = tok[i];
+        if (c >= '0' && c <= '9')
+            v = v << 4 | (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v << 4 | (uint32_t)(c - 'a' + 10);
+        else
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* NaN test for f32 (es 4) and bf16 (es 2) bit patterns. */
+static int is_nan(uint32_t bits, size_t es)
+{
+    if (es == 4)
+        return (bits & 0x7FFFFFFFu) > 0x7F800000u;
+    if (es == 2)
+        return (bits & 0x7FFFu) > 0x7F80u;
+    return 0;
+}
+
+static int check_status(const char *ctx, cq4_status got, cq4_status want)
+{
+    if (got == want)
+        return 0;
+    fprintf(stderr, "%s: status %d (%s), want %d (%s)\n", ctx, (int)got,
+            cq4_status_message((int)got), (int)want, cq4_status_message((int)want));
+    return 1;
+}
+
+/* Compares n elements bit for bit; with nan_eq two NaNs (any payload) of
+ * the element's float type count as equal. One line per differing buffer. */
+static int check_equal(const char *ctx, const char *what, const void *got,
+                       const void *want, size_t es, size_t n, int nan_eq)
+{
+    size_t i, bad = 0, first = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t g = load(got, es, i), w = load(want, es, i);
+        if (g == w || (nan_eq && is_nan(g, es) && is_nan(w, es)))
+            continue;
+        if (bad++ == 0)
+            first = i;
+    }
+    if (!bad)
+        return 0;
+    fprintf(stderr, "%s: %s: %zu of %zu elements differ, first [%zu] = %0*lx, want %0*lx\n",
+            ctx, what, bad, n, first, (int)(2 * es), (unsigned long)load(got, es, first),
+            (int)(2 * es), (unsigned long)load(want, es, first));
+    return 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The six pack/unpack functions behind one signature                     */
+/* ---------------------------------------------------------------------- */
+
+/* Every pack/unpack takes three buffers (pack: src, packed, scales;
+ * unpack: packed, scales, dst) with their lengths, so one table drives the
+ * golden and bad-input checks for all six. */
+typedef cq4_status (*api_call)(void *const b[3], const size_t n[3], size_t rows,
+                               size_t cols, size_t g);
+
+static cq4_status call_pack_f32(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_pack_f32(b[0], n[0], r, c, g, b[1], n[1], b[2], n[2]); }
+static cq4_status call_pack_f16(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_pack_f16(b[0], n[0], r, c, g, b[1], n[1], b[2], n[2]); }
+static cq4_status call_pack_bf16(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_pack_bf16(b[0], n[0], r, c, g, b[1], n[1], b[2], n[2]); }
+static cq4_status call_unpack_f32(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_unpack_f32(b[0], n[0], b[1], n[1], r, c, g, b[2], n[2]); }
+static cq4_status call_unpack_f16(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_unpack_f16(b[0], n[0], b[1], n[1], r, c, g, b[2], n[2]); }
+static cq4_status call_unpack_bf16(void *const b[3], const size_t n[3], size_t r, size_t c, size_t g)
+{ return cq4_unpack_bf16(b[0], n[0], b[1], n[1], r, c, g, b[2], n[2]); }
+
+/* Which layout length a buffer must hold. */
+enum { LEN_ELEMENTS, LEN_PACKED, LEN_SCALES };
+
+struct api_fn {
+    const char *name;
+    api_call call;
+    const char *slot[3];
+    size_t es[3];     /* element size of each buffer */
+    int is_out[3];
+    int len_kind[3];
+};
+
+#define PACK_SLOTS(src_es) {"src", "packed", "scales"}, {src_es, 1, sizeof(float)}, \
+    {0, 1, 1}, {LEN_ELEMENTS, LEN_PACKED, LEN_SCALES}
+#define UNPACK_SLOTS(dst_es) {"packed", "scales", "dst"}, {1, sizeof(float), dst_es}, \
+    {0, 0, 1}, {LEN_PACKED, LEN_SCALES, LEN_ELEMENTS}
+
+enum { PACK_F32, PACK_F16, PACK_BF16, UNPACK_F32, UNPACK_F16, UNPACK_BF16, N_API };
+
+static const struct api_fn API[N_API] = {
+    {"cq4_pack_f32", call_pack_f32, PACK_SLOTS(sizeof(float))},
+    {"cq4_pack_f16", call_pack_f16, PACK_SLOTS(sizeof(uint16_t))},
+    {"cq4_pack_bf16", call_pack_bf16, PACK_SLOTS(sizeof(uint16_t))},
+    {"cq4_unpack_f32", call_unpack_f32, UNPACK_SLOTS(sizeof(float))},
+    {"cq4_unpack_f16", call_unpack_f16, UNPACK_SLOTS(sizeof(uint16_t))},
+    {"cq4_unpack_bf16", call_unpack_bf16, UNPACK_SLOTS(sizeof(uint16_t))},
+};
+
+static size_t layout_len(const cq4_layout *l, int kind)
+{
+    return kind == LEN_ELEMENTS ? l->elements : kind == LEN_PACKED ? l->packed_len : l->scales_len;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The layout, computed independently of the library                      */
+/* ---------------------------------------------------------------------- */
+
+static size_t ceil_div(size_t a, size_t b) { return a / b + (a % b != 0); }
+
+static int mul_ok(size_t a, size_t b, size_t *out)
+{
+    if (a != 0 && b > SIZE_MAX / a)
+        return 0;
+    *out = a * b;
+    return 1;
+}
+
+static cq4_status model_layout(size_t rows, size_t cols, size_t g, cq4_layout *m)
+{
+    if (g == 0 || g > CQ4_MAX_GROUP_SIZE)
+        return CQ4_ERR_BAD_GROUP_SIZE;
+    m->rows = rows;
+    m->cols = cols;
+    m->group_size = g;
+    m->groups_per_row = ceil_div(cols, g);
+    m->bytes_per_group = ceil_div(g, 2);
+    if (!mul_ok(m->groups_per_row, m->bytes_per_group, &m->packed_row_bytes) ||
+        !mul_ok(rows, cols, &m->elements) ||
+        !mul_ok(rows, m->packed_row_bytes, &m->packed_len) ||
+        !mul_ok(rows, m->groups_per_row, &m->scales_len))
+        return CQ4_ERR_SIZE_OVERFLOW;
+    /* Byte counts must fit ptrdiff_t (pointer differences over the buffer). */
+    if (m->elements > PTRDIFF_MAX_Z / sizeof(float) ||
+        m->scales_len > PTRDIFF_MAX_Z / sizeof(float) || m->packed_len > PTRDIFF_MAX_Z)
+        return CQ4_ERR_SIZE_OVERFLOW;
+    return CQ4_OK;
+}
+
+#define LAYOUT_FIELDS(X) X(rows) X(cols) X(group_size) X(groups_per_row) \
+    X(bytes_per_group) X(packed_row_bytes) X(elements) X(packed_len) X(scales_len)
+
+static int check_layout_fields(const char *ctx, const cq4_layout *got, const cq4_layout *want)
+{
+    int failures = 0;
+#define X(f) if (got->f != want->f) { \
+        fprintf(stderr, "%s: " #f " = %zu, want %zu\n", ctx, got->f, want->f); failures++; }
+    LAYOUT_FIELDS(X)
+#undef X
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 1. Golden vectors                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Section keywords double as indices into golden_case.sec. */
+enum { SEC_INPUT, SEC_PACKED, SEC_SCALES, SEC_UNPACKED, N_SEC, KW_END = N_SEC, KW_PACK, KW_UNPACK };
+static const char *const KEYWORDS[] = {"input", "packed", "scales", "unpacked", "end", "pack", "unpack"};
+static const size_t SEC_ES[N_SEC] = {4, 1, 4, 4};
+
+struct vec {
+    unsigned char *data; /* never NULL, so even empty buffers are valid pointers */
+    size_t len, cap, es;
+};
+
+static void vec_push(struct vec *v, uint32_t value)
+{
+    if (v->len == v->cap) {
+        if (v->cap > SIZE_MAX / 2 / v->es) {
+            fputs("cq4 harness: golden section too large\n", stderr);
+            abort();
+        }
+        v->cap *= 2;
+        v->data = xrealloc(v->data, v->cap * v->es);
+    }
+    store(v->data, v->es, v->len++, value);
+}
+
+struct golden_case {
+    int is_pack;
+    char name[TOKEN_MAX];
+    size_t rows, cols, g;
+    struct vec sec[N_SEC];
+};
+
+static int keyword(const char *tok)
+{
+    int i;
+    for (i = 0; i < (int)(sizeof KEYWORDS / sizeof KEYWORDS[0]); i++)
+        if (!strcmp(tok, KEYWORDS[i]))
+            return i;
+    return -1;
+}
+
+/* Next whitespace-separated token, skipping '#' comments to end of line:
+ * 1 = token, 0 = end of file, -1 = token too long. Token by token because
+ * a line can hold many thousands of values. */
+static int next_token(FILE *f, char tok[TOKEN_MAX])
+{
+    size_t len = 0;
+    int ch;
+    for (;;) {
+        do
+            ch = getc(f);
+        while (ch != EOF && isspace(ch));
+        if (ch != '#')
+            break;
+        do
+            ch = getc(f);
+        while (ch != EOF && ch != '\n');
+    }
+    if (ch == EOF)
+        return 0;
+    for (; ch != EOF && !isspace(ch); ch = getc(f)) {
+        if (len + 1 == TOKEN_MAX) {
+            tok[len] = '\0';
+            return -1;
+        }
+        tok[len++] = (char)ch;
+    }
+    tok[len] = '\0';
+    return 1;
+}
+
+static int parse_size(const char *tok, size_t *out)
+{
+    unsigned long long v;
+    char *end;
+    if (!isdigit((unsigned char)tok[0]))
+        return 0;
+    errno = 0;
+    v = strtoull(tok, &end, 10);
+    if (*end || errno == ERANGE || v > SIZE_MAX)
+        return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+static int malformed(const char *path, const char *why, const char *tok)
+{
+    fprintf(stderr, "golden %s: malformed: %s (at \"%s\")\n", path, why, tok);
+    return -1;
+}
+
+/* Reads the rest of a case after its pack/unpack keyword: the header, then
+ * the sections in their fixed order, then "end". 0, or -1 when malformed. */
+static int read_case(FILE *f, const char *path, struct golden_case *c)
+{
+    char tok[TOKEN_MAX] = "";
+    size_t *dims[3] = {&c->rows, &c->cols, &c->g};
+    size_t elements;
+    int i, sec = -1, next = c->is_pack ? SEC_INPUT : SEC_PACKED;
+    uint32_t v;
+
+    if (next_token(f, c->name) != 1)
+        return malformed(path, "missing case name", "");
+    for (i = 0; i < 3; i++)
+        if (next_token(f, tok) != 1 || !parse_size(tok, dims[i]))
+            return malformed(path, "expected ROWS COLS GROUP_SIZE", tok);
+    for (i = 0; i < N_SEC; i++)
+        c->sec[i].len = 0;
+    for (;;) {
+        int kw, r = next_token(f, tok);
+        if (r != 1)
+            return malformed(path, r ? "token too long" : "case not ended", c->name);
+        kw = keyword(tok);
+        if (kw == KW_END && next == N_SEC)
+            break;
+        if (kw == next) {
+            sec = next++;
+            continue;
+        }
+        if (kw >= 0 || sec < 0)
+            return malformed(path, "unexpected keyword or missing section", tok);
+        if (!parse_hex(tok, 2 * SEC_ES[sec], &v))
+            return malformed(path, "bad hex value", tok);
+        vec_push(&c->sec[sec], v);
+    }
+    if (!mul_ok(c->rows, c->cols, &elements) || c->sec[SEC_UNPACKED].len != elements ||
+        (c->is_pack && c->sec[SEC_INPUT].len != elements))
+        return malformed(path, "input/unpacked count is not ROWS*COLS", c->name);
+    return 0;
+}
+
+/* Calls fn with the inputs already in b[] and fresh outputs of exactly n[i]
+ * elements followed by CANARY_N canaries; counts a failure for each output
+ * written past its length. The caller frees the outputs. */
+static cq4_status call_guarded(const struct api_fn *fn, void *b[3], const size_t n[3],
+                               const struct golden_case *c, const char *ctx, int *failures)
+{
+    cq4_status st;
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (!fn->is_out[i])
+            continue;
+        b[i] = xrealloc(NULL, (n[i] + CANARY_N) * fn->es[i]);
+        canary_fill(b[i], fn->es[i], n[i] + CANARY_N);
+    }
+    st = fn->call(b, n, c->rows, c->cols, c->g);
+    for (i = 0; i < 3; i++) {
+        if (fn->is_out[i] &&
+            !canary_intact((unsigned char *)b[i] + n[i] * fn->es[i], fn->es[i], CANARY_N)) {
+            fprintf(stderr, "%s: wrote past the end of %s\n", ctx, fn->slot[i]);
+            ++*failures;
+        }
+    }
+    return st;
+}
+
+static int golden_pack(const struct golden_case *c, int api, const void *src)
+{
+    const struct api_fn *fn = &API[api];
+    void *b[3] = {(void *)src, NULL, NULL};
+    const size_t n[3] = {c->sec[SEC_INPUT].len, c->sec[SEC_PACKED].len, c->sec[SEC_SCALES].len};
+    char ctx[160];
+    int failures = 0;
+
+    snprintf(ctx, sizeof ctx, "golden %s: %s", c->name, fn->name);
+    if (check_status(ctx, call_guarded(fn, b, n, c, ctx, &failures), CQ4_OK)) {
+        failures++;
+    } else {
+        failures += check_equal(ctx, "packed", b[1], c->sec[SEC_PACKED].data, 1, n[1], 0);
+        /* Scales bitwise: -0.0 vs 0.0 and NaN payloads are part of the format. */
+        failures += check_equal(ctx, "scales", b[2], c->sec[SEC_SCALES].data, 4, n[2], 0);
+    }
+    free(b[1]);
+    free(b[2]);
+    return failures;
+}
+
+static int golden_unpack(const struct golden_case *c, int api, const void *want)
+{
+    const struct api_fn *fn = &API[api];
+    void *b[3] = {c->sec[SEC_PACKED].data, c->sec[SEC_SCALES].data, NULL};
+    const size_t n[3] = {c->sec[SEC_PACKED].len, c->sec[SEC_SCALES].len, c->sec[SEC_UNPACKED].len};
+    char ctx[160];
+    int failures = 0;
+
+    snprintf(ctx, sizeof ctx, "golden %s: %s", c->name, fn->name);
+    if (check_status(ctx, call_guarded(fn, b, n, c, ctx, &failures), CQ4_OK))
+        failures++;
+    else
+        failures += check_equal(ctx, "dst", b[2], want, fn->es[2], n[2], 1);
+    free(b[2]);
+    return failures;
+}
+
+/* f32 -> IEEE binary16 bits when the value is exactly representable
+ * (normal, subnormal, +-0, +-Inf); 0 otherwise and for NaN. */
+static int f32_to_f16_exact(uint32_t x, uint16_t *out)
+{
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t exp = (x >> 23) & 0xFFu, man = x & 0x7FFFFFu, sig, shift;
+    int e = (int)exp - 127;
+
+    if (exp == 0xFF) {
+        *out = (uint16_t)(sign | 0x7C00u);
+        return man == 0;
+    }
+    if ((x & 0x7FFFFFFFu) == 0) {
+        *out = sign;
+        return 1;
+    }
+    if (exp == 0 || e > 15 || e < -24) /* f32 subnormals are far below f16's range */
+        return 0;
+    if (e >= -14) {
+        *out = (uint16_t)(sign | (uint32_t)(e + 15) << 10 | man >> 13);
+        return (man & 0x1FFFu) == 0;
+    }
+    /* f16 subnormal: value = m * 2^-24 with m = significand >> (-e - 1). */
+    sig = man | 0x800000u;
+    shift = (uint32_t)(-e - 1);
+    *out = (uint16_t)(sign | sig >> shift);
+    return (sig & ((1u << shift) - 1)) == 0;
+}
+
+/* The case's input as f16 (to_f16) or bf16 bits; 0 when some value is NaN
+ * or not exactly representable, so the narrow pack must equal the f32 one. */
+static int narrow_exact(const struct vec *in, uint16_t *out, int to_f16)
+{
+    size_t i;
+    for (i = 0; i < in->len; i++) {
+        uint32_t x = load(in->data, 4, i);
+        if (is_nan(x, 4))
+            return 0;
+        if (to_f16 ? !f32_to_f16_exact(x, &out[i]) : (x & 0xFFFFu) != 0)
+            return 0;
+        if (!to_f16)
+            out[i] = (uint16_t)(x >> 16);
+    }
+    return 1;
+}
+
+/* f32 -> bf16 round to nearest even; NaN maps to a NaN (payload free). */
+static uint16_t bf16_rne(uint32_t x)
+{
+    if (is_nan(x, 4))
+        return 0x7FC0u;
+    return (uint16_t)((x + 0x7FFFu + ((x >> 16) & 1u)) >> 16);
+}
+
+static int golden_layout(const struct golden_case *c)
+{
+    cq4_layout l;
+    char ctx[160];
+    int failures = 0;
+
+    snprintf(ctx, sizeof ctx, "golden %s: cq4_layout_get", c->name);
+    if (check_status(ctx, cq4_layout_get(c->rows, c->cols, c->g, &l), CQ4_OK))
+        return 1;
+    if (l.packed_len != c->sec[SEC_PACKED].len) {
+        fprintf(stderr, "%s: packed_len %zu, file has %zu\n", ctx, l.packed_len, c->sec[SEC_PACKED].len);
+        failures++;
+    }
+    if (l.scales_len != c->sec[SEC_SCALES].len) {
+        fprintf(stderr, "%s: scales_len %zu, file has %zu\n", ctx, l.scales_len, c->sec[SEC_SCALES].len);
+        failures++;
+    }
+    return failures;
+}
+
+static int golden_check(const struct golden_case *c)
+{
+    const struct vec *unpacked = &c->sec[SEC_UNPACKED];
+    uint16_t *narrow = xrealloc(NULL, (unpacked->len + 1) * sizeof *narrow);
+    int failures = 0;
+    size_t i;
+
+    if (c->is_pack) {
+        failures += golden_layout(c);
+        failures += golden_pack(c, PACK_F32, c->sec[SEC_INPUT].data);
+        if (narrow_exact(&c->sec[SEC_INPUT], narrow, 1))
+            failures += golden_pack(c, PACK_F16, narrow);
+        if (narrow_exact(&c->sec[SEC_INPUT], narrow, 0))
+            failures += golden_pack(c, PACK_BF16, narrow);
+    }
+    failures += golden_unpack(c, UNPACK_F32, unpacked->data);
+    for (i = 0; i < unpacked->len; i++)
+        narrow[i] = bf16_rne(load(unpacked->data, 4, i));
+    failures += golden_unpack(c, UNPACK_BF16, narrow);
+    free(narrow);
+    return failures;
+}
+
+int cq4_harness_golden(const char *path, int *cases_run)
+{
+    struct golden_case c;
+    char tok[TOKEN_MAX] = "";
+    int failures = 0, cases = 0, r, i;
+    FILE *f;
+
+    if (cases_run)
+        *cases_run = 0;
+    if (!path || !(f = fopen(path, "r"))) {
+        fprintf(stderr, "golden %s: cannot open\n", path ? path : "(null)");
+        return -1;
+    }
+    memset(&c, 0, sizeof c);
+    for (i = 0; i < N_SEC; i++) {
+        c.sec[i].es = SEC_ES[i];
+        c.sec[i].cap = 64;
+        c.sec[i].data = xrealloc(NULL, c.sec[i].cap * c.sec[i].es);
+    }
+    while ((r = next_token(f, tok)) != 0) {
+        int kw = keyword(tok);
+        if (r < 0) {
+            r = malformed(path, "token too long", tok);
+            break;
+        }
+        if (kw != KW_PACK && kw != KW_UNPACK) {
+            r = malformed(path, "expected pack or unpack", tok);
+            break;
+        }
+        c.is_pack = kw == KW_PACK;
+        if ((r = read_case(f, path, &c)) != 0)
+            break;
+        failures += golden_check(&c);
+        cases++;
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "golden %s: read error\n", path);
+        r = -1;
+    }
+    fclose(f);
+    for (i = 0; i < N_SEC; i++)
+        free(c.sec[i].data);
+    if (cases_run)
+        *cases_run = cases;
+    return r == -1 ? -1 : failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 2. Layout                                                              */
+/* ---------------------------------------------------------------------- */
+
+#define CEIL_DIV(a, b) ((a) / (b) + ((a) % (b) != 0))
+#define PD4 (PTRDIFF_MAX_Z / sizeof(float)) /* most f32 elements a buffer may hold */
+
+static const struct layout_case {
+    size_t rows, cols, g;
+    cq4_status want;
+    size_t packed_len, scales_len; /* hand-computed, for CQ4_OK */
+} LAYOUT_CASES[] = {
+    {1, 4, 4, CQ4_OK, 2, 1},
+    {2, 6, 3, CQ4_OK, 8, 4},
+    {3, 5, 4, CQ4_OK, 12, 6},
+    {7, 1, 128, CQ4_OK, 448, 7},              /* g > cols: one padded group */
+    {0, 10, 4, CQ4_OK, 0, 0},
+    {10, 0, 4, CQ4_OK, 0, 0},                 /* no groups, no bytes */
+    {4096, 4096, 32, CQ4_OK, 8388608, 524288},
+    {3, 7, 1, CQ4_OK, 21, 21},
+    {2, 3, CQ4_MAX_GROUP_SIZE, CQ4_OK, CQ4_MAX_GROUP_SIZE, 2},
+    /* Largest f32 matrix whose byte count fits ptrdiff_t. */
+    {1, PD4, CQ4_MAX_GROUP_SIZE, CQ4_OK,
+     CEIL_DIV(PD4, CQ4_MAX_GROUP_SIZE) * (CQ4_MAX_GROUP_SIZE / 2), CEIL_DIV(PD4, CQ4_MAX_GROUP_SIZE)},
+    {2, 3, CQ4_MAX_GROUP_SIZE + 1, CQ4_ERR_BAD_GROUP_SIZE, 0, 0},
+    {2, 3, 0, CQ4_ERR_BAD_GROUP_SIZE, 0, 0},
+    {0, 0, 0, CQ4_ERR_BAD_GROUP_SIZE, 0, 0},
+    {SIZE_MAX / 2 + 1, 2, 4, CQ4_ERR_SIZE_OVERFLOW, 0, 0},     /* rows*cols wraps */
+    {SIZE_MAX, SIZE_MAX, 1, CQ4_ERR_SIZE_OVERFLOW, 0, 0},
+    {1, SIZE_MAX, 1, CQ4_ERR_SIZE_OVERFLOW, 0, 0},
+    {PD4 + 1, 1, 1, CQ4_ERR_SIZE_OVERFLOW, 0, 0},              /* fits size_t, *4 > PTRDIFF_MAX */
+    {1, PD4 + 1, CQ4_MAX_GROUP_SIZE, CQ4_ERR_SIZE_OVERFLOW, 0, 0}, /* only elements too big */
+    /* Only packed_len > PTRDIFF_MAX: one padded half-MiB group per row. */
+    {PTRDIFF_MAX_Z / (CQ4_MAX_GROUP_SIZE / 2) + 1, 1, CQ4_MAX_GROUP_SIZE, CQ4_ERR_SIZE_OVERFLOW, 0, 0},
+};
+
+int cq4_harness_layout(void)
+{
+    int failures = 0;
+    size_t i;
+    cq4_layout untouched, got[2], model;
+    char ctx[160];
+
+    memset(&untouched, 0xA5, sizeof untouched);
+    for (i = 0; i < sizeof LAYOUT_CASES / sizeof LAYOUT_CASES[0]; i++) {
+        const struct layout_case *t = &LAYOUT_CASES[i];
+        cq4_status st;
+        snprintf(ctx, sizeof ctx, "layout (%zu, %zu, %zu)", t->rows, t->cols, t->g);
+        memcpy(&got[0], &untouched, sizeof untouched);
+        st = cq4_layout_get(t->rows, t->cols, t->g, &got[0]);
+        failures += check_status(ctx, st, t->want);
+        if (model_layout(t->rows, t->cols, t->g, &model) != t->want) {
+            fprintf(stderr, "%s: harness model disagrees with its table\n", ctx);
+            failures++;
+        }
+        if (t->want != CQ4_OK) {
+            if (memcmp(&got[0], &untouched, sizeof untouched)) {
+                fprintf(stderr, "%s: refused call wrote *out\n", ctx);
+                failures++;
+            }
+            continue;
+        }
+        if (st == CQ4_OK)
+            failures += check_layout_fields(ctx, &got[0], &model);
+        if (model.packed_len != t->packed_len || model.scales_len != t->scales_len) {
+            fprintf(stderr, "%s: harness model disagrees with hand-computed lengths\n", ctx);
+            failures++;
+        }
+    }
+
+    failures += check_status("layout NULL out", cq4_layout_get(2, 6, 3, NULL), CQ4_ERR_NULL_POINTER);
+    /* The conversion of a misaligned address is what a buggy caller does. */
+    memset(got, 0xA5, sizeof got);
+    failures += check_status("layout misaligned out",
+                             cq4_layout_get(2, 6, 3, (cq4_layout *)((char *)got + 1)),
+                             CQ4_ERR_MISALIGNED_POINTER);
+    if (!canary_intact(got, 1, sizeof got)) {
+        fprintf(stderr, "layout misaligned out: refused call wrote memory\n");
+        failures++;
+    }
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 3. Bad input                                                           */
+/* ---------------------------------------------------------------------- */
+
+/* Each of the three buffers of a call lives in its own arena, big enough
+ * for the small shape plus canaries and for another buffer moved into it. */
+#define ARENA_BYTES 512
+#define BAD_ROWS 2
+#define BAD_COLS 10
+#define BAD_G 4
+
+struct call_args {
+    void *b[3];
+    size_t n[3];
+    size_t rows, cols, g;
+};
+
+/* Inputs get valid finite data (0x3C bytes), outputs the canary. */
+static void arenas_reset(const struct api_fn *fn, unsigned char *const arena[3])
+{
+    int i;
+    for (i = 0; i < 3; i++) {
+        if (fn->is_out[i])
+            canary_fill(arena[i], fn->es[i], ARENA_BYTES / fn->es[i]);
+        else
+            memset(arena[i], 0x3C, ARENA_BYTES);
+    }
+}
+
+/* One call that must return `want`; a refused call must leave every arena,
+ * inputs included, byte-identical. */
+static int expect(const struct api_fn *fn, const struct call_args *a, unsigned char *const arena[3],
+                  unsigned char *const snap[3], const char *what, cq4_status want)
+{
+    char ctx[160];
+    int i, failures;
+
+    snprintf(ctx, sizeof ctx, "bad_input %s: %s", fn->name, what);
+    arenas_reset(fn, arena);
+    for (i = 0; i < 3; i++)
+        memcpy(snap[i], arena[i], ARENA_BYTES);
+    failures = check_status(ctx, fn->call(a->b, a->n, a->rows, a->cols, a->g), want);
+    for (i = 0; want != CQ4_OK && i < 3; i++) {
+        if (memcmp(arena[i], snap[i], ARENA_BYTES)) {
+            fprintf(stderr, "%s: refused call wrote into the %s arena\n", ctx, fn->slot[i]);
+            failures++;
+        }
+    }
+    return failures;
+}
+
+/* A valid call with every buffer CANARY_N elements longer than needed
+ * writes all of each output's layout prefix and nothing after it. */
+static int valid_long_call(const struct api_fn *fn, const struct call_args *base,
+                           unsigned char *const arena[3], unsigned char *const snap[3])
+{
+    struct call_args a = *base;
+    char ctx[160];
+    int i, failures;
+    size_t j;
+
+    snprintf(ctx, sizeof ctx, "bad_input %s: valid call, long buffers", fn->name);
+    for (i = 0; i < 3; i++)
+        a.n[i] += CANARY_N;
+    failures = expect(fn, &a, arena, snap, "valid call, long buffers", CQ4_OK);
+    for (i = 0; i < 3; i++) {
+        size_t used = base->n[i] * fn->es[i];
+        if (!fn->is_out[i]) {
+            if (memcmp(arena[i], snap[i], ARENA_BYTES)) {
+                fprintf(stderr, "%s: wrote into input %s\n", ctx, fn->slot[i]);
+                failures++;
+            }
+            continue;
+        }
+        if (memcmp(arena[i] + used, snap[i] + used, ARENA_BYTES - used)) {
+            fprintf(stderr, "%s: wrote past the layout's end of %s\n", ctx, fn->slot[i]);
+            failures++;
+        }
+        for (j = 0; j < base->n[i]; j++) {
+            if (canary_intact(arena[i] + j * fn->es[i], fn->es[i], 1)) {
+                fprintf(stderr, "%s: %s[%zu] not written\n", ctx, fn->slot[i], j);
+                failures++;
+                break;
+            }
+        }
+    }
+    return failures;
+}
+
+static int bad_input_one(const struct api_fn *fn, unsigned char *const arena[3],
+                         unsigned char *const snap[3])
+{
+    struct call_args base, a;
+    cq4_layout l;
+    char what[96];
+    int failures = 0, i, o, x;
+
+    model_layout(BAD_ROWS, BAD_COLS, BAD_G, &l);
+    for (i = 0; i < 3; i++) {
+        base.b[i] = arena[i];
+        base.n[i] = layout_len(&l, fn->len_kind[i]);
+    }
+    base.rows = BAD_ROWS;
+    base.cols = BAD_COLS;
+    base.g = BAD_G;
+
+    for (i = 0; i < 3; i++) {
+        a = base;
+        a.b[i] = NULL;
+        snprintf(what, sizeof what, "%s NULL", fn->slot[i]);
+        failures += expect(fn, &a, arena, snap, what, CQ4_ERR_NULL_POINTER);
+        if (fn->es[i] > 1) {
+            a = base;
+            a.b[i] = arena[i] + 1;
+            snprintf(what, sizeof what, "%s misaligned", fn->slot[i]);
+            failures += expect(fn, &a, arena, snap, what, CQ4_ERR_MISALIGNED_POINTER);
+        }
+        a = base;
+        a.n[i]--;
+        snprintf(what, sizeof what, "%s one element short", fn->slot[i]);
+        failures += expect(fn, &a, arena, snap, what,
+                           fn->is_out[i] ? CQ4_ERR_OUTPUT_TOO_SMALL : CQ4_ERR_INPUT_TOO_SHORT);
+    }
+
+    a = base;
+    a.g = 0;
+    failures += expect(fn, &a, arena, snap, "group_size 0", CQ4_ERR_BAD_GROUP_SIZE);
+    a.g = CQ4_MAX_GROUP_SIZE + 1;
+    failures += expect(fn, &a, arena, snap, "group_size MAX+1", CQ4_ERR_BAD_GROUP_SIZE);
+    a = base;
+    a.rows = SIZE_MAX;
+    a.cols = 3;
+    failures += expect(fn, &a, arena, snap, "rows*cols overflows", CQ4_ERR_SIZE_OVERFLOW);
+
+    /* Each output against every other buffer: same start, overlapping by 4
+     * bytes from either side (4 keeps every pointer aligned), and adjacent,
+     * which must be accepted. */
+    for (o = 0; o < 3; o++) {
+        for (x = 0; fn->is_out[o] && x < 3; x++) {
+            size_t bytes_o = base.n[o] * fn->es[o], bytes_x = base.n[x] * fn->es[x];
+            if (x == o)
+                continue;
+            a = base;
+            a.b[o] = arena[x];
+            snprintf(what, sizeof what, "%s at the start of %s", fn->slot[o], fn->slot[x]);
+            failures += expect(fn, &a, arena, snap, what, CQ4_ERR_OVERLAPPING_BUFFERS);
+            a.b[o] = arena[x] + bytes_x - 4;
+            snprintf(what, sizeof what, "%s starts in the last 4 bytes of %s", fn->slot[o], fn->slot[x]);
+            failures += expect(fn, &a, arena, snap, what, CQ4_ERR_OVERLAPPING_BUFFERS);
+            a.b[o] = arena[x];
+            a.b[x] = arena[x] + bytes_o - 4;
+            snprintf(what, sizeof what, "%s starts in the last 4 bytes of %s", fn->slot[x], fn->slot[o]);
+            failures += expect(fn, &a, arena, snap, what, CQ4_ERR_OVERLAPPING_BUFFERS);
+            a = base;
+            a.b[o] = arena[x] + bytes_x;
+            snprintf(what, sizeof what, "%s right after %s", fn->slot[o], fn->slot[x]);
+            failures += expect(fn, &a, arena, snap, what, CQ4_OK);
+        }
+    }
+
+    return failures + valid_long_call(fn, &base, arena, snap);
+}
+
+int cq4_harness_bad_input(void)
+{
+    unsigned char *mem = xrealloc(NULL, 6 * ARENA_BYTES); /* malloc: aligned for float */
+    unsigned char *arena[3], *snap[3];
+    int failures = 0, i;
+
+    for (i = 0; i < 3; i++) {
+        arena[i] = mem + i * ARENA_BYTES;
+        snap[i] = mem + (3 + i) * ARENA_BYTES;
+    }
+    for (i = 0; i < N_API; i++)
+        failures += bad_input_one(&API[i], arena, snap);
+    free(mem);
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 4. Status messages and versions                                        */
+/* ---------------------------------------------------------------------- */
+
+int cq4_harness_status(void)
+{
+    static const int unknown_codes[] = {-1, 1000, CQ4_ERR_INTERNAL + 1, INT_MIN, INT_MAX};
+    const char *known[CQ4_ERR_INTERNAL + 1];
+    const char *unknown = cq4_status_message(-1);
+    const int ok = CQ4_OK;
+    char version[64];
+    size_t vlen;
+    int failures = 0, s, j;
+
+    for (s = CQ4_OK; s <= CQ4_ERR_INTERNAL; s++) {
+        known[s] = cq4_status_message(s);
+        if (!known[s] || !known[s][0]) {
+            fprintf(stderr, "status %d: NULL or empty message\n", s);
+            failures++;
+            continue;
+        }
+        for (j = 0; j < s; j++) {
+            if (known[j] && !strcmp(known[j], known[s])) {
+                fprintf(stderr, "status %d: same message as %d: \"%s\"\n", s, j, known[s]);
+                failures++;
+            }
+        }
+    }
+
+    if (!unknown || !unknown[0]) {
+        fprintf(stderr, "status -1: NULL or empty unknown message\n");
+        return failures + 1;
+    }
+    for (j = 0; j < (int)(sizeof unknown_codes / sizeof unknown_codes[0]); j++) {
+        const char *m = cq4_status_message(unknown_codes[j]);
+        if (!m || strcmp(m, unknown)) {
+            fprintf(stderr, "status %d: message differs from that of -1\n", unknown_codes[j]);
+            failures++;
+        }
+    }
+    for (s = CQ4_OK; s <= CQ4_ERR_INTERNAL; s++) {
+        if (known[s] && !strcmp(known[s], unknown)) {
+            fprintf(stderr, "status %d: message equals the unknown one: \"%s\"\n", s, unknown);
+            failures++;
+        }
+    }
+
+    if (ok != 0) {
+        fprintf(stderr, "CQ4_OK is %d, want 0\n", ok);
+        failures++;
+    }
+    if (!cq4_version() || strcmp(cq4_version(), CQ4_VERSION_STRING)) {
+        fprintf(stderr, "cq4_version() is \"%s\", header says \"%s\"\n",
+                cq4_version() ? cq4_version() : "(null)", CQ4_VERSION_STRING);
+        failures++;
+    }
+    /* The string starts with MAJOR.MINOR.PATCH (then the end or a semver suffix). */
+    vlen = (size_t)snprintf(version, sizeof version, "%d.%d.%d", CQ4_VERSION_MAJOR,
+                            CQ4_VERSION_MINOR, CQ4_VERSION_PATCH);
+    if (strncmp(CQ4_VERSION_STRING, version, vlen) ||
+        !strchr("-+", CQ4_VERSION_STRING[vlen]) /* also matches the terminating NUL */) {
+        fprintf(stderr, "CQ4_VERSION_STRING \"%s\" does not match the macros %s\n",
+                CQ4_VERSION_STRING, version);
+        failures++;
+    }
+    if (cq4_abi_version() != (uint32_t)CQ4_ABI_VERSION) {
+        fprintf(stderr, "cq4_abi_version() is %lu, header says %lu\n",
+                (unsigned long)cq4_abi_version(), (unsigned long)CQ4_ABI_VERSION);
+        failures++;
+    }
+    return failures;
+}
