@@ -116,7 +116,8 @@ fn test_4bit_round_trip_error() -> Result<()> {
 #[test]
 fn test_4bit_standalone_functionality() -> Result<()> {
     let dev = Device::Cpu;
-    let cases: [(&str, Vec<f32>, (usize, usize), usize); 3] = [
+    type Case = (&'static str, Vec<f32>, (usize, usize), usize);
+    let cases: [Case; 3] = [
         ("spec_worked_example", vec![7.0, -5.6, 0.0, 3.5], (1, 4), 4),
         (
             "seed_multi_group_g3",

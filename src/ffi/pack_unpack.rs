@@ -87,6 +87,7 @@ pub unsafe extern "C" fn cq4_layout_get(
 ///
 /// # Safety
 /// As documented on [`cq4_pack_f32`].
+#[allow(clippy::too_many_arguments)] // mirrors the fixed C signature
 unsafe fn pack_any<T: Element>(
     src: *const T,
     src_len: usize,
@@ -116,6 +117,7 @@ unsafe fn pack_any<T: Element>(
 ///
 /// # Safety
 /// As documented on [`cq4_unpack_f32`].
+#[allow(clippy::too_many_arguments)] // mirrors the fixed C signature
 unsafe fn unpack_any<T: Element>(
     packed: *const u8,
     packed_len: usize,
