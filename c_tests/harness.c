@@ -223,6 +223,7 @@ static int mul_ok(size_t a, size_t b, size_t *out)
 
 static cq4_status model_layout(size_t rows, size_t cols, size_t g, cq4_layout *m)
 {
+    memset(m, 0, sizeof *m);
     if (g == 0 || g > CQ4_MAX_GROUP_SIZE)
         return CQ4_ERR_BAD_GROUP_SIZE;
     m->rows = rows;
@@ -355,19 +356,19 @@ static int read_case(FILE *f, const char *path, struct golden_case *c)
     char tok[TOKEN_MAX] = "";
     size_t *dims[3] = {&c->rows, &c->cols, &c->g};
     size_t elements;
-    int i, sec = -1, next = c->is_pack ? SEC_INPUT : SEC_PACKED;
+    int i, r, sec = -1, next = c->is_pack ? SEC_INPUT : SEC_PACKED;
     uint32_t v;
 
-    if (next_token(f, c->name) != 1)
-        return malformed(path, "missing case name", "");
+    if ((r = next_token(f, c->name)) != 1)
+        return malformed(path, r ? "case name too long" : "missing case name", c->name);
     for (i = 0; i < 3; i++)
         if (next_token(f, tok) != 1 || !parse_size(tok, dims[i]))
             return malformed(path, "expected ROWS COLS GROUP_SIZE", tok);
     for (i = 0; i < N_SEC; i++)
         c->sec[i].len = 0;
     for (;;) {
-        int kw, r = next_token(f, tok);
-        if (r != 1)
+        int kw;
+        if ((r = next_token(f, tok)) != 1)
             return malformed(path, r ? "token too long" : "case not ended", c->name);
         kw = keyword(tok);
         if (kw == KW_END && next == N_SEC)
@@ -641,23 +642,23 @@ int cq4_harness_layout(void)
     memset(&untouched, 0xA5, sizeof untouched);
     for (i = 0; i < sizeof LAYOUT_CASES / sizeof LAYOUT_CASES[0]; i++) {
         const struct layout_case *t = &LAYOUT_CASES[i];
-        cq4_status st;
+        cq4_status st, model_st = model_layout(t->rows, t->cols, t->g, &model);
         snprintf(ctx, sizeof ctx, "layout (%zu, %zu, %zu)", t->rows, t->cols, t->g);
         memcpy(&got[0], &untouched, sizeof untouched);
         st = cq4_layout_get(t->rows, t->cols, t->g, &got[0]);
         failures += check_status(ctx, st, t->want);
-        if (model_layout(t->rows, t->cols, t->g, &model) != t->want) {
+        if (model_st != t->want) {
             fprintf(stderr, "%s: harness model disagrees with its table\n", ctx);
             failures++;
         }
         if (t->want != CQ4_OK) {
-            if (memcmp(&got[0], &untouched, sizeof untouched)) {
+            if (st != CQ4_OK && memcmp(&got[0], &untouched, sizeof untouched)) {
                 fprintf(stderr, "%s: refused call wrote *out\n", ctx);
                 failures++;
             }
             continue;
         }
-        if (st == CQ4_OK)
+        if (st == CQ4_OK && model_st == CQ4_OK)
             failures += check_layout_fields(ctx, &got[0], &model);
         if (model.packed_len != t->packed_len || model.scales_len != t->scales_len) {
             fprintf(stderr, "%s: harness model disagrees with hand-computed lengths\n", ctx);
@@ -713,14 +714,16 @@ static int expect(const struct api_fn *fn, const struct call_args *a, unsigned c
                   unsigned char *const snap[3], const char *what, cq4_status want)
 {
     char ctx[160];
+    cq4_status st;
     int i, failures;
 
     snprintf(ctx, sizeof ctx, "bad_input %s: %s", fn->name, what);
     arenas_reset(fn, arena);
     for (i = 0; i < 3; i++)
         memcpy(snap[i], arena[i], ARENA_BYTES);
-    failures = check_status(ctx, fn->call(a->b, a->n, a->rows, a->cols, a->g), want);
-    for (i = 0; want != CQ4_OK && i < 3; i++) {
+    st = fn->call(a->b, a->n, a->rows, a->cols, a->g);
+    failures = check_status(ctx, st, want);
+    for (i = 0; st != CQ4_OK && i < 3; i++) {
         if (memcmp(arena[i], snap[i], ARENA_BYTES)) {
             fprintf(stderr, "%s: refused call wrote into the %s arena\n", ctx, fn->slot[i]);
             failures++;
@@ -788,6 +791,11 @@ static int bad_input_one(const struct api_fn *fn, unsigned char *const arena[3],
         a = base;
         a.b[i] = NULL;
         snprintf(what, sizeof what, "%s NULL", fn->slot[i]);
+        failures += expect(fn, &a, arena, snap, what, CQ4_ERR_NULL_POINTER);
+        /* NULL is refused even where nothing would be read or written. */
+        a.rows = 0;
+        a.n[0] = a.n[1] = a.n[2] = 0;
+        snprintf(what, sizeof what, "%s NULL, empty layout", fn->slot[i]);
         failures += expect(fn, &a, arena, snap, what, CQ4_ERR_NULL_POINTER);
         if (fn->es[i] > 1) {
             a = base;
@@ -861,17 +869,20 @@ int cq4_harness_bad_input(void)
 /* 4. Status messages and versions                                        */
 /* ---------------------------------------------------------------------- */
 
+/* The highest status code the header declares. */
+#define LAST_STATUS CQ4_ERR_BAD_OPTIONS
+
 int cq4_harness_status(void)
 {
-    static const int unknown_codes[] = {-1, 1000, CQ4_ERR_INTERNAL + 1, INT_MIN, INT_MAX};
-    const char *known[CQ4_ERR_INTERNAL + 1];
+    static const int unknown_codes[] = {-1, 1000, LAST_STATUS + 1, INT_MIN, INT_MAX};
+    const char *known[LAST_STATUS + 1];
     const char *unknown = cq4_status_message(-1);
     const int ok = CQ4_OK;
     char version[64];
     size_t vlen;
     int failures = 0, s, j;
 
-    for (s = CQ4_OK; s <= CQ4_ERR_INTERNAL; s++) {
+    for (s = CQ4_OK; s <= LAST_STATUS; s++) {
         known[s] = cq4_status_message(s);
         if (!known[s] || !known[s][0]) {
             fprintf(stderr, "status %d: NULL or empty message\n", s);
@@ -897,7 +908,7 @@ int cq4_harness_status(void)
             failures++;
         }
     }
-    for (s = CQ4_OK; s <= CQ4_ERR_INTERNAL; s++) {
+    for (s = CQ4_OK; s <= LAST_STATUS; s++) {
         if (known[s] && !strcmp(known[s], unknown)) {
             fprintf(stderr, "status %d: message equals the unknown one: \"%s\"\n", s, unknown);
             failures++;
