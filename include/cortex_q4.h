@@ -10,9 +10,12 @@
  *
  * Rules shared by every function:
  *  - lengths count elements of the pointed-to type;
- *  - NULL or misaligned pointers, bad group sizes, overflowing sizes and
- *    short buffers each return their own cq4_status, and then nothing has
- *    been written;
+ *  - NULL or misaligned pointers, bad options, bad group sizes,
+ *    overflowing sizes, overlapping and short buffers each return their own
+ *    cq4_status, and then nothing has been written; when several are wrong,
+ *    the status names the first in that order;
+ *  - buffers may be longer than the layout needs: only the layout's prefix
+ *    of each is read or written, and only those prefixes must not overlap;
  *  - nothing is read or written past the lengths passed in;
  *  - no global mutable state: every function is thread-safe on disjoint
  *    outputs.
@@ -93,7 +96,41 @@ typedef enum cq4_status {
    * A bug inside the library was caught before it could unwind into C.
    */
   CQ4_ERR_INTERNAL = 8,
+  /**
+   * The kernel asked for in `cq4_options` does not run on this CPU.
+   */
+  CQ4_ERR_UNSUPPORTED_KERNEL = 9,
+  /**
+   * `cq4_options` is malformed: a `struct_size` this library does not
+   * know, or an unknown kernel id.
+   */
+  CQ4_ERR_BAD_OPTIONS = 10,
 } cq4_status;
+
+/**
+ * A kernel family. Every one gives the same bytes; they differ in speed.
+ */
+typedef struct Kernel Kernel;
+
+/**
+ * How a call runs; never what it computes (every choice gives the same
+ * bytes). Start from `cq4_options_default()` and change fields.
+ */
+typedef struct cq4_options {
+  /**
+   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+   */
+  uint32_t struct_size;
+  /**
+   * A `cq4_kernel` id.
+   */
+  uint32_t kernel;
+  /**
+   * Threads of the library's persistent pool: 0 = all of them, 1 = the
+   * calling thread only (the default).
+   */
+  uint32_t threads;
+} cq4_options;
 
 /**
  * Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
@@ -134,9 +171,34 @@ typedef struct cq4_layout {
   size_t scales_len;
 } cq4_layout;
 
+
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Returns the default options: `struct_size` set, `CQ4_KERNEL_AUTO`, one
+ * thread (the calling one).
+ */
+struct cq4_options cq4_options_default(void);
+
+/**
+ * Returns 1 when kernel id `kernel` runs on this CPU (`CQ4_KERNEL_AUTO`
+ * always does), else 0 (unknown ids included).
+ */
+int cq4_kernel_supported(uint32_t kernel);
+
+/**
+ * Returns the id of the kernel `CQ4_KERNEL_AUTO` runs in this process.
+ */
+uint32_t cq4_kernel_auto(void);
+
+/**
+ * Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
+ * "avx512", "neon"; "unknown" otherwise). Never NULL; do not free it.
+ */
+const char *cq4_kernel_name(uint32_t kernel);
 
 /**
  * Computes the layout of a `[rows, cols]` matrix packed with `group_size`.
@@ -154,7 +216,8 @@ enum cq4_status cq4_layout_get(size_t rows,
                                struct cq4_layout *out);
 
 /**
- * Packs the row-major f32 matrix `src[rows * cols]` with `group_size`.
+ * Packs the row-major f32 matrix `src[rows * cols]` with `group_size`,
+ * with the default options (best kernel, calling thread only).
  *
  * Reads `src[0 .. rows*cols]`. Writes `packed[0 .. layout.packed_len]` and
  * `scales[0 .. layout.scales_len]` (see `cq4_layout_get`), nothing else.
@@ -178,6 +241,35 @@ enum cq4_status cq4_pack_f32(const float *src,
                              size_t packed_len,
                              float *scales,
                              size_t scales_len);
+
+/**
+ * Unpacks `packed` and `scales` into the row-major f32 matrix
+ * `dst[rows * cols]`: `w = (nibble - 8) * scale`, padding dropped, with the
+ * default options. Any scale is accepted; NaN and Inf propagate as IEEE
+ * arithmetic says.
+ *
+ * Reads `packed[0 .. layout.packed_len]` and `scales[0 .. layout.scales_len]`.
+ * Writes `dst[0 .. rows*cols]`, nothing else.
+ * Returns `CQ4_OK`, or without writing anything:
+ * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
+ * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
+ * `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
+ * Rows are independent: see `cq4_layout` for splitting rows over threads.
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); `dst` must not overlap `packed` or `scales`.
+ */
+enum cq4_status cq4_unpack_f32(const uint8_t *packed,
+                               size_t packed_len,
+                               const float *scales,
+                               size_t scales_len,
+                               size_t rows,
+                               size_t cols,
+                               size_t group_size,
+                               float *dst,
+                               size_t dst_len);
 
 /**
  * As `cq4_pack_f32`, from IEEE binary16 bit patterns (converted exactly to
@@ -214,34 +306,6 @@ enum cq4_status cq4_pack_bf16(const uint16_t *src,
                               size_t scales_len);
 
 /**
- * Unpacks `packed` and `scales` into the row-major f32 matrix
- * `dst[rows * cols]`: `w = (nibble - 8) * scale`, padding dropped. Any
- * scale is accepted; NaN and Inf propagate as IEEE arithmetic says.
- *
- * Reads `packed[0 .. layout.packed_len]` and `scales[0 .. layout.scales_len]`.
- * Writes `dst[0 .. rows*cols]`, nothing else.
- * Returns `CQ4_OK`, or without writing anything:
- * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
- * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
- * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
- * `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
- * Rows are independent: see `cq4_layout` for splitting rows over threads.
- *
- * # Safety
- * Each pointer must be NULL or valid for its declared length (in elements
- * of its type); `dst` must not overlap `packed` or `scales`.
- */
-enum cq4_status cq4_unpack_f32(const uint8_t *packed,
-                               size_t packed_len,
-                               const float *scales,
-                               size_t scales_len,
-                               size_t rows,
-                               size_t cols,
-                               size_t group_size,
-                               float *dst,
-                               size_t dst_len);
-
-/**
  * As `cq4_unpack_f32`, writing IEEE binary16 bit patterns (each f32 result
  * rounded to nearest even).
  *
@@ -274,6 +338,110 @@ enum cq4_status cq4_unpack_bf16(const uint8_t *packed,
                                 size_t group_size,
                                 uint16_t *dst,
                                 size_t dst_len);
+
+/**
+ * As `cq4_pack_f32`, with `options` (NULL = the defaults). Also returns
+ * `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+ *
+ * # Safety
+ * As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_pack_f32_ex(const float *src,
+                                size_t src_len,
+                                size_t rows,
+                                size_t cols,
+                                size_t group_size,
+                                uint8_t *packed,
+                                size_t packed_len,
+                                float *scales,
+                                size_t scales_len,
+                                const struct cq4_options *options);
+
+/**
+ * As `cq4_pack_f32_ex`, from IEEE binary16 bit patterns (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_pack_f16_ex(const uint16_t *src,
+                                size_t src_len,
+                                size_t rows,
+                                size_t cols,
+                                size_t group_size,
+                                uint8_t *packed,
+                                size_t packed_len,
+                                float *scales,
+                                size_t scales_len,
+                                const struct cq4_options *options);
+
+/**
+ * As `cq4_pack_f32_ex`, from bfloat16 bit patterns (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_pack_bf16_ex(const uint16_t *src,
+                                 size_t src_len,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 uint8_t *packed,
+                                 size_t packed_len,
+                                 float *scales,
+                                 size_t scales_len,
+                                 const struct cq4_options *options);
+
+/**
+ * As `cq4_unpack_f32`, with `options` (NULL = the defaults). Also returns
+ * `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+ *
+ * # Safety
+ * As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_unpack_f32_ex(const uint8_t *packed,
+                                  size_t packed_len,
+                                  const float *scales,
+                                  size_t scales_len,
+                                  size_t rows,
+                                  size_t cols,
+                                  size_t group_size,
+                                  float *dst,
+                                  size_t dst_len,
+                                  const struct cq4_options *options);
+
+/**
+ * As `cq4_unpack_f32_ex`, writing IEEE binary16 bit patterns (each f32 result rounded to nearest even).
+ *
+ * # Safety
+ * As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_unpack_f16_ex(const uint8_t *packed,
+                                  size_t packed_len,
+                                  const float *scales,
+                                  size_t scales_len,
+                                  size_t rows,
+                                  size_t cols,
+                                  size_t group_size,
+                                  uint16_t *dst,
+                                  size_t dst_len,
+                                  const struct cq4_options *options);
+
+/**
+ * As `cq4_unpack_f32_ex`, writing bfloat16 bit patterns (each f32 result rounded to nearest even).
+ *
+ * # Safety
+ * As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_unpack_bf16_ex(const uint8_t *packed,
+                                   size_t packed_len,
+                                   const float *scales,
+                                   size_t scales_len,
+                                   size_t rows,
+                                   size_t cols,
+                                   size_t group_size,
+                                   uint16_t *dst,
+                                   size_t dst_len,
+                                   const struct cq4_options *options);
 
 /**
  * Returns a static, NUL-terminated message for `status` (any `int`;

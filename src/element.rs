@@ -3,12 +3,15 @@
 
 use half::{bf16, f16};
 
+use crate::kernels::{self, Kernel, RowKernels};
+
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for f32 {}
-    impl Sealed for f64 {}
-    impl Sealed for half::f16 {}
-    impl Sealed for half::bf16 {}
+    use crate::kernels::{Kernel, RowKernels};
+
+    pub trait Sealed: Sized {
+        /// The row kernels for this element type.
+        fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self>;
+    }
 }
 
 /// A float element type: `f32`, `f64`, `half::f16` or `half::bf16`.
@@ -19,6 +22,12 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
     fn from_f32(value: f32) -> Self;
 }
 
+impl sealed::Sealed for f32 {
+    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
+        kernels::f32_row_kernels(kernel, group_size)
+    }
+}
+
 impl Element for f32 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
@@ -27,6 +36,12 @@ impl Element for f32 {
     #[inline(always)]
     fn from_f32(value: f32) -> Self {
         value
+    }
+}
+
+impl sealed::Sealed for f64 {
+    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
+        RowKernels::scalar()
     }
 }
 
@@ -41,6 +56,12 @@ impl Element for f64 {
     }
 }
 
+impl sealed::Sealed for f16 {
+    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
+        RowKernels::scalar()
+    }
+}
+
 impl Element for f16 {
     #[inline(always)]
     fn to_f32(self) -> f32 {
@@ -49,6 +70,12 @@ impl Element for f16 {
     #[inline(always)]
     fn from_f32(value: f32) -> Self {
         f16::from_f32(value)
+    }
+}
+
+impl sealed::Sealed for bf16 {
+    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
+        RowKernels::scalar()
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Error {
         needed: usize,
         got: usize,
     },
+    /// The kernel asked for does not run on this CPU.
+    UnsupportedKernel { kernel: crate::Kernel },
 }
 
 impl fmt::Display for Error {
@@ -73,6 +75,9 @@ impl fmt::Display for Error {
                 f,
                 "{buffer} buffer too small: the layout writes {needed} elements, got {got}"
             ),
+            Error::UnsupportedKernel { kernel } => {
+                write!(f, "kernel {} does not run on this CPU", kernel.name())
+            }
         }
     }
 }

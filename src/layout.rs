@@ -50,8 +50,13 @@ impl Layout {
         let scales_len = rows
             .checked_mul(groups_per_row)
             .ok_or(Error::SizeOverflow)?;
+        // Totals bound the rows too, except for an empty matrix: check both,
+        // so every stride is a valid pointer offset.
         let max_f32s = isize::MAX as usize / std::mem::size_of::<f32>();
-        if elements > max_f32s || scales_len > max_f32s || packed_len > isize::MAX as usize {
+        if cols.max(elements) > max_f32s
+            || groups_per_row.max(scales_len) > max_f32s
+            || packed_row_bytes.max(packed_len) > isize::MAX as usize
+        {
             return Err(Error::SizeOverflow);
         }
         Ok(Layout {
@@ -138,5 +143,11 @@ mod tests {
         let max_f32s = isize::MAX as usize / 4;
         assert!(Layout::new(1, max_f32s, 2).is_ok());
         assert_eq!(Layout::new(1, max_f32s + 1, 2), Err(Error::SizeOverflow));
+        // An empty matrix still needs valid strides.
+        assert_eq!(Layout::new(0, usize::MAX, 1), Err(Error::SizeOverflow));
+        assert_eq!(
+            Layout::new(0, max_f32s + 1, 1 << 20),
+            Err(Error::SizeOverflow)
+        );
     }
 }

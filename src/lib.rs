@@ -1,7 +1,7 @@
 //! # cortex_q4
 //!
 //! Exact 4-bit symmetric, group-wise weight quantization: a bit-exact
-//! format (SPEC section 1, defined by [`kernels::scalar`]), a safe slice
+//! format (SPEC section 1, defined by [`scalar`]), a safe slice
 //! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
 //!
 //! - [`Layout`]: every size and stride of the packed form;
@@ -13,15 +13,21 @@ mod candle_api;
 mod element;
 mod error;
 pub mod ffi;
-pub mod kernels;
+mod kernels;
 mod layout;
+mod options;
 mod slice_api;
 
 pub use candle_api::{pack_4bit_symmetric, unpack_4bit_symmetric};
 pub use element::Element;
 pub use error::{Buffer, Error};
+pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE};
-pub use slice_api::{pack, pack_to_vec, unpack, unpack_to_vec};
+pub use options::Options;
+pub use slice_api::{
+    pack, pack_to_vec, pack_to_vec_with, pack_with, unpack, unpack_to_vec, unpack_to_vec_with,
+    unpack_with,
+};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,11 +1,14 @@
 //! The safe slice API: the one the C ABI wraps. Buffers may be longer than
 //! the layout needs; only their first `Layout` elements are read or written.
-//! A refused call writes nothing.
+//! A refused call writes nothing. The plain functions use
+//! [`Options::default`] (best kernel, calling thread only); the `_with`
+//! variants take explicit [`Options`].
 
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels;
 use crate::layout::Layout;
+use crate::options::Options;
 
 /// Packs the row-major `[rows, cols]` matrix `src` into `packed`
 /// (`Layout::packed_len` bytes) and `scales` (`Layout::scales_len` f32).
@@ -17,12 +20,34 @@ pub fn pack<T: Element>(
     packed: &mut [u8],
     scales: &mut [f32],
 ) -> Result<Layout, Error> {
-    let layout = Layout::new(rows, cols, group_size)?;
-    Layout::check_input(Buffer::Source, layout.elements, src.len())?;
+    pack_with(
+        &Options::default(),
+        src,
+        rows,
+        cols,
+        group_size,
+        packed,
+        scales,
+    )
+}
+
+/// [`pack`] with explicit options.
+pub fn pack_with<T: Element>(
+    options: &Options,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) -> Result<Layout, Error> {
+    let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
     Layout::check_output(Buffer::Packed, layout.packed_len, packed.len())?;
     Layout::check_output(Buffer::Scales, layout.scales_len, scales.len())?;
     kernels::pack(
         &layout,
+        kernel,
+        options.threads,
         &src[..layout.elements],
         &mut packed[..layout.packed_len],
         &mut scales[..layout.scales_len],
@@ -37,11 +62,28 @@ pub fn pack_to_vec<T: Element>(
     cols: usize,
     group_size: usize,
 ) -> Result<(Vec<u8>, Vec<f32>), Error> {
-    let layout = Layout::new(rows, cols, group_size)?;
-    Layout::check_input(Buffer::Source, layout.elements, src.len())?;
+    pack_to_vec_with(&Options::default(), src, rows, cols, group_size)
+}
+
+/// [`pack_to_vec`] with explicit options.
+pub fn pack_to_vec_with<T: Element>(
+    options: &Options,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<(Vec<u8>, Vec<f32>), Error> {
+    let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
     let mut packed = vec![0u8; layout.packed_len];
     let mut scales = vec![0f32; layout.scales_len];
-    kernels::pack(&layout, &src[..layout.elements], &mut packed, &mut scales);
+    kernels::pack(
+        &layout,
+        kernel,
+        options.threads,
+        &src[..layout.elements],
+        &mut packed,
+        &mut scales,
+    );
     Ok((packed, scales))
 }
 
@@ -55,10 +97,33 @@ pub fn unpack<T: Element>(
     group_size: usize,
     dst: &mut [T],
 ) -> Result<Layout, Error> {
-    let layout = checked_unpack_layout(packed, scales, rows, cols, group_size)?;
+    unpack_with(
+        &Options::default(),
+        packed,
+        scales,
+        rows,
+        cols,
+        group_size,
+        dst,
+    )
+}
+
+/// [`unpack`] with explicit options.
+pub fn unpack_with<T: Element>(
+    options: &Options,
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    dst: &mut [T],
+) -> Result<Layout, Error> {
+    let (layout, kernel) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
     Layout::check_output(Buffer::Destination, layout.elements, dst.len())?;
     kernels::unpack(
         &layout,
+        kernel,
+        options.threads,
         &packed[..layout.packed_len],
         &scales[..layout.scales_len],
         &mut dst[..layout.elements],
@@ -74,10 +139,24 @@ pub fn unpack_to_vec<T: Element>(
     cols: usize,
     group_size: usize,
 ) -> Result<Vec<T>, Error> {
-    let layout = checked_unpack_layout(packed, scales, rows, cols, group_size)?;
+    unpack_to_vec_with(&Options::default(), packed, scales, rows, cols, group_size)
+}
+
+/// [`unpack_to_vec`] with explicit options.
+pub fn unpack_to_vec_with<T: Element>(
+    options: &Options,
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<Vec<T>, Error> {
+    let (layout, kernel) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
     let mut dst = vec![T::from_f32(0.0); layout.elements];
     kernels::unpack(
         &layout,
+        kernel,
+        options.threads,
         &packed[..layout.packed_len],
         &scales[..layout.scales_len],
         &mut dst,
@@ -85,15 +164,30 @@ pub fn unpack_to_vec<T: Element>(
     Ok(dst)
 }
 
-fn checked_unpack_layout(
+fn checked_pack<T>(
+    options: &Options,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<(Layout, kernels::Kernel), Error> {
+    let kernel = options.kernel()?;
+    let layout = Layout::new(rows, cols, group_size)?;
+    Layout::check_input(Buffer::Source, layout.elements, src.len())?;
+    Ok((layout, kernel))
+}
+
+fn checked_unpack(
+    options: &Options,
     packed: &[u8],
     scales: &[f32],
     rows: usize,
     cols: usize,
     group_size: usize,
-) -> Result<Layout, Error> {
+) -> Result<(Layout, kernels::Kernel), Error> {
+    let kernel = options.kernel()?;
     let layout = Layout::new(rows, cols, group_size)?;
     Layout::check_input(Buffer::Packed, layout.packed_len, packed.len())?;
     Layout::check_input(Buffer::Scales, layout.scales_len, scales.len())?;
-    Ok(layout)
+    Ok((layout, kernel))
 }

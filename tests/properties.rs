@@ -2,7 +2,7 @@
 //! exact ties included) through every path, against the scalar reference.
 
 use candle_core::{Device, Tensor};
-use cortex_q4::kernels::scalar;
+use cortex_q4::scalar;
 use cortex_q4::{pack_4bit_symmetric, pack_to_vec, unpack_4bit_symmetric, unpack_to_vec, Layout};
 use half::{bf16, f16};
 use proptest::prelude::*;

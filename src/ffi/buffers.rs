@@ -26,10 +26,11 @@ impl<T> Raw<T> {
         Ok(Raw { ptr, len })
     }
 
-    /// The bytes the buffer claims, for [`check_disjoint`].
-    pub(super) fn span(&self) -> Range<usize> {
+    /// The bytes of the first `used` elements (at most the declared length):
+    /// what a call may touch, for [`check_disjoint`].
+    pub(super) fn span(&self, used: usize) -> Range<usize> {
         let start = self.ptr as usize;
-        start..start.saturating_add(self.len * size_of::<T>())
+        start..start.saturating_add(self.len.min(used) * size_of::<T>())
     }
 
     /// # Safety
@@ -43,10 +44,12 @@ impl<T> Raw<T> {
 
     /// # Safety
     /// As [`Raw::as_slice`], for writes, and no other buffer of the call
-    /// overlaps it (checked by [`check_disjoint`]).
+    /// overlaps the part of it the call touches (checked by
+    /// [`check_disjoint`]).
     pub(super) unsafe fn as_mut_slice<'a>(&self) -> &'a mut [T] {
-        // SAFETY: as in `as_slice`; exclusive because `check_disjoint`
-        // proved no other buffer of this call shares a byte with it.
+        // SAFETY: as in `as_slice`. Only the layout's prefix is ever
+        // touched, and `check_disjoint` proved no other buffer of this call
+        // shares a byte with that prefix.
         unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut T, self.len) }
     }
 }

@@ -3,10 +3,12 @@
 //! into C and writes nothing when it returns an error.
 
 mod buffers;
+mod options;
 mod pack_unpack;
 mod status;
 mod version;
 
+pub use options::*;
 pub use pack_unpack::*;
 pub use status::*;
 pub use version::*;

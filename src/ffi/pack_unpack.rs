@@ -6,6 +6,7 @@
 use half::{bf16, f16};
 
 use super::buffers::{check_disjoint, Raw};
+use super::options::{cq4_options, read_options};
 use super::{cq4_status, guard};
 use crate::element::Element;
 use crate::layout::Layout;
@@ -87,7 +88,7 @@ pub unsafe extern "C" fn cq4_layout_get(
 ///
 /// # Safety
 /// As documented on [`cq4_pack_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the fixed C signature
+#[allow(clippy::too_many_arguments)] // mirrors the C signatures
 unsafe fn pack_any<T: Element>(
     src: *const T,
     src_len: usize,
@@ -98,17 +99,23 @@ unsafe fn pack_any<T: Element>(
     packed_len: usize,
     scales: *mut f32,
     scales_len: usize,
+    options: *const cq4_options,
 ) -> cq4_status {
     guard(|| {
         let src = Raw::new(src, src_len)?;
         let packed = Raw::new(packed.cast_const(), packed_len)?;
         let scales = Raw::new(scales.cast_const(), scales_len)?;
-        check_disjoint(&[packed.span(), scales.span()], &[src.span()])?;
+        let options = read_options(options)?;
+        let l = Layout::new(rows, cols, group_size)?;
+        check_disjoint(
+            &[packed.span(l.packed_len), scales.span(l.scales_len)],
+            &[src.span(l.elements)],
+        )?;
         // SAFETY: pointers checked non-null, aligned and disjoint above; the
         // caller promised each valid for its declared length.
         let (src, packed, scales) =
             unsafe { (src.as_slice(), packed.as_mut_slice(), scales.as_mut_slice()) };
-        slice_api::pack(src, rows, cols, group_size, packed, scales)?;
+        slice_api::pack_with(&options, src, rows, cols, group_size, packed, scales)?;
         Ok(())
     })
 }
@@ -117,7 +124,7 @@ unsafe fn pack_any<T: Element>(
 ///
 /// # Safety
 /// As documented on [`cq4_unpack_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the fixed C signature
+#[allow(clippy::too_many_arguments)] // mirrors the C signatures
 unsafe fn unpack_any<T: Element>(
     packed: *const u8,
     packed_len: usize,
@@ -128,22 +135,29 @@ unsafe fn unpack_any<T: Element>(
     group_size: usize,
     dst: *mut T,
     dst_len: usize,
+    options: *const cq4_options,
 ) -> cq4_status {
     guard(|| {
         let packed = Raw::new(packed, packed_len)?;
         let scales = Raw::new(scales, scales_len)?;
         let dst = Raw::new(dst.cast_const(), dst_len)?;
-        check_disjoint(&[dst.span()], &[packed.span(), scales.span()])?;
+        let options = read_options(options)?;
+        let l = Layout::new(rows, cols, group_size)?;
+        check_disjoint(
+            &[dst.span(l.elements)],
+            &[packed.span(l.packed_len), scales.span(l.scales_len)],
+        )?;
         // SAFETY: pointers checked non-null, aligned and disjoint above; the
         // caller promised each valid for its declared length.
         let (packed, scales, dst) =
             unsafe { (packed.as_slice(), scales.as_slice(), dst.as_mut_slice()) };
-        slice_api::unpack(packed, scales, rows, cols, group_size, dst)?;
+        slice_api::unpack_with(&options, packed, scales, rows, cols, group_size, dst)?;
         Ok(())
     })
 }
 
-/// Packs the row-major f32 matrix `src[rows * cols]` with `group_size`.
+/// Packs the row-major f32 matrix `src[rows * cols]` with `group_size`,
+/// with the default options (best kernel, calling thread only).
 ///
 /// Reads `src[0 .. rows*cols]`. Writes `packed[0 .. layout.packed_len]` and
 /// `scales[0 .. layout.scales_len]` (see `cq4_layout_get`), nothing else.
@@ -171,81 +185,17 @@ pub unsafe extern "C" fn cq4_pack_f32(
 ) -> cq4_status {
     // SAFETY: the caller's contract is the one `pack_any` needs.
     unsafe {
+        let defaults = std::ptr::null();
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len,
-        )
-    }
-}
-
-/// As `cq4_pack_f32`, from IEEE binary16 bit patterns (converted exactly to
-/// f32 first).
-///
-/// # Safety
-/// As `cq4_pack_f32`.
-#[no_mangle]
-pub unsafe extern "C" fn cq4_pack_f16(
-    src: *const u16,
-    src_len: usize,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: *mut u8,
-    packed_len: usize,
-    scales: *mut f32,
-    scales_len: usize,
-) -> cq4_status {
-    // SAFETY: `f16` is a transparent `u16`; the contract is `pack_any`'s.
-    unsafe {
-        pack_any(
-            src.cast::<f16>(),
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-        )
-    }
-}
-
-/// As `cq4_pack_f32`, from bfloat16 bit patterns (converted exactly to f32
-/// first).
-///
-/// # Safety
-/// As `cq4_pack_f32`.
-#[no_mangle]
-pub unsafe extern "C" fn cq4_pack_bf16(
-    src: *const u16,
-    src_len: usize,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: *mut u8,
-    packed_len: usize,
-    scales: *mut f32,
-    scales_len: usize,
-) -> cq4_status {
-    // SAFETY: `bf16` is a transparent `u16`; the contract is `pack_any`'s.
-    unsafe {
-        pack_any(
-            src.cast::<bf16>(),
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
         )
     }
 }
 
 /// Unpacks `packed` and `scales` into the row-major f32 matrix
-/// `dst[rows * cols]`: `w = (nibble - 8) * scale`, padding dropped. Any
-/// scale is accepted; NaN and Inf propagate as IEEE arithmetic says.
+/// `dst[rows * cols]`: `w = (nibble - 8) * scale`, padding dropped, with the
+/// default options. Any scale is accepted; NaN and Inf propagate as IEEE
+/// arithmetic says.
 ///
 /// Reads `packed[0 .. layout.packed_len]` and `scales[0 .. layout.scales_len]`.
 /// Writes `dst[0 .. rows*cols]`, nothing else.
@@ -273,8 +223,61 @@ pub unsafe extern "C" fn cq4_unpack_f32(
 ) -> cq4_status {
     // SAFETY: the caller's contract is the one `unpack_any` needs.
     unsafe {
+        let defaults = std::ptr::null();
         unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len,
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
+        )
+    }
+}
+
+/// As `cq4_pack_f32`, from IEEE binary16 bit patterns (converted exactly to
+/// f32 first).
+///
+/// # Safety
+/// As `cq4_pack_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_f16(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+) -> cq4_status {
+    // SAFETY: `f16` is a transparent `u16`; the contract is `pack_any`'s.
+    unsafe {
+        let (src, defaults) = (src.cast::<f16>(), std::ptr::null());
+        pack_any(
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
+        )
+    }
+}
+
+/// As `cq4_pack_f32`, from bfloat16 bit patterns (converted exactly to f32
+/// first).
+///
+/// # Safety
+/// As `cq4_pack_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_bf16(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+) -> cq4_status {
+    // SAFETY: `bf16` is a transparent `u16`; the contract is `pack_any`'s.
+    unsafe {
+        let (src, defaults) = (src.cast::<bf16>(), std::ptr::null());
+        pack_any(
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
         )
     }
 }
@@ -298,16 +301,9 @@ pub unsafe extern "C" fn cq4_unpack_f16(
 ) -> cq4_status {
     // SAFETY: `f16` is a transparent `u16`; the contract is `unpack_any`'s.
     unsafe {
+        let (dst, defaults) = (dst.cast::<f16>(), std::ptr::null());
         unpack_any(
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            rows,
-            cols,
-            group_size,
-            dst.cast::<f16>(),
-            dst_len,
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
         )
     }
 }
@@ -331,16 +327,167 @@ pub unsafe extern "C" fn cq4_unpack_bf16(
 ) -> cq4_status {
     // SAFETY: `bf16` is a transparent `u16`; the contract is `unpack_any`'s.
     unsafe {
+        let (dst, defaults) = (dst.cast::<bf16>(), std::ptr::null());
         unpack_any(
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            rows,
-            cols,
-            group_size,
-            dst.cast::<bf16>(),
-            dst_len,
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
+        )
+    }
+}
+
+/// As `cq4_pack_f32`, with `options` (NULL = the defaults). Also returns
+/// `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+///
+/// # Safety
+/// As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_f32_ex(
+    src: *const f32,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `pack_any` needs.
+    unsafe {
+        let src = src;
+        pack_any(
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+        )
+    }
+}
+
+/// As `cq4_pack_f32_ex`, from IEEE binary16 bit patterns (converted exactly to f32 first).
+///
+/// # Safety
+/// As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_f16_ex(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `pack_any` needs; `f16` is a transparent `u16`.
+    unsafe {
+        let src = src.cast::<f16>();
+        pack_any(
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+        )
+    }
+}
+
+/// As `cq4_pack_f32_ex`, from bfloat16 bit patterns (converted exactly to f32 first).
+///
+/// # Safety
+/// As `cq4_pack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_bf16_ex(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `pack_any` needs; `bf16` is a transparent `u16`.
+    unsafe {
+        let src = src.cast::<bf16>();
+        pack_any(
+            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+        )
+    }
+}
+
+/// As `cq4_unpack_f32`, with `options` (NULL = the defaults). Also returns
+/// `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+///
+/// # Safety
+/// As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_unpack_f32_ex(
+    packed: *const u8,
+    packed_len: usize,
+    scales: *const f32,
+    scales_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    dst: *mut f32,
+    dst_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `unpack_any` needs.
+    unsafe {
+        let dst = dst;
+        unpack_any(
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
+        )
+    }
+}
+
+/// As `cq4_unpack_f32_ex`, writing IEEE binary16 bit patterns (each f32 result rounded to nearest even).
+///
+/// # Safety
+/// As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_unpack_f16_ex(
+    packed: *const u8,
+    packed_len: usize,
+    scales: *const f32,
+    scales_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    dst: *mut u16,
+    dst_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `unpack_any` needs; `f16` is a transparent `u16`.
+    unsafe {
+        let dst = dst.cast::<f16>();
+        unpack_any(
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
+        )
+    }
+}
+
+/// As `cq4_unpack_f32_ex`, writing bfloat16 bit patterns (each f32 result rounded to nearest even).
+///
+/// # Safety
+/// As `cq4_unpack_f32`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_unpack_bf16_ex(
+    packed: *const u8,
+    packed_len: usize,
+    scales: *const f32,
+    scales_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    dst: *mut u16,
+    dst_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's contract is the one `unpack_any` needs; `bf16` is a transparent `u16`.
+    unsafe {
+        let dst = dst.cast::<bf16>();
+        unpack_any(
+            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
         )
     }
 }

@@ -29,12 +29,17 @@ pub enum cq4_status {
     CQ4_ERR_OUTPUT_TOO_SMALL = 7,
     /// A bug inside the library was caught before it could unwind into C.
     CQ4_ERR_INTERNAL = 8,
+    /// The kernel asked for in `cq4_options` does not run on this CPU.
+    CQ4_ERR_UNSUPPORTED_KERNEL = 9,
+    /// `cq4_options` is malformed: a `struct_size` this library does not
+    /// know, or an unknown kernel id.
+    CQ4_ERR_BAD_OPTIONS = 10,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 9] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 11] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -44,6 +49,8 @@ pub(crate) const ALL_STATUSES: [cq4_status; 9] = [
     CQ4_ERR_INPUT_TOO_SHORT,
     CQ4_ERR_OUTPUT_TOO_SMALL,
     CQ4_ERR_INTERNAL,
+    CQ4_ERR_UNSUPPORTED_KERNEL,
+    CQ4_ERR_BAD_OPTIONS,
 ];
 
 impl cq4_status {
@@ -64,6 +71,8 @@ impl cq4_status {
             CQ4_ERR_INPUT_TOO_SHORT => c"an input buffer is shorter than the layout reads",
             CQ4_ERR_OUTPUT_TOO_SMALL => c"an output buffer is smaller than the layout writes",
             CQ4_ERR_INTERNAL => c"internal error in cortex_q4 (please report it)",
+            CQ4_ERR_UNSUPPORTED_KERNEL => c"the requested kernel does not run on this CPU",
+            CQ4_ERR_BAD_OPTIONS => c"malformed cq4_options (struct_size or an unknown id)",
         }
     }
 }
@@ -75,6 +84,7 @@ impl From<Error> for cq4_status {
             Error::SizeOverflow => CQ4_ERR_SIZE_OVERFLOW,
             Error::InputTooShort { .. } => CQ4_ERR_INPUT_TOO_SHORT,
             Error::OutputTooSmall { .. } => CQ4_ERR_OUTPUT_TOO_SMALL,
+            Error::UnsupportedKernel { .. } => CQ4_ERR_UNSUPPORTED_KERNEL,
         }
     }
 }

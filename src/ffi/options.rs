@@ -1,0 +1,165 @@
+//! `cq4_options`: the C face of [`Options`], versioned by its size.
+
+use std::ffi::{c_char, c_int};
+use std::mem::size_of;
+
+use super::buffers::Raw;
+use super::cq4_status::{self, *};
+use crate::kernels::Kernel;
+use crate::options::Options;
+
+/// Kernel ids for `cq4_options.kernel`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum cq4_kernel {
+    /// The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
+    /// environment variable (scalar, avx2, avx512, neon) names; decided once
+    /// per process.
+    CQ4_KERNEL_AUTO = 0,
+    /// The scalar reference, on every CPU.
+    CQ4_KERNEL_SCALAR = 1,
+    /// x86-64 AVX2 + FMA.
+    CQ4_KERNEL_AVX2 = 2,
+    /// x86-64 AVX-512 F, BW and VL.
+    CQ4_KERNEL_AVX512 = 3,
+    /// aarch64 NEON.
+    CQ4_KERNEL_NEON = 4,
+}
+
+/// How a call runs; never what it computes (every choice gives the same
+/// bytes). Start from `cq4_options_default()` and change fields.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct cq4_options {
+    /// `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+    pub struct_size: u32,
+    /// A `cq4_kernel` id.
+    pub kernel: u32,
+    /// Threads of the library's persistent pool: 0 = all of them, 1 = the
+    /// calling thread only (the default).
+    pub threads: u32,
+}
+
+/// The kernel with C id `id` (`None` for AUTO), or `Err` for an unknown id.
+fn kernel_from_id(id: u32) -> Result<Option<Kernel>, cq4_status> {
+    Ok(Some(match id {
+        0 => return Ok(None),
+        1 => Kernel::Scalar,
+        2 => Kernel::Avx2,
+        3 => Kernel::Avx512,
+        4 => Kernel::Neon,
+        _ => return Err(CQ4_ERR_BAD_OPTIONS),
+    }))
+}
+
+fn kernel_id(kernel: Kernel) -> cq4_kernel {
+    match kernel {
+        Kernel::Scalar => cq4_kernel::CQ4_KERNEL_SCALAR,
+        Kernel::Avx2 => cq4_kernel::CQ4_KERNEL_AVX2,
+        Kernel::Avx512 => cq4_kernel::CQ4_KERNEL_AVX512,
+        Kernel::Neon => cq4_kernel::CQ4_KERNEL_NEON,
+    }
+}
+
+/// Reads the caller's options; NULL means the defaults.
+pub(super) fn read_options(options: *const cq4_options) -> Result<Options, cq4_status> {
+    if options.is_null() {
+        return Ok(Options::default());
+    }
+    let raw = Raw::new(options, 1)?;
+    // SAFETY: non-null and aligned (checked); the caller promised one
+    // readable `cq4_options`.
+    let c = unsafe { raw.as_slice()[0] };
+    if c.struct_size as usize != size_of::<cq4_options>() {
+        return Err(CQ4_ERR_BAD_OPTIONS);
+    }
+    let mut opts = Options::default().with_threads(c.threads as usize);
+    opts.kernel = kernel_from_id(c.kernel)?;
+    Ok(opts)
+}
+
+/// Returns the default options: `struct_size` set, `CQ4_KERNEL_AUTO`, one
+/// thread (the calling one).
+#[no_mangle]
+pub extern "C" fn cq4_options_default() -> cq4_options {
+    cq4_options {
+        struct_size: size_of::<cq4_options>() as u32,
+        kernel: cq4_kernel::CQ4_KERNEL_AUTO as u32,
+        threads: 1,
+    }
+}
+
+/// Returns 1 when kernel id `kernel` runs on this CPU (`CQ4_KERNEL_AUTO`
+/// always does), else 0 (unknown ids included).
+#[no_mangle]
+pub extern "C" fn cq4_kernel_supported(kernel: u32) -> c_int {
+    match kernel_from_id(kernel) {
+        Ok(None) => 1,
+        Ok(Some(k)) => c_int::from(k.is_supported()),
+        Err(_) => 0,
+    }
+}
+
+/// Returns the id of the kernel `CQ4_KERNEL_AUTO` runs in this process.
+#[no_mangle]
+pub extern "C" fn cq4_kernel_auto() -> u32 {
+    kernel_id(Kernel::auto()) as u32
+}
+
+/// Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
+/// "avx512", "neon"; "unknown" otherwise). Never NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
+    let name = match kernel_from_id(kernel) {
+        Ok(None) => c"auto",
+        Ok(Some(Kernel::Scalar)) => c"scalar",
+        Ok(Some(Kernel::Avx2)) => c"avx2",
+        Ok(Some(Kernel::Avx512)) => c"avx512",
+        Ok(Some(Kernel::Neon)) => c"neon",
+        Err(_) => c"unknown",
+    };
+    name.as_ptr()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+
+    #[test]
+    fn ids_round_trip_and_names_match_rust() {
+        for kernel in Kernel::ALL {
+            let id = kernel_id(kernel) as u32;
+            assert_eq!(kernel_from_id(id), Ok(Some(kernel)));
+            // SAFETY: cq4_kernel_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
+            assert_eq!(name.to_str().unwrap(), kernel.name());
+            assert_eq!(cq4_kernel_supported(id) == 1, kernel.is_supported());
+        }
+        assert_eq!(kernel_from_id(5), Err(CQ4_ERR_BAD_OPTIONS));
+        assert_eq!(cq4_kernel_supported(5), 0);
+        assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));
+    }
+
+    #[test]
+    fn options_are_checked() {
+        assert_eq!(read_options(std::ptr::null()), Ok(Options::default()));
+        let mut c = cq4_options_default();
+        assert_eq!(read_options(&c), Ok(Options::default()));
+        c.threads = 0;
+        c.kernel = cq4_kernel::CQ4_KERNEL_SCALAR as u32;
+        assert_eq!(
+            read_options(&c),
+            Ok(Options::default()
+                .with_threads(0)
+                .with_kernel(Kernel::Scalar))
+        );
+        c.kernel = 99;
+        assert_eq!(read_options(&c), Err(CQ4_ERR_BAD_OPTIONS));
+        c = cq4_options_default();
+        c.struct_size += 4;
+        assert_eq!(read_options(&c), Err(CQ4_ERR_BAD_OPTIONS));
+    }
+}

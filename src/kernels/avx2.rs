@@ -1,0 +1,146 @@
+//! AVX2 + FMA twin of [`super::scalar`] for f32, for group sizes that are
+//! multiples of 8: one ymm register per 8 elements.
+//! Ragged last groups fall back to the scalar reference.
+
+use std::arch::x86_64::*;
+
+use super::scalar::{self, MIN_SCALE};
+
+/// Lanes per register.
+pub(super) const LANES: usize = 8;
+
+/// Packs one row, as [`scalar::pack_row`].
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA, and `group_size % 8 == 0`.
+pub(super) unsafe fn pack_row(
+    src: &[f32],
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let full = src.len() / group_size;
+    let (src_full, src_tail) = src.split_at(full * group_size);
+    let (packed_full, packed_tail) = packed.split_at_mut(full * group_size / 2);
+    let (scales_full, scales_tail) = scales.split_at_mut(full);
+    // SAFETY: the caller guarantees the CPU features and the group size.
+    unsafe { pack_full_groups(src_full, group_size, packed_full, scales_full) };
+    scalar::pack_row(src_tail, group_size, packed_tail, scales_tail);
+}
+
+/// Unpacks one row, as [`scalar::unpack_row`].
+///
+/// # Safety
+/// As [`pack_row`].
+pub(super) unsafe fn unpack_row(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
+    let full = dst.len() / group_size;
+    let (dst_full, dst_tail) = dst.split_at_mut(full * group_size);
+    let (packed_full, packed_tail) = packed.split_at(full * group_size / 2);
+    let (scales_full, scales_tail) = scales.split_at(full);
+    // SAFETY: the caller guarantees the CPU features and the group size.
+    unsafe { unpack_full_groups(packed_full, scales_full, group_size, dst_full) };
+    scalar::unpack_row(packed_tail, scales_tail, group_size, dst_tail);
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn abs(x: __m256) -> __m256 {
+    _mm256_andnot_ps(_mm256_set1_ps(-0.0), x)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &mut [f32]) {
+    let groups = src
+        .chunks_exact(group_size)
+        .zip(packed.chunks_exact_mut(group_size / 2))
+        .zip(scales.iter_mut());
+    for ((group, bytes), scale_out) in groups {
+        let mut max_abs = _mm256_setzero_ps();
+        for v in group.chunks_exact(LANES) {
+            // SAFETY: `v` holds exactly 8 f32.
+            let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+            // vmaxps returns its second operand when either is NaN: NaN
+            // elements are ignored, as in the scalar fold.
+            max_abs = _mm256_max_ps(abs(x), max_abs);
+        }
+        let scale = (horizontal_max(max_abs) / 7.0).max(MIN_SCALE);
+        *scale_out = scale;
+        let scale = _mm256_set1_ps(scale);
+        for (v, out) in group
+            .chunks_exact(LANES)
+            .zip(bytes.chunks_exact_mut(LANES / 2))
+        {
+            // SAFETY: `v` holds 8 f32.
+            let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+            let nibbles = quantize(_mm256_div_ps(x, scale));
+            // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down to
+            // bits 4..8, then gather each 64-bit lane's low byte.
+            let pairs = _mm256_or_si256(nibbles, _mm256_srli_epi64::<28>(nibbles));
+            let gather = _mm256_setr_epi8(
+                0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, //
+                0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+            );
+            let gathered = _mm256_shuffle_epi8(pairs, gather);
+            let four = _mm_unpacklo_epi16(
+                _mm256_castsi256_si128(gathered),
+                _mm256_extracti128_si256::<1>(gathered),
+            );
+            out.copy_from_slice(&_mm_cvtsi128_si32(four).to_le_bytes());
+        }
+    }
+}
+
+/// Largest lane of a vector holding no NaN.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn horizontal_max(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    _mm_cvtss_f32(m)
+}
+
+/// `clamp(round(q), -8, 7) + 8` per lane, rounding half away from zero and
+/// sending NaN to 8, exactly as `scalar::quantize` does.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn quantize(q: __m256) -> __m256i {
+    let truncated = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(q);
+    // q - trunc(q) is exact, so this is the true distance to the integer.
+    let frac = abs(_mm256_sub_ps(q, truncated));
+    let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+    let one = _mm256_or_ps(_mm256_and_ps(q, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
+    let rounded = _mm256_add_ps(truncated, _mm256_and_ps(away, one));
+    let clamped = _mm256_min_ps(
+        _mm256_max_ps(rounded, _mm256_set1_ps(-8.0)),
+        _mm256_set1_ps(7.0),
+    );
+    // NaN lanes become 0 before the conversion.
+    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(q, q);
+    let q = _mm256_cvttps_epi32(_mm256_and_ps(ordered, clamped));
+    _mm256_add_epi32(q, _mm256_set1_epi32(8))
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn unpack_full_groups(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
+    let groups = dst
+        .chunks_exact_mut(group_size)
+        .zip(packed.chunks_exact(group_size / 2))
+        .zip(scales);
+    for ((group, bytes), &scale) in groups {
+        let scale = _mm256_set1_ps(scale);
+        for (out, b) in group
+            .chunks_exact_mut(LANES)
+            .zip(bytes.chunks_exact(LANES / 2))
+        {
+            let four = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(four));
+            // Each byte's high nibble moves to bits 32..36 of its lane.
+            let split = _mm256_or_si256(wide, _mm256_slli_epi64::<28>(wide));
+            let nibbles = _mm256_and_si256(split, _mm256_set1_epi32(0xF));
+            let levels = _mm256_cvtepi32_ps(_mm256_sub_epi32(nibbles, _mm256_set1_epi32(8)));
+            // SAFETY: `out` holds 8 f32.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_mul_ps(levels, scale)) };
+        }
+    }
+}
