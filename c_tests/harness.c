@@ -20,6 +20,7 @@ int cq4_harness_golden(const char *path, int *cases_run);
 int cq4_harness_layout(void);
 int cq4_harness_bad_input(void);
 int cq4_harness_status(void);
+int cq4_harness_options(void);
 
 /* Elements of canary placed after every output the library may write. */
 #define CANARY_N 16
@@ -938,5 +939,98 @@ int cq4_harness_status(void)
                 (unsigned long)cq4_abi_version(), (unsigned long)CQ4_ABI_VERSION);
         failures++;
     }
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 5. Options: kernels and thread counts                                  */
+/* ---------------------------------------------------------------------- */
+
+/* Every kernel this CPU runs, at several thread counts, gives the bytes of
+ * the default call; kernels it lacks and malformed options are refused
+ * without a write. */
+int cq4_harness_options(void)
+{
+    /* A ragged last group (1000 = 31 * 32 + 8) takes every kernel's tail path. */
+    enum { ROWS = 64, COLS = 1000, G = 32, GPR = (COLS + G - 1) / G, RB = GPR * G / 2 };
+    static float src[ROWS * COLS], scales[ROWS * GPR], want_scales[ROWS * GPR];
+    static uint8_t packed[ROWS * RB], want_packed[ROWS * RB];
+    static float dst[ROWS * COLS];
+    static const uint32_t threads[] = {0, 1, 2, 5};
+    cq4_options opt = cq4_options_default();
+    int failures = 0;
+    uint32_t k;
+    size_t i, t;
+
+    for (i = 0; i < ROWS * COLS; i++)
+        src[i] = (float)((long)(i * 7919 % 2001) - 1000) / 64.0f;
+    failures += check_status("options: default pack",
+                             cq4_pack_f32(src, ROWS * COLS, ROWS, COLS, G, want_packed,
+                                          sizeof want_packed, want_scales, ROWS * GPR),
+                             CQ4_OK);
+    if (opt.struct_size != sizeof opt || opt.kernel != CQ4_KERNEL_AUTO || opt.threads != 1) {
+        fprintf(stderr, "options: unexpected defaults\n");
+        failures++;
+    }
+    if (!cq4_kernel_supported(cq4_kernel_auto()) || cq4_kernel_auto() == CQ4_KERNEL_AUTO) {
+        fprintf(stderr, "options: cq4_kernel_auto() names no runnable kernel\n");
+        failures++;
+    }
+    for (k = CQ4_KERNEL_AUTO; k <= CQ4_KERNEL_NEON + 1; k++) {
+        for (t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+            char ctx[96];
+            cq4_status want = k > CQ4_KERNEL_NEON ? CQ4_ERR_BAD_OPTIONS
+                              : cq4_kernel_supported(k) ? CQ4_OK
+                                                        : CQ4_ERR_UNSUPPORTED_KERNEL;
+            opt.kernel = k;
+            opt.threads = threads[t];
+            snprintf(ctx, sizeof ctx, "options: kernel %s, %u threads",
+                     cq4_kernel_name(k), (unsigned)threads[t]);
+            canary_fill(packed, 1, sizeof packed);
+            canary_fill(scales, sizeof(float), ROWS * GPR);
+            failures += check_status(ctx,
+                                     cq4_pack_f32_ex(src, ROWS * COLS, ROWS, COLS, G, packed,
+                                                     sizeof packed, scales, ROWS * GPR, &opt),
+                                     want);
+            if (want != CQ4_OK) {
+                if (!canary_intact(packed, 1, sizeof packed) ||
+                    !canary_intact(scales, sizeof(float), ROWS * GPR)) {
+                    fprintf(stderr, "%s: wrote on error\n", ctx);
+                    failures++;
+                }
+                continue;
+            }
+            failures += check_equal(ctx, "packed", packed, want_packed, 1, sizeof packed, 0);
+            failures += check_equal(ctx, "scales", scales, want_scales, sizeof(float), ROWS * GPR, 0);
+            failures += check_status(ctx,
+                                     cq4_unpack_f32_ex(packed, sizeof packed, scales, ROWS * GPR,
+                                                       ROWS, COLS, G, dst, ROWS * COLS, &opt),
+                                     CQ4_OK);
+            for (i = 0; i < ROWS * COLS; i++) {
+                size_t r = i / COLS, c = i % COLS, byte = r * RB + c / 2;
+                int u = c % 2 ? packed[byte] >> 4 : packed[byte] & 15;
+                if (dst[i] != (float)(u - 8) * scales[r * GPR + c / G]) {
+                    fprintf(stderr, "%s: unpack differs at %zu\n", ctx, i);
+                    failures++;
+                    break;
+                }
+            }
+        }
+    }
+    if (strcmp(cq4_kernel_name(CQ4_KERNEL_NEON + 1), "unknown") != 0) {
+        fprintf(stderr, "options: unknown kernel id has a name\n");
+        failures++;
+    }
+    opt = cq4_options_default();
+    opt.struct_size = 4;
+    canary_fill(packed, 1, sizeof packed);
+    failures += check_status("options: struct_size 4",
+                             cq4_pack_f32_ex(src, ROWS * COLS, ROWS, COLS, G, packed,
+                                             sizeof packed, scales, ROWS * GPR, &opt),
+                             CQ4_ERR_BAD_OPTIONS);
+    failures += check_status("options: NULL options are the defaults",
+                             cq4_pack_f16_ex((const uint16_t *)(const void *)want_packed, 8, 1, 8,
+                                             8, packed, 4, scales, 1, NULL),
+                             CQ4_OK);
     return failures;
 }

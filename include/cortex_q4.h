@@ -108,6 +108,34 @@ typedef enum cq4_status {
 } cq4_status;
 
 /**
+ * Kernel ids for `cq4_options.kernel`.
+ */
+typedef enum cq4_kernel {
+  /**
+   * The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
+   * environment variable (scalar, avx2, avx512, neon) names; decided once
+   * per process.
+   */
+  CQ4_KERNEL_AUTO = 0,
+  /**
+   * The scalar reference, on every CPU.
+   */
+  CQ4_KERNEL_SCALAR = 1,
+  /**
+   * x86-64 AVX2 + FMA.
+   */
+  CQ4_KERNEL_AVX2 = 2,
+  /**
+   * x86-64 AVX-512 F, BW and VL.
+   */
+  CQ4_KERNEL_AVX512 = 3,
+  /**
+   * aarch64 NEON.
+   */
+  CQ4_KERNEL_NEON = 4,
+} cq4_kernel;
+
+/**
  * A kernel family. Every one gives the same bytes; they differ in speed.
  */
 typedef struct Kernel Kernel;

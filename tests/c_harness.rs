@@ -1,6 +1,7 @@
 //! Runs the C harness (`c_tests/harness.c`, compiled by build.rs against
 //! the generated header) through the C ABI: golden vectors shared with the
-//! Rust tests, the layout arithmetic, every bad-input status, the messages.
+//! Rust tests, the layout arithmetic, every bad-input status, the messages,
+//! the kernel and thread options.
 
 mod common;
 
@@ -15,6 +16,7 @@ extern "C" {
     fn cq4_harness_layout() -> c_int;
     fn cq4_harness_bad_input() -> c_int;
     fn cq4_harness_status() -> c_int;
+    fn cq4_harness_options() -> c_int;
 }
 
 #[test]
@@ -43,4 +45,10 @@ fn c_harness_bad_input() {
 fn c_harness_status() {
     // SAFETY: the harness function takes no arguments.
     assert_eq!(unsafe { cq4_harness_status() }, 0, "see stderr");
+}
+
+#[test]
+fn c_harness_options() {
+    // SAFETY: the harness function takes no arguments.
+    assert_eq!(unsafe { cq4_harness_options() }, 0, "see stderr");
 }

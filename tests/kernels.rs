@@ -5,7 +5,10 @@ use cortex_q4::{pack_to_vec_with, scalar, unpack_to_vec_with, Kernel, Layout, Op
 use proptest::prelude::*;
 
 fn supported() -> Vec<Kernel> {
-    Kernel::ALL.into_iter().filter(|k| k.is_supported()).collect()
+    Kernel::ALL
+        .into_iter()
+        .filter(|k| k.is_supported())
+        .collect()
 }
 
 /// Group sizes with SIMD fast paths, and some without.
@@ -38,8 +41,14 @@ fn adversarial(scale: f32) -> impl Strategy<Value = f32> {
 /// Rows whose groups start with their largest element `m`, so that the
 /// group's scale is known and `(k + 0.5) * scale` values are real ties.
 fn matrix() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
-    (0usize..5, 0usize..300, group_size(), 0.001f32..100.0, any::<bool>()).prop_flat_map(
-        |(rows, cols, g, m, negative)| {
+    (
+        0usize..5,
+        0usize..300,
+        group_size(),
+        0.001f32..100.0,
+        any::<bool>(),
+    )
+        .prop_flat_map(|(rows, cols, g, m, negative)| {
             let m = if negative { -m } else { m };
             let scale = scalar::group_scale(&[m]);
             let values = proptest::collection::vec(adversarial(scale), rows * cols).prop_map(
@@ -49,8 +58,7 @@ fn matrix() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
                 },
             );
             (Just(rows), Just(cols), Just(g), values)
-        },
-    )
+        })
 }
 
 fn reference_pack(src: &[f32], l: &Layout) -> (Vec<u8>, Vec<u32>) {
@@ -124,7 +132,9 @@ proptest! {
 fn large_matrices_split_over_threads_give_the_same_bytes() {
     // Big enough that several tasks really run on the pool.
     let (rows, cols, g) = (300, 1000, 32);
-    let src: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0).collect();
+    let src: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0)
+        .collect();
     let l = Layout::new(rows, cols, g).unwrap();
     let want = reference_pack(&src, &l);
     for kernel in supported() {
@@ -132,7 +142,10 @@ fn large_matrices_split_over_threads_give_the_same_bytes() {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);
             let (packed, scales) = pack_to_vec_with(&opts, &src, rows, cols, g).unwrap();
             assert_eq!(packed, want.0, "{} threads {threads}", kernel.name());
-            assert_eq!(scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(), want.1);
+            assert_eq!(
+                scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                want.1
+            );
             let out: Vec<f32> = unpack_to_vec_with(&opts, &packed, &scales, rows, cols, g).unwrap();
             assert_eq!(
                 out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),

@@ -354,7 +354,6 @@ pub unsafe extern "C" fn cq4_pack_f32_ex(
 ) -> cq4_status {
     // SAFETY: the caller's contract is the one `pack_any` needs.
     unsafe {
-        let src = src;
         pack_any(
             src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
         )
@@ -433,7 +432,6 @@ pub unsafe extern "C" fn cq4_unpack_f32_ex(
 ) -> cq4_status {
     // SAFETY: the caller's contract is the one `unpack_any` needs.
     unsafe {
-        let dst = dst;
         unpack_any(
             packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
         )

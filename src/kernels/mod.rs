@@ -117,17 +117,17 @@ pub(crate) fn f32_row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<f
     }
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 if group_size % avx512::LANES == 0 => RowKernels {
+        Kernel::Avx512 if group_size.is_multiple_of(avx512::LANES) => RowKernels {
             pack: avx512::pack_row,
             unpack: avx512::unpack_row,
         },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if group_size % avx2::LANES == 0 => RowKernels {
+        Kernel::Avx2 if group_size.is_multiple_of(avx2::LANES) => RowKernels {
             pack: avx2::pack_row,
             unpack: avx2::unpack_row,
         },
         #[cfg(target_arch = "aarch64")]
-        Kernel::Neon if group_size % neon::LANES == 0 => RowKernels {
+        Kernel::Neon if group_size.is_multiple_of(neon::LANES) => RowKernels {
             pack: neon::pack_row,
             unpack: neon::unpack_row,
         },
