@@ -7,25 +7,12 @@ use std::time::Instant;
 
 use cortex_q4::{pack, unpack, Layout};
 
+#[path = "../benches/common/data.rs"]
+mod data;
+
 const ROWS: usize = 4096;
 const COLS: usize = 4096;
 const GROUP_SIZE: usize = 32;
-
-/// Random normal values (xorshift64* and Box-Muller), fixed seed.
-fn random_normal(n: usize, mut state: u64) -> Vec<f32> {
-    let mut uniform = move || {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        ((state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u, v) = (uniform(), uniform());
-            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-        })
-        .collect()
-}
 
 /// Runs `f` a few times and returns the best time in seconds.
 fn best_of(mut f: impl FnMut()) -> f64 {
@@ -40,7 +27,7 @@ fn best_of(mut f: impl FnMut()) -> f64 {
 
 fn main() -> Result<(), cortex_q4::Error> {
     let layout = Layout::new(ROWS, COLS, GROUP_SIZE)?;
-    let weights = random_normal(layout.elements, 0x5EED_C0DE);
+    let weights = data::random_normal(layout.elements, 0x5EED_C0DE);
     // Outputs are pre-touched so that page faults are not timed.
     let mut packed = vec![1u8; layout.packed_len];
     let mut scales = vec![1f32; layout.scales_len];

@@ -1,0 +1,169 @@
+//! The peers the benches compare against, written here so that each is
+//! what its name says: a naive scalar loop of the format, the original
+//! candle-tensor style implementation, and memory-bandwidth baselines.
+
+use candle_core::{Device, IndexOp, Result, Tensor};
+use rayon::prelude::*;
+
+/// A straightforward loop over SPEC section 1: index arithmetic, no slices
+/// of groups, the same operations as the definition.
+pub fn naive_pack(
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    g: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let groups = cols.div_ceil(g);
+    let row_bytes = groups * g.div_ceil(2);
+    for r in 0..rows {
+        for k in 0..groups {
+            let mut max_abs = 0.0f32;
+            for i in 0..g {
+                let c = k * g + i;
+                if c < cols {
+                    max_abs = max_abs.max(src[r * cols + c].abs());
+                }
+            }
+            let scale = (max_abs / 7.0).max(1e-5);
+            scales[r * groups + k] = scale;
+            for i in 0..g.div_ceil(2) * 2 {
+                let c = k * g + i;
+                let w = if i < g && c < cols {
+                    src[r * cols + c]
+                } else {
+                    0.0
+                };
+                let u = ((w / scale).round().clamp(-8.0, 7.0) as i8 + 8) as u8;
+                let byte = &mut packed[r * row_bytes + k * g.div_ceil(2) + i / 2];
+                *byte = if i % 2 == 0 { u } else { *byte | (u << 4) };
+            }
+        }
+    }
+}
+
+/// The inverse loop.
+pub fn naive_unpack(
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    g: usize,
+    dst: &mut [f32],
+) {
+    let groups = cols.div_ceil(g);
+    let row_bytes = groups * g.div_ceil(2);
+    for r in 0..rows {
+        for c in 0..cols {
+            let byte = packed[r * row_bytes + (c / g) * g.div_ceil(2) + (c % g) / 2];
+            let u = if (c % g).is_multiple_of(2) {
+                byte & 15
+            } else {
+                byte >> 4
+            };
+            dst[r * cols + c] = (u as i8 - 8) as f32 * scales[r * groups + c / g];
+        }
+    }
+}
+
+/// The original crate's approach: candle tensor ops, one `to_vec1` per row,
+/// a fresh vector per group, tensors built from the collected vectors.
+pub fn seed_style_pack(t: &Tensor, g: usize) -> Result<(Tensor, Tensor)> {
+    let (rows, cols) = t.dims2()?;
+    let groups = cols.div_ceil(g);
+    let pad = groups * g - cols;
+    let t = t.to_dtype(candle_core::DType::F32)?;
+    let t = if pad > 0 {
+        Tensor::cat(
+            &[
+                &t,
+                &Tensor::zeros((rows, pad), candle_core::DType::F32, t.device())?,
+            ],
+            1,
+        )?
+    } else {
+        t
+    };
+    let (mut all_packed, mut all_scales) = (Vec::new(), Vec::new());
+    for r in 0..rows {
+        let row = t.i((r, ..))?.to_vec1::<f32>()?;
+        for k in 0..groups {
+            let group = &row[k * g..(k + 1) * g];
+            let max_abs = group.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+            let scale = (max_abs / 7.0).max(1e-5);
+            all_scales.push(scale);
+            let q: Vec<i8> = group
+                .iter()
+                .map(|w| (w / scale).round().clamp(-8.0, 7.0) as i8)
+                .collect();
+            for pair in (0..g).step_by(2) {
+                let lo = (q[pair] + 8) as u8;
+                let hi = (q.get(pair + 1).copied().unwrap_or(0) + 8) as u8;
+                all_packed.push(lo | (hi << 4));
+            }
+        }
+    }
+    let packed = Tensor::from_vec(all_packed, (rows, groups * g.div_ceil(2)), &Device::Cpu)?;
+    let scales = Tensor::from_vec(all_scales, (rows, groups), &Device::Cpu)?;
+    Ok((packed, scales))
+}
+
+/// The original crate's unpack style: flatten to vectors, rebuild per group.
+pub fn seed_style_unpack(
+    packed: &Tensor,
+    scales: &Tensor,
+    rows: usize,
+    cols: usize,
+    g: usize,
+) -> Result<Tensor> {
+    let groups = cols.div_ceil(g);
+    let bpg = g.div_ceil(2);
+    let bytes = packed.flatten_all()?.to_vec1::<u8>()?;
+    let scales = scales.flatten_all()?.to_vec1::<f32>()?;
+    let mut out = Vec::new();
+    for r in 0..rows {
+        let mut row = Vec::new();
+        for k in 0..groups {
+            let scale = scales[r * groups + k];
+            let mut group = Vec::new();
+            for &b in &bytes[(r * groups + k) * bpg..(r * groups + k + 1) * bpg] {
+                group.push(((b & 15) as i8 - 8) as f32 * scale);
+                if group.len() < g {
+                    group.push(((b >> 4) as i8 - 8) as f32 * scale);
+                }
+            }
+            row.extend(group);
+        }
+        row.truncate(cols);
+        out.extend(row);
+    }
+    Tensor::from_vec(out, (rows, cols), &Device::Cpu)
+}
+
+/// The streaming-read limit: a sum with 16 independent lanes, so that the
+/// loop is bound by memory, not by the latency of one add chain.
+pub fn stream_read(src: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    for chunk in src.chunks_exact(16) {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *a += x;
+        }
+    }
+    acc.iter().sum()
+}
+
+/// [`stream_read`] over every thread of the pool.
+pub fn stream_read_all(src: &[f32]) -> f32 {
+    src.par_chunks(1 << 16).map(stream_read).sum()
+}
+
+/// The streaming-write limit: fill a pre-touched buffer.
+pub fn stream_write(dst: &mut [f32], value: f32) {
+    dst.fill(value);
+}
+
+/// [`stream_write`] over every thread of the pool.
+pub fn stream_write_all(dst: &mut [f32], value: f32) {
+    dst.par_chunks_mut(1 << 16).for_each(|c| c.fill(value));
+}

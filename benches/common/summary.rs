@@ -1,0 +1,156 @@
+//! Reads criterion's estimates back and prints GB/s and ratios as a
+//! markdown table (also written under target/criterion/).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use cortex_q4::Kernel;
+
+/// Median times of this run's benchmarks, in nanoseconds.
+pub struct Results {
+    dir: PathBuf,
+    since: SystemTime,
+}
+
+impl Results {
+    pub fn new(since: SystemTime) -> Self {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        Results {
+            dir: target.join("criterion"),
+            since,
+        }
+    }
+
+    /// The median of `group/function/param`, if it ran in this process.
+    pub fn ns(&self, group: &str, function: &str, param: &str) -> Option<f64> {
+        let path = self
+            .dir
+            .join(group)
+            .join(function)
+            .join(param)
+            .join("new/estimates.json");
+        let modified = std::fs::metadata(&path).ok()?.modified().ok()?;
+        if modified < self.since {
+            return None;
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        json["median"]["point_estimate"].as_f64()
+    }
+
+    /// Writes `text` beside criterion's reports and prints it.
+    pub fn publish(&self, name: &str, text: &str) {
+        let _ = std::fs::write(self.dir.join(name), text);
+        println!("\n{text}");
+    }
+}
+
+fn ratio(num: Option<f64>, den: Option<f64>) -> String {
+    match (num, den) {
+        (Some(n), Some(d)) => format!("{:.2}x", n / d),
+        _ => "-".into(),
+    }
+}
+
+/// One table row: time, GB/s, then `reference time / this time` for each
+/// reference (above 1 means faster than the reference).
+fn row(out: &mut String, name: &str, g: &str, bytes: f64, t: Option<f64>, refs: &[Option<f64>]) {
+    let Some(t) = t else { return };
+    let _ = write!(out, "| {name} | {g} | {:.2} | {:.2} |", t / 1e6, bytes / t);
+    for r in refs {
+        let _ = write!(out, " {} |", ratio(*r, Some(t)));
+    }
+    out.push('\n');
+}
+
+/// The table of `benches/pack_unpack.rs`.
+pub fn pack_unpack(started: SystemTime) {
+    let r = Results::new(started);
+    let bytes = (4096 * 4096 * 4) as f64;
+    let auto = format!("cortex_{}", Kernel::auto().name());
+    let mut out = String::from("4096 x 4096 f32, random normal; GB/s of f32 read (pack) or written (unpack); ratios are peer time / this time.\n");
+    for (op, limit) in [("pack", "read_bw"), ("unpack", "write_bw")] {
+        let one = format!("{op}_1t");
+        let all = format!("{op}_allt");
+        let bw = r.ns(&one, limit, "all");
+        let candle = r.ns(&one, "candle_q4_0", "32");
+        let seed = r.ns(&one, "seed_style", "32");
+        let _ = write!(
+            out,
+            "\n### {op}, one thread\n\n| implementation | g | ms | GB/s | of {limit} | vs candle Q4_0 | vs naive (same g) | vs seed-style |\n|---|---|---|---|---|---|---|---|\n"
+        );
+        row(&mut out, limit, "-", bytes, bw, &[bw, candle, None, seed]);
+        for g in ["32", "64", "128"] {
+            let naive = r.ns(&one, "naive", g);
+            for kernel in Kernel::ALL.map(|k| format!("cortex_{}", k.name())) {
+                row(
+                    &mut out,
+                    &kernel,
+                    g,
+                    bytes,
+                    r.ns(&one, &kernel, g),
+                    &[bw, candle, naive, seed],
+                );
+            }
+            row(
+                &mut out,
+                "naive",
+                g,
+                bytes,
+                naive,
+                &[bw, candle, naive, seed],
+            );
+        }
+        let api = r.ns(&one, "candle_api", "32");
+        row(
+            &mut out,
+            "cortex candle API",
+            "32",
+            bytes,
+            api,
+            &[bw, candle, r.ns(&one, "naive", "32"), seed],
+        );
+        let _ = writeln!(
+            out,
+            "\ncandle API / slice API ({auto}) time at g = 32: {}",
+            ratio(api, r.ns(&one, &auto, "32"))
+        );
+        row(
+            &mut out,
+            "seed-style",
+            "32",
+            bytes,
+            seed,
+            &[bw, candle, None, seed],
+        );
+        row(
+            &mut out,
+            "candle BlockQ4_0",
+            "32",
+            bytes,
+            candle,
+            &[bw, candle, None, seed],
+        );
+
+        let bw_all = r.ns(&all, limit, "all");
+        let _ = write!(
+            out,
+            "\n### {op}, all threads\n\n| implementation | g | ms | GB/s | of all-threads {limit} | vs {auto} one thread |\n|---|---|---|---|---|---|\n"
+        );
+        row(&mut out, limit, "-", bytes, bw_all, &[bw_all, None]);
+        for g in ["32", "64", "128"] {
+            row(
+                &mut out,
+                "cortex_auto",
+                g,
+                bytes,
+                r.ns(&all, "cortex_auto", g),
+                &[bw_all, r.ns(&one, &auto, g)],
+            );
+        }
+    }
+    r.publish("cortex_q4_pack_unpack.md", &out);
+}
