@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::scalar::{self, MIN_SCALE};
+use super::scalar::{self, MIN_SCALE, NEAR_HALF};
 
 /// Lanes per register.
 pub(super) const LANES: usize = 8;
@@ -65,6 +65,7 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         }
         let scale = (horizontal_max(max_abs) / 7.0).max(MIN_SCALE);
         *scale_out = scale;
+        let inverse = _mm256_set1_ps(1.0 / scale);
         let scale = _mm256_set1_ps(scale);
         for (v, out) in group
             .chunks_exact(LANES)
@@ -72,7 +73,7 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         {
             // SAFETY: `v` holds 8 f32.
             let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
-            let nibbles = quantize(_mm256_div_ps(x, scale));
+            let nibbles = quantize(x, scale, inverse);
             // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down to
             // bits 4..8, then gather each 64-bit lane's low byte.
             let pairs = _mm256_or_si256(nibbles, _mm256_srli_epi64::<28>(nibbles));
@@ -100,11 +101,41 @@ fn horizontal_max(v: __m256) -> f32 {
     _mm_cvtss_f32(m)
 }
 
-/// `clamp(round(q), -8, 7) + 8` per lane, rounding half away from zero and
-/// sending NaN to 8, exactly as `scalar::quantize` does.
+/// `scalar::quantize(x, scale)` per lane, estimating the quotient as
+/// `x * (1 / scale)` and taking the true division only near half-integers,
+/// as explained on `avx512::quantize`.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn quantize(q: __m256) -> __m256i {
+fn quantize(x: __m256, scale: __m256, inverse: __m256) -> __m256i {
+    let estimate = _mm256_mul_ps(x, inverse);
+    let nearest = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(estimate);
+    let off_half = _mm256_sub_ps(abs(_mm256_sub_ps(estimate, nearest)), _mm256_set1_ps(0.5));
+    let near = _mm256_cmp_ps::<_CMP_LT_OQ>(abs(off_half), _mm256_set1_ps(NEAR_HALF));
+    if _mm256_movemask_ps(near) != 0 {
+        return quantize_exact(_mm256_div_ps(x, scale));
+    }
+    clamp_to_nibble(nearest, estimate)
+}
+
+/// `clamp(rounded, -8, 7) + 8`, with 8 where `q` is NaN (as `as i8` gives 0).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn clamp_to_nibble(rounded: __m256, q: __m256) -> __m256i {
+    let clamped = _mm256_min_ps(
+        _mm256_max_ps(rounded, _mm256_set1_ps(-8.0)),
+        _mm256_set1_ps(7.0),
+    );
+    // NaN lanes become 0 before the conversion.
+    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(q, q);
+    let q = _mm256_cvttps_epi32(_mm256_and_ps(ordered, clamped));
+    _mm256_add_epi32(q, _mm256_set1_epi32(8))
+}
+
+/// `clamp(round(q), -8, 7) + 8` per lane for the true quotient `q`,
+/// rounding half away from zero, exactly as `scalar::quantize` does.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn quantize_exact(q: __m256) -> __m256i {
     let truncated = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(q);
     // q - trunc(q) is exact, so this is the true distance to the integer.
     let frac = abs(_mm256_sub_ps(q, truncated));

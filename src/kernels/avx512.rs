@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::scalar::{self, MIN_SCALE};
+use super::scalar::{self, MIN_SCALE, NEAR_HALF};
 
 /// Lanes per register.
 pub(super) const LANES: usize = 16;
@@ -42,46 +42,125 @@ pub(super) unsafe fn unpack_row(packed: &[u8], scales: &[f32], group_size: usize
     scalar::unpack_row(packed_tail, scales_tail, group_size, dst_tail);
 }
 
+/// Groups whose scales are computed together, one per lane.
+const BATCH: usize = LANES;
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &mut [f32]) {
-    let groups = src
-        .chunks_exact(group_size)
-        .zip(packed.chunks_exact_mut(group_size / 2))
-        .zip(scales.iter_mut());
-    for ((group, bytes), scale_out) in groups {
-        let mut max_abs = _mm512_setzero_ps();
-        for v in group.chunks_exact(LANES) {
-            // SAFETY: `v` holds exactly 16 f32.
-            let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
-            // vmaxps returns its second operand when either is NaN: NaN
-            // elements are ignored, as in the scalar fold.
-            max_abs = _mm512_max_ps(_mm512_abs_ps(x), max_abs);
+    let batches = src
+        .chunks(BATCH * group_size)
+        .zip(packed.chunks_mut(BATCH * group_size / 2))
+        .zip(scales.chunks_mut(BATCH));
+    for ((src, packed), scales_out) in batches {
+        // Lane-wise maxima of |w| per group, then one lane per group.
+        let mut maxima = [_mm512_setzero_ps(); BATCH];
+        for (max_abs, group) in maxima.iter_mut().zip(src.chunks_exact(group_size)) {
+            for v in group.chunks_exact(LANES) {
+                // SAFETY: `v` holds exactly 16 f32.
+                let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
+                // vmaxps returns its second operand when either is NaN: NaN
+                // elements are ignored, as in the scalar fold.
+                *max_abs = _mm512_max_ps(_mm512_abs_ps(x), *max_abs);
+            }
         }
-        let scale = (_mm512_reduce_max_ps(max_abs) / 7.0).max(MIN_SCALE);
-        *scale_out = scale;
-        let scale = _mm512_set1_ps(scale);
-        for (v, out) in group
-            .chunks_exact(LANES)
-            .zip(bytes.chunks_exact_mut(LANES / 2))
-        {
-            // SAFETY: `v` holds 16 f32 and `out` 8 bytes.
-            unsafe {
-                let x = _mm512_loadu_ps(v.as_ptr());
-                let nibbles = quantize(_mm512_div_ps(x, scale));
-                // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one
-                // down to bits 4..8, then keep each 64-bit lane's low byte.
-                let pairs = _mm512_or_si512(nibbles, _mm512_srli_epi64::<28>(nibbles));
-                _mm_storel_epi64(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi8(pairs));
+        let max_abs = transpose_max(maxima);
+        let scale = _mm512_max_ps(
+            _mm512_div_ps(max_abs, _mm512_set1_ps(7.0)),
+            _mm512_set1_ps(MIN_SCALE),
+        );
+        let (mut scale_of, mut inverse_of) = ([0f32; BATCH], [0f32; BATCH]);
+        // SAFETY: both arrays hold 16 f32.
+        unsafe {
+            _mm512_storeu_ps(scale_of.as_mut_ptr(), scale);
+            _mm512_storeu_ps(inverse_of.as_mut_ptr(), _mm512_div_ps(_mm512_set1_ps(1.0), scale));
+        }
+        scales_out.copy_from_slice(&scale_of[..scales_out.len()]);
+
+        let groups = src.chunks_exact(group_size).zip(packed.chunks_exact_mut(group_size / 2));
+        for (j, (group, bytes)) in groups.enumerate() {
+            let (scale, inverse) = (_mm512_set1_ps(scale_of[j]), _mm512_set1_ps(inverse_of[j]));
+            for (v, out) in group.chunks_exact(LANES).zip(bytes.chunks_exact_mut(LANES / 2)) {
+                // SAFETY: `v` holds 16 f32 and `out` 8 bytes.
+                unsafe {
+                    let nibbles = quantize(_mm512_loadu_ps(v.as_ptr()), scale, inverse);
+                    // Lanes 2j and 2j+1 share a 64-bit lane: take bits 0..4
+                    // from the even one and bits 4..8 from the odd one shifted
+                    // down (a bit select), then keep each 64-bit lane's low byte.
+                    let odd = _mm512_srli_epi64::<28>(nibbles);
+                    let pairs = _mm512_ternarylogic_epi64::<0xE4>(nibbles, odd, _mm512_set1_epi64(0x0F));
+                    _mm_storel_epi64(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi8(pairs));
+                }
             }
         }
     }
 }
 
-/// `clamp(round(q), -8, 7) + 8` per lane, rounding half away from zero and
-/// sending NaN to 8, exactly as `scalar::quantize` does.
+/// Lane `i` of the result is the largest lane of `v[i]` (no NaN in `v`):
+/// four rounds of folding pairs of vectors, each halving the lanes per
+/// vector, instead of one horizontal reduction per group.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn quantize(q: __m512) -> __m512i {
+fn transpose_max(mut v: [__m512; BATCH]) -> __m512 {
+    /// Picks, for output lane i, lane `(i / w) * 2w + i % w` (+ w for the
+    /// high half) of the concatenation of two vectors.
+    const fn fold_index(w: usize, high: bool) -> [i32; 16] {
+        let mut index = [0; 16];
+        let mut i = 0;
+        while i < 16 {
+            index[i] = ((i / w) * 2 * w + i % w + if high { w } else { 0 }) as i32;
+            i += 1;
+        }
+        index
+    }
+    const INDEX: [[[i32; 16]; 2]; 4] = [
+        [fold_index(8, false), fold_index(8, true)],
+        [fold_index(4, false), fold_index(4, true)],
+        [fold_index(2, false), fold_index(2, true)],
+        [fold_index(1, false), fold_index(1, true)],
+    ];
+    let mut live = BATCH;
+    for [low, high] in INDEX {
+        // SAFETY: each index array holds 16 i32.
+        let (low, high) = unsafe { (_mm512_loadu_epi32(low.as_ptr()), _mm512_loadu_epi32(high.as_ptr())) };
+        live /= 2;
+        for k in 0..live {
+            let (a, b) = (v[2 * k], v[2 * k + 1]);
+            v[k] = _mm512_max_ps(_mm512_permutex2var_ps(a, low, b), _mm512_permutex2var_ps(a, high, b));
+        }
+    }
+    v[0]
+}
+
+/// `scalar::quantize(x, scale)` per lane. `fma(x, 1 / scale, 8)` estimates
+/// `x / scale + 8` within 2^-19 (|x / scale| is at most 7.0001), so its
+/// nearest integer is the exact nibble unless the estimate lies within
+/// `NEAR_HALF` of a half-integer, where the true quotient could round the
+/// other way or be a tie (which nearest-even and half-away-from-zero round
+/// apart). Those rare vectors, and NaN, take the true division.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn quantize(x: __m512, scale: __m512, inverse: __m512) -> __m512i {
+    let estimate = _mm512_fmadd_ps(x, inverse, _mm512_set1_ps(8.0));
+    // Adding 2^23 rounds to the nearest integer (ties to even) and leaves it
+    // in the low mantissa bits: the nibble, as the estimate is in [1, 15].
+    let magic = _mm512_set1_ps(8_388_608.0);
+    let shifted = _mm512_add_ps(estimate, magic);
+    let nearest = _mm512_sub_ps(shifted, magic);
+    let distance = _mm512_abs_ps(_mm512_sub_ps(estimate, nearest));
+    // NLE_UQ also holds for NaN.
+    let near = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(distance, _mm512_set1_ps(0.5 - NEAR_HALF));
+    if near != 0 {
+        return quantize_exact(_mm512_div_ps(x, scale));
+    }
+    // Only the low 4 bits of each lane are the nibble: the caller masks.
+    _mm512_castps_si512(shifted)
+}
+
+/// `clamp(round(q), -8, 7) + 8` per lane for the true quotient `q`,
+/// rounding half away from zero, exactly as `scalar::quantize` does.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn quantize_exact(q: __m512) -> __m512i {
     let truncated = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(q);
     // q - trunc(q) is exact, so this is the true distance to the integer.
     let frac = _mm512_abs_ps(_mm512_sub_ps(q, truncated));

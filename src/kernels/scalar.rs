@@ -9,6 +9,11 @@ pub const ZERO_NIBBLE: u8 = 8;
 /// Smallest scale a group can get, so an all-zero group divides safely.
 pub const MIN_SCALE: f32 = 1e-5;
 
+/// How close to a half-integer a SIMD kernel's estimate `w * (1 / scale)`
+/// of the quotient may come before the true division decides. The estimate
+/// is within 2^-19 of `w / scale`, so 2^-16 leaves a wide margin.
+pub(crate) const NEAR_HALF: f32 = 1.0 / 65536.0;
+
 /// A group's scale: `max(max |w| / 7, 1e-5)`, NaN elements ignored.
 #[inline]
 pub fn group_scale<T: Element>(group: &[T]) -> f32 {
