@@ -88,6 +88,9 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap())
     });
+    group.bench_function(BenchmarkId::new("slice_to_vec", 32), |b| {
+        b.iter(|| cortex_q4::pack_to_vec(w, ROWS, COLS, 32).unwrap())
+    });
     group.bench_function(BenchmarkId::new("seed_style", 32), |b| {
         b.iter(|| peers::seed_style_pack(&data.tensor, 32).unwrap())
     });
@@ -155,6 +158,10 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     let (p, s) = cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap();
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::unpack_4bit_symmetric(&p, &s, (ROWS, COLS), 32).unwrap())
+    });
+    let (packed, scales) = cortex_q4::pack_to_vec(&data.weights, ROWS, COLS, 32).unwrap();
+    group.bench_function(BenchmarkId::new("slice_to_vec", 32), |b| {
+        b.iter(|| cortex_q4::unpack_to_vec::<f32>(&packed, &scales, ROWS, COLS, 32).unwrap())
     });
     group.bench_function(BenchmarkId::new("seed_style", 32), |b| {
         b.iter(|| peers::seed_style_unpack(&p, &s, ROWS, COLS, 32).unwrap())

@@ -9,6 +9,7 @@
 //! - [`pack_4bit_symmetric`] / [`unpack_4bit_symmetric`]: the candle API;
 //! - [`ffi`]: the `cq4_` functions behind the C header.
 
+mod alloc;
 mod candle_api;
 mod element;
 mod error;

@@ -4,6 +4,7 @@
 //! [`Options::default`] (best kernel, calling thread only); the `_with`
 //! variants take explicit [`Options`].
 
+use crate::alloc;
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels;
@@ -74,8 +75,8 @@ pub fn pack_to_vec_with<T: Element>(
     group_size: usize,
 ) -> Result<(Vec<u8>, Vec<f32>), Error> {
     let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
-    let mut packed = vec![0u8; layout.packed_len];
-    let mut scales = vec![0f32; layout.scales_len];
+    let mut packed = alloc::zeroed(layout.packed_len, 0u8);
+    let mut scales = alloc::zeroed(layout.scales_len, 0f32);
     kernels::pack(
         &layout,
         kernel,
@@ -152,7 +153,7 @@ pub fn unpack_to_vec_with<T: Element>(
     group_size: usize,
 ) -> Result<Vec<T>, Error> {
     let (layout, kernel) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
-    let mut dst = vec![T::from_f32(0.0); layout.elements];
+    let mut dst = alloc::zeroed(layout.elements, T::from_f32(0.0));
     kernels::unpack(
         &layout,
         kernel,

@@ -72,14 +72,22 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         // SAFETY: both arrays hold 16 f32.
         unsafe {
             _mm512_storeu_ps(scale_of.as_mut_ptr(), scale);
-            _mm512_storeu_ps(inverse_of.as_mut_ptr(), _mm512_div_ps(_mm512_set1_ps(1.0), scale));
+            _mm512_storeu_ps(
+                inverse_of.as_mut_ptr(),
+                _mm512_div_ps(_mm512_set1_ps(1.0), scale),
+            );
         }
         scales_out.copy_from_slice(&scale_of[..scales_out.len()]);
 
-        let groups = src.chunks_exact(group_size).zip(packed.chunks_exact_mut(group_size / 2));
+        let groups = src
+            .chunks_exact(group_size)
+            .zip(packed.chunks_exact_mut(group_size / 2));
         for (j, (group, bytes)) in groups.enumerate() {
             let (scale, inverse) = (_mm512_set1_ps(scale_of[j]), _mm512_set1_ps(inverse_of[j]));
-            for (v, out) in group.chunks_exact(LANES).zip(bytes.chunks_exact_mut(LANES / 2)) {
+            for (v, out) in group
+                .chunks_exact(LANES)
+                .zip(bytes.chunks_exact_mut(LANES / 2))
+            {
                 // SAFETY: `v` holds 16 f32 and `out` 8 bytes.
                 unsafe {
                     let nibbles = quantize(_mm512_loadu_ps(v.as_ptr()), scale, inverse);
@@ -87,7 +95,8 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
                     // from the even one and bits 4..8 from the odd one shifted
                     // down (a bit select), then keep each 64-bit lane's low byte.
                     let odd = _mm512_srli_epi64::<28>(nibbles);
-                    let pairs = _mm512_ternarylogic_epi64::<0xE4>(nibbles, odd, _mm512_set1_epi64(0x0F));
+                    let pairs =
+                        _mm512_ternarylogic_epi64::<0xE4>(nibbles, odd, _mm512_set1_epi64(0x0F));
                     _mm_storel_epi64(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi8(pairs));
                 }
             }
@@ -121,11 +130,19 @@ fn transpose_max(mut v: [__m512; BATCH]) -> __m512 {
     let mut live = BATCH;
     for [low, high] in INDEX {
         // SAFETY: each index array holds 16 i32.
-        let (low, high) = unsafe { (_mm512_loadu_epi32(low.as_ptr()), _mm512_loadu_epi32(high.as_ptr())) };
+        let (low, high) = unsafe {
+            (
+                _mm512_loadu_epi32(low.as_ptr()),
+                _mm512_loadu_epi32(high.as_ptr()),
+            )
+        };
         live /= 2;
         for k in 0..live {
             let (a, b) = (v[2 * k], v[2 * k + 1]);
-            v[k] = _mm512_max_ps(_mm512_permutex2var_ps(a, low, b), _mm512_permutex2var_ps(a, high, b));
+            v[k] = _mm512_max_ps(
+                _mm512_permutex2var_ps(a, low, b),
+                _mm512_permutex2var_ps(a, high, b),
+            );
         }
     }
     v[0]
