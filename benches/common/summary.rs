@@ -105,34 +105,26 @@ pub fn pack_unpack(started: SystemTime) {
             );
         }
         let api = r.ns(&one, "candle_api", "32");
+        let to_vec = r.ns(&one, "slice_to_vec", "32");
+        let naive32 = r.ns(&one, "naive", "32");
+        let peers = [bw, candle, naive32, seed];
+        row(&mut out, "cortex candle API", "32", bytes, api, &peers);
         row(
             &mut out,
-            "cortex candle API",
+            "cortex slice API, allocating",
             "32",
             bytes,
-            api,
-            &[bw, candle, r.ns(&one, "naive", "32"), seed],
+            to_vec,
+            &peers,
         );
+        row(&mut out, "seed-style", "32", bytes, seed, &peers);
+        row(&mut out, "candle BlockQ4_0", "32", bytes, candle, &peers);
         let _ = writeln!(
             out,
-            "\ncandle API / slice API ({auto}) time at g = 32: {}",
-            ratio(api, r.ns(&one, &auto, "32"))
-        );
-        row(
-            &mut out,
-            "seed-style",
-            "32",
-            bytes,
-            seed,
-            &[bw, candle, None, seed],
-        );
-        row(
-            &mut out,
-            "candle BlockQ4_0",
-            "32",
-            bytes,
-            candle,
-            &[bw, candle, None, seed],
+            "\ncandle API time / slice API time at g = 32: {} against the allocating \
+             slice call, {} against {auto} into a pre-touched buffer.",
+            ratio(api, to_vec),
+            ratio(api, r.ns(&one, &auto, "32")),
         );
 
         let bw_all = r.ns(&all, limit, "all");
