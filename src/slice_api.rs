@@ -74,17 +74,19 @@ pub fn pack_to_vec_with<T: Element>(
     cols: usize,
     group_size: usize,
 ) -> Result<(Vec<u8>, Vec<f32>), Error> {
-    let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
+    // Checked before allocating, so a bad call allocates nothing.
+    let (layout, _) = checked_pack(options, src, rows, cols, group_size)?;
     let mut packed = alloc::zeroed(layout.packed_len, 0u8);
     let mut scales = alloc::zeroed(layout.scales_len, 0f32);
-    kernels::pack(
-        &layout,
-        kernel,
-        options.threads,
-        &src[..layout.elements],
+    pack_with(
+        options,
+        src,
+        rows,
+        cols,
+        group_size,
         &mut packed,
         &mut scales,
-    );
+    )?;
     Ok((packed, scales))
 }
 
@@ -152,16 +154,10 @@ pub fn unpack_to_vec_with<T: Element>(
     cols: usize,
     group_size: usize,
 ) -> Result<Vec<T>, Error> {
-    let (layout, kernel) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
+    // Checked before allocating, so a bad call allocates nothing.
+    let (layout, _) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
     let mut dst = alloc::zeroed(layout.elements, T::from_f32(0.0));
-    kernels::unpack(
-        &layout,
-        kernel,
-        options.threads,
-        &packed[..layout.packed_len],
-        &scales[..layout.scales_len],
-        &mut dst,
-    );
+    unpack_with(options, packed, scales, rows, cols, group_size, &mut dst)?;
     Ok(dst)
 }
 

@@ -1,45 +1,30 @@
 //! AVX2 + FMA twin of [`super::scalar`] for f32, for group sizes that are
 //! multiples of 8: one ymm register per 8 elements.
-//! Ragged last groups fall back to the scalar reference.
+//! Whole groups only: `super::FullGroups` sends ragged tails to the
+//! scalar reference.
 
 use std::arch::x86_64::*;
 
-use super::scalar::{self, MIN_SCALE, NEAR_HALF};
+use super::scalar::{MIN_SCALE, NEAR_HALF};
 
 /// Lanes per register.
-pub(super) const LANES: usize = 8;
+const LANES: usize = 8;
 
-/// Packs one row, as [`scalar::pack_row`].
-///
-/// # Safety
-/// The CPU supports AVX2 and FMA, and `group_size % 8 == 0`.
-pub(super) unsafe fn pack_row(
-    src: &[f32],
-    group_size: usize,
-    packed: &mut [u8],
-    scales: &mut [f32],
-) {
-    let full = src.len() / group_size;
-    let (src_full, src_tail) = src.split_at(full * group_size);
-    let (packed_full, packed_tail) = packed.split_at_mut(full * group_size / 2);
-    let (scales_full, scales_tail) = scales.split_at_mut(full);
-    // SAFETY: the caller guarantees the CPU features and the group size.
-    unsafe { pack_full_groups(src_full, group_size, packed_full, scales_full) };
-    scalar::pack_row(src_tail, group_size, packed_tail, scales_tail);
-}
+/// This kernel, for [`super::FullGroups`].
+pub(super) struct Avx2;
 
-/// Unpacks one row, as [`scalar::unpack_row`].
-///
-/// # Safety
-/// As [`pack_row`].
-pub(super) unsafe fn unpack_row(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
-    let full = dst.len() / group_size;
-    let (dst_full, dst_tail) = dst.split_at_mut(full * group_size);
-    let (packed_full, packed_tail) = packed.split_at(full * group_size / 2);
-    let (scales_full, scales_tail) = scales.split_at(full);
-    // SAFETY: the caller guarantees the CPU features and the group size.
-    unsafe { unpack_full_groups(packed_full, scales_full, group_size, dst_full) };
-    scalar::unpack_row(packed_tail, scales_tail, group_size, dst_tail);
+impl super::FullGroups for Avx2 {
+    const LANES: usize = LANES;
+
+    unsafe fn pack(src: &[f32], group_size: usize, packed: &mut [u8], scales: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and FMA and the group size.
+        unsafe { pack_full_groups(src, group_size, packed, scales) }
+    }
+
+    unsafe fn unpack(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX2 and FMA and the group size.
+        unsafe { unpack_full_groups(packed, scales, group_size, dst) }
+    }
 }
 
 #[inline]

@@ -107,6 +107,72 @@ impl<T: Element> RowKernels<T> {
     }
 }
 
+/// A SIMD twin of the reference for f32, over whole groups only.
+trait FullGroups {
+    /// f32 lanes per register: the twin handles group sizes divisible by it.
+    const LANES: usize;
+
+    /// Packs whole groups.
+    ///
+    /// # Safety
+    /// The CPU runs the kernel, and `group_size % LANES == 0`.
+    unsafe fn pack(src: &[f32], group_size: usize, packed: &mut [u8], scales: &mut [f32]);
+
+    /// Unpacks whole groups.
+    ///
+    /// # Safety
+    /// As [`FullGroups::pack`].
+    unsafe fn unpack(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]);
+}
+
+/// Packs a row with `K` over its whole groups and the reference over the
+/// ragged last one.
+///
+/// # Safety
+/// As [`FullGroups::pack`].
+unsafe fn pack_row_with<K: FullGroups>(
+    src: &[f32],
+    g: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let full = src.len() / g;
+    let (src_full, src_tail) = src.split_at(full * g);
+    let (packed_full, packed_tail) = packed.split_at_mut(full * g / 2);
+    let (scales_full, scales_tail) = scales.split_at_mut(full);
+    // SAFETY: forwarded from the caller.
+    unsafe { K::pack(src_full, g, packed_full, scales_full) };
+    scalar::pack_row(src_tail, g, packed_tail, scales_tail);
+}
+
+/// Unpacks a row as [`pack_row_with`] packs it.
+///
+/// # Safety
+/// As [`FullGroups::pack`].
+unsafe fn unpack_row_with<K: FullGroups>(packed: &[u8], scales: &[f32], g: usize, dst: &mut [f32]) {
+    let full = dst.len() / g;
+    let (dst_full, dst_tail) = dst.split_at_mut(full * g);
+    let (packed_full, packed_tail) = packed.split_at(full * g / 2);
+    let (scales_full, scales_tail) = scales.split_at(full);
+    // SAFETY: forwarded from the caller.
+    unsafe { K::unpack(packed_full, scales_full, g, dst_full) };
+    scalar::unpack_row(packed_tail, scales_tail, g, dst_tail);
+}
+
+impl RowKernels<f32> {
+    /// `K`'s kernels when `group_size` suits it, else the reference. The
+    /// caller has checked that the CPU runs `K`.
+    fn simd<K: FullGroups>(group_size: usize) -> Self {
+        if !group_size.is_multiple_of(K::LANES) {
+            return RowKernels::scalar();
+        }
+        RowKernels {
+            pack: pack_row_with::<K>,
+            unpack: unpack_row_with::<K>,
+        }
+    }
+}
+
 /// The f32 row kernels of `kernel` for `group_size`: its SIMD twin when the
 /// kernel runs here and has a fast path for that group size, else scalar.
 /// Only this function hands out SIMD kernels, so they only run where the
@@ -117,20 +183,11 @@ pub(crate) fn f32_row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<f
     }
     match kernel {
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 if group_size.is_multiple_of(avx512::LANES) => RowKernels {
-            pack: avx512::pack_row,
-            unpack: avx512::unpack_row,
-        },
+        Kernel::Avx512 => RowKernels::simd::<avx512::Avx512>(group_size),
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 if group_size.is_multiple_of(avx2::LANES) => RowKernels {
-            pack: avx2::pack_row,
-            unpack: avx2::unpack_row,
-        },
+        Kernel::Avx2 => RowKernels::simd::<avx2::Avx2>(group_size),
         #[cfg(target_arch = "aarch64")]
-        Kernel::Neon if group_size.is_multiple_of(neon::LANES) => RowKernels {
-            pack: neon::pack_row,
-            unpack: neon::unpack_row,
-        },
+        Kernel::Neon => RowKernels::simd::<neon::Neon>(group_size),
         _ => RowKernels::scalar(),
     }
 }
