@@ -9,10 +9,12 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// target/<profile>/, where cargo put libcortex_q4.so and .a.
+/// Where this `cargo test` run put libcortex_q4.so and .a: beside the test
+/// binary in target/<profile>/deps (a plain `cargo build` copies them one
+/// level up, where they may be stale).
 fn lib_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 fn work_dir() -> PathBuf {
