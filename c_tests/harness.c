@@ -871,7 +871,7 @@ int cq4_harness_bad_input(void)
 /* ---------------------------------------------------------------------- */
 
 /* The highest status code the header declares. */
-#define LAST_STATUS CQ4_ERR_BAD_OPTIONS
+#define LAST_STATUS CQ4_ERR_BAD_PRECISION
 
 int cq4_harness_status(void)
 {

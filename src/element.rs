@@ -11,6 +11,11 @@ mod sealed {
     pub trait Sealed: Sized {
         /// The row kernels for this element type.
         fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self>;
+
+        /// The values as f32 without a copy, where they are f32.
+        fn as_f32(_: &[Self]) -> Option<&[f32]> {
+            None
+        }
     }
 }
 
@@ -25,6 +30,10 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
 impl sealed::Sealed for f32 {
     fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
         kernels::f32_row_kernels(kernel, group_size)
+    }
+
+    fn as_f32(values: &[Self]) -> Option<&[f32]> {
+        Some(values)
     }
 }
 

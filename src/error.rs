@@ -48,6 +48,14 @@ pub enum Error {
     },
     /// The kernel asked for does not run on this CPU.
     UnsupportedKernel { kernel: crate::Kernel },
+    /// A row range that is reversed or reaches past the matrix.
+    BadRowRange {
+        start: usize,
+        end: usize,
+        rows: usize,
+    },
+    /// An output row stride smaller than the rows written per activation row.
+    BadStride { stride: usize, width: usize },
 }
 
 impl fmt::Display for Error {
@@ -77,6 +85,15 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedKernel { kernel } => {
                 write!(f, "kernel {} does not run on this CPU", kernel.name())
+            }
+            Error::BadRowRange { start, end, rows } => {
+                write!(f, "row range {start}..{end} is not inside 0..{rows}")
+            }
+            Error::BadStride { stride, width } => {
+                write!(
+                    f,
+                    "output stride {stride} is smaller than the {width} rows written"
+                )
             }
         }
     }

@@ -16,6 +16,7 @@ mod error;
 pub mod ffi;
 mod kernels;
 mod layout;
+mod matmul_api;
 mod options;
 mod slice_api;
 
@@ -24,6 +25,7 @@ pub use element::Element;
 pub use error::{Buffer, Error};
 pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE};
+pub use matmul_api::{matmul, matmul_rows_with, matmul_with, PackedMatrix, Precision};
 pub use options::Options;
 pub use slice_api::{
     pack, pack_to_vec, pack_to_vec_with, pack_with, unpack, unpack_to_vec, unpack_to_vec_with,

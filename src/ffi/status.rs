@@ -34,12 +34,18 @@ pub enum cq4_status {
     /// `cq4_options` is malformed: a `struct_size` this library does not
     /// know, or an unknown kernel id.
     CQ4_ERR_BAD_OPTIONS = 10,
+    /// A row range that is reversed or reaches past the matrix.
+    CQ4_ERR_BAD_ROW_RANGE = 11,
+    /// An output stride smaller than the row range it must hold.
+    CQ4_ERR_BAD_STRIDE = 12,
+    /// An unknown `cq4_precision` id.
+    CQ4_ERR_BAD_PRECISION = 13,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 11] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 14] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -51,6 +57,9 @@ pub(crate) const ALL_STATUSES: [cq4_status; 11] = [
     CQ4_ERR_INTERNAL,
     CQ4_ERR_UNSUPPORTED_KERNEL,
     CQ4_ERR_BAD_OPTIONS,
+    CQ4_ERR_BAD_ROW_RANGE,
+    CQ4_ERR_BAD_STRIDE,
+    CQ4_ERR_BAD_PRECISION,
 ];
 
 impl cq4_status {
@@ -73,6 +82,9 @@ impl cq4_status {
             CQ4_ERR_INTERNAL => c"internal error in cortex_q4 (please report it)",
             CQ4_ERR_UNSUPPORTED_KERNEL => c"the requested kernel does not run on this CPU",
             CQ4_ERR_BAD_OPTIONS => c"malformed cq4_options (struct_size or an unknown id)",
+            CQ4_ERR_BAD_ROW_RANGE => c"the row range is reversed or reaches past the matrix",
+            CQ4_ERR_BAD_STRIDE => c"the output stride is smaller than the row range",
+            CQ4_ERR_BAD_PRECISION => c"unknown cq4_precision",
         }
     }
 }
@@ -85,6 +97,8 @@ impl From<Error> for cq4_status {
             Error::InputTooShort { .. } => CQ4_ERR_INPUT_TOO_SHORT,
             Error::OutputTooSmall { .. } => CQ4_ERR_OUTPUT_TOO_SMALL,
             Error::UnsupportedKernel { .. } => CQ4_ERR_UNSUPPORTED_KERNEL,
+            Error::BadRowRange { .. } => CQ4_ERR_BAD_ROW_RANGE,
+            Error::BadStride { .. } => CQ4_ERR_BAD_STRIDE,
         }
     }
 }

@@ -7,10 +7,11 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod matmul;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 pub mod scalar;
-mod threads;
+pub(crate) mod threads;
 
 use std::sync::OnceLock;
 
@@ -217,7 +218,7 @@ pub(crate) fn pack<T: Element>(
             unsafe { row_kernel(src_row, layout.group_size, packed_row, scales_row) };
         }
     };
-    let task_rows = threads::rows_per_task(layout, threads);
+    let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);
     if task_rows >= layout.rows {
         return pack_rows(src, packed, scales);
     }
@@ -250,7 +251,7 @@ pub(crate) fn unpack<T: Element>(
             unsafe { row_kernel(packed_row, scales_row, layout.group_size, dst_row) };
         }
     };
-    let task_rows = threads::rows_per_task(layout, threads);
+    let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);
     if task_rows >= layout.rows {
         return unpack_rows(dst, packed, scales);
     }

@@ -1,0 +1,88 @@
+//! Scalar twins of the fused kernels: they define what each precision
+//! computes, and finish the ragged tails of the SIMD kernels.
+
+use std::ops::Range;
+
+use super::QuantizedActivations;
+use crate::kernels::scalar::dequantize;
+
+/// The nibble of column `c` in a packed row.
+#[inline]
+fn nibble(packed: &[u8], group_size: usize, c: usize) -> u8 {
+    let (k, i) = (c / group_size, c % group_size);
+    let byte = packed[k * group_size.div_ceil(2) + i / 2];
+    if i % 2 == 0 {
+        byte & 15
+    } else {
+        byte >> 4
+    }
+}
+
+/// `sum(x[c] * w[c])` over `columns` of one row, each weight decoded as
+/// unpack does, `acc += x * w` in f32, left to right.
+pub fn dot_exact(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    x: &[f32],
+    columns: Range<usize>,
+) -> f32 {
+    columns.fold(0f32, |acc, c| {
+        acc + x[c] * dequantize(nibble(packed, group_size, c), scales[c / group_size])
+    })
+}
+
+/// `exact` precision: one weight row against every activation row.
+pub fn row_exact(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    x: &[f32],
+    cols: usize,
+    out: &mut [f32],
+) {
+    for (b, y) in out.iter_mut().enumerate() {
+        *y = dot_exact(
+            packed,
+            scales,
+            group_size,
+            &x[b * cols..(b + 1) * cols],
+            0..cols,
+        );
+    }
+}
+
+/// `int8` precision over `groups` of one row and activation row `b`: per
+/// group the exact integer `sum((u - 8) * q)`, then in f32, group by group,
+/// `acc += (w_scale * x_scale) * dot`.
+pub fn dot_int8(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    acts: &QuantizedActivations,
+    b: usize,
+    groups: Range<usize>,
+) -> f32 {
+    groups.fold(0f32, |acc, k| {
+        let dot: i32 = acts
+            .group(b, k)
+            .iter()
+            .enumerate()
+            .map(|(i, &q)| (nibble(packed, group_size, k * group_size + i) as i32 - 8) * q as i32)
+            .sum();
+        acc + (scales[k] * acts.scale(b, k)) * dot as f32
+    })
+}
+
+/// `int8` precision: one weight row against every activation row.
+pub fn row_int8(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    acts: &QuantizedActivations,
+    out: &mut [f32],
+) {
+    for (b, y) in out.iter_mut().enumerate() {
+        *y = dot_int8(packed, scales, group_size, acts, b, 0..scales.len());
+    }
+}

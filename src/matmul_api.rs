@@ -1,0 +1,211 @@
+//! Fused products with packed weights, `Y = X W^T`: an engine multiplies
+//! its activations by 4-bit weights without unpacking them. Same checking
+//! rules as the rest of the slice API; a refused call writes nothing.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{Buffer, Error};
+pub use crate::kernels::matmul::Precision;
+use crate::kernels::matmul::{self, Activations, QuantizedActivations, BATCH_TILE};
+use crate::kernels::threads;
+use crate::layout::Layout;
+use crate::options::Options;
+
+/// A packed `[rows, cols]` matrix: its bytes and scales, checked against
+/// their layout once.
+#[derive(Clone, Copy, Debug)]
+pub struct PackedMatrix<'a> {
+    packed: &'a [u8],
+    scales: &'a [f32],
+    layout: Layout,
+}
+
+impl<'a> PackedMatrix<'a> {
+    /// Borrows `packed` and `scales` as the packed `[rows, cols]` matrix.
+    pub fn new(
+        packed: &'a [u8],
+        scales: &'a [f32],
+        rows: usize,
+        cols: usize,
+        group_size: usize,
+    ) -> Result<Self, Error> {
+        let layout = Layout::new(rows, cols, group_size)?;
+        Layout::check_input(Buffer::Packed, layout.packed_len, packed.len())?;
+        Layout::check_input(Buffer::Scales, layout.scales_len, scales.len())?;
+        Ok(PackedMatrix {
+            packed: &packed[..layout.packed_len],
+            scales: &scales[..layout.scales_len],
+            layout,
+        })
+    }
+
+    /// The matrix's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
+        let l = &self.layout;
+        (
+            &self.packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
+            &self.scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
+        )
+    }
+}
+
+/// `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the `batch`
+/// activation rows of `x` (`[batch, cols]`), with the default options.
+pub fn matmul<X: Element>(
+    w: &PackedMatrix,
+    x: &[X],
+    batch: usize,
+    precision: Precision,
+    y: &mut [f32],
+) -> Result<(), Error> {
+    matmul_with(&Options::default(), w, x, batch, precision, y)
+}
+
+/// [`matmul`] with explicit options.
+pub fn matmul_with<X: Element>(
+    options: &Options,
+    w: &PackedMatrix,
+    x: &[X],
+    batch: usize,
+    precision: Precision,
+    y: &mut [f32],
+) -> Result<(), Error> {
+    let rows = w.layout.rows;
+    matmul_rows_with(options, w, x, batch, precision, 0..rows, y, rows)
+}
+
+/// Weight rows `rows` only, so that an engine can spread a product over
+/// its own threads: writes `y[b * y_stride + (r - rows.start)]` for each
+/// activation row `b` and weight row `r` in `rows`, nothing else. For a
+/// given kernel and precision, every output is the same whatever the
+/// split.
+#[allow(clippy::too_many_arguments)] // mirrors the C entry point
+pub fn matmul_rows_with<X: Element>(
+    options: &Options,
+    w: &PackedMatrix,
+    x: &[X],
+    batch: usize,
+    precision: Precision,
+    rows: Range<usize>,
+    y: &mut [f32],
+    y_stride: usize,
+) -> Result<(), Error> {
+    let kernel = options.kernel()?;
+    let l = w.layout;
+    if rows.start > rows.end || rows.end > l.rows {
+        return Err(Error::BadRowRange {
+            start: rows.start,
+            end: rows.end,
+            rows: l.rows,
+        });
+    }
+    let width = rows.len();
+    if batch > 1 && y_stride < width {
+        return Err(Error::BadStride {
+            stride: y_stride,
+            width,
+        });
+    }
+    let x_len = batch.checked_mul(l.cols).ok_or(Error::SizeOverflow)?;
+    Layout::check_input(Buffer::Source, x_len, x.len())?;
+    let y_len = match (batch, width) {
+        (0, _) | (_, 0) => 0,
+        _ => (batch - 1)
+            .checked_mul(y_stride)
+            .and_then(|n| n.checked_add(width))
+            .ok_or(Error::SizeOverflow)?,
+    };
+    Layout::check_output(Buffer::Destination, y_len, y.len())?;
+    if y_len == 0 {
+        return Ok(());
+    }
+    if l.cols == 0 {
+        // Empty sums; only this call's elements are written.
+        for b in 0..batch {
+            y[b * y_stride..b * y_stride + width].fill(0.0);
+        }
+        return Ok(());
+    }
+
+    let x = &x[..x_len];
+    let x: Cow<[f32]> = match X::as_f32(x) {
+        Some(x) => Cow::Borrowed(x),
+        None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
+    };
+    let row_kernel = matmul::row_kernel(kernel, precision, l.group_size);
+    let sink = Sink {
+        ptr: y.as_mut_ptr(),
+        stride: y_stride,
+    };
+    let task_rows = threads::rows_per_task(width, l.cols, options.threads);
+    for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
+        let tile_batch = x_tile.len() / l.cols;
+        let quantized;
+        let acts = match precision {
+            Precision::Exact => Activations::F32(x_tile),
+            Precision::Int8 => {
+                quantized = QuantizedActivations::new(x_tile, tile_batch, l.cols, l.group_size);
+                Activations::Int8(&quantized)
+            }
+        };
+        let run = |task_rows: Range<usize>| {
+            let mut out = [0f32; BATCH_TILE];
+            for r in task_rows {
+                let (packed, scales) = w.row(r);
+                // SAFETY: `row_kernel` only returns kernels this CPU runs, for
+                // a group size and precision they handle; `acts` matches it.
+                unsafe {
+                    row_kernel(
+                        packed,
+                        scales,
+                        l.group_size,
+                        l.cols,
+                        &acts,
+                        &mut out[..tile_batch],
+                    )
+                };
+                for (b, &v) in out[..tile_batch].iter().enumerate() {
+                    // SAFETY: `(tile * BATCH_TILE + b, r)` is inside the
+                    // checked output and no other task writes row `r`.
+                    unsafe { sink.write(tile * BATCH_TILE + b, r - rows.start, v) };
+                }
+            }
+        };
+        if task_rows >= width {
+            run(rows.clone());
+        } else {
+            let starts: Vec<usize> = rows.clone().step_by(task_rows).collect();
+            starts
+                .into_par_iter()
+                .for_each(|start| run(start..(start + task_rows).min(rows.end)));
+        }
+    }
+    Ok(())
+}
+
+/// The output of a product, written element by element from several tasks.
+struct Sink {
+    ptr: *mut f32,
+    stride: usize,
+}
+
+// SAFETY: tasks share the pointer but write disjoint elements (distinct
+// weight rows), and the `&mut` it came from outlives every task.
+unsafe impl Sync for Sink {}
+
+impl Sink {
+    /// # Safety
+    /// `b * stride + i` is inside the output, and no other thread writes it.
+    unsafe fn write(&self, b: usize, i: usize, value: f32) {
+        // SAFETY: as the caller promised.
+        unsafe { *self.ptr.add(b * self.stride + i) = value };
+    }
+}
