@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@ int cq4_harness_layout(void);
 int cq4_harness_bad_input(void);
 int cq4_harness_status(void);
 int cq4_harness_options(void);
+int cq4_harness_matmul(void);
 
 /* Elements of canary placed after every output the library may write. */
 #define CANARY_N 16
@@ -1032,5 +1034,119 @@ int cq4_harness_options(void)
                              cq4_pack_f16_ex((const uint16_t *)(const void *)want_packed, 8, 1, 8,
                                              8, packed, 4, scales, 1, NULL),
                              CQ4_OK);
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* 6. Fused products                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* Products against a double-precision sum over weights decoded in C, row
+ * ranges written from separate calls into one strided output, and the
+ * bad-input statuses of the product functions. */
+int cq4_harness_matmul(void)
+{
+    enum { ROWS = 5, COLS = 100, G = 32, GPR = (COLS + G - 1) / G, RB = GPR * G / 2, BATCH = 3 };
+    static float w[ROWS * COLS], scales[ROWS * GPR], x[BATCH * COLS];
+    static float y[BATCH * ROWS], parts[BATCH * ROWS], canary[BATCH * ROWS];
+    static uint8_t packed[ROWS * RB];
+    cq4_matrix m = {packed, sizeof packed, scales, ROWS * GPR, ROWS, COLS, G};
+    int failures = 0;
+    size_t b, r, c, i;
+    uint32_t p;
+
+    for (i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((long)(i * 37 % 101) - 50) / 25.0f;
+    for (i = 0; i < BATCH * COLS; i++)
+        x[i] = (float)((long)(i * 53 % 89) - 44) / 22.0f;
+    failures += check_status("matmul: pack", cq4_pack_f32(w, ROWS * COLS, ROWS, COLS, G, packed,
+                                                          sizeof packed, scales, ROWS * GPR),
+                             CQ4_OK);
+    for (p = CQ4_PRECISION_EXACT; p <= CQ4_PRECISION_INT8; p++) {
+        failures += check_status("matmul", cq4_matmul_f32(&m, x, BATCH * COLS, BATCH, p, y,
+                                                          BATCH * ROWS, NULL),
+                                 CQ4_OK);
+        for (b = 0; b < BATCH; b++) {
+            for (r = 0; r < ROWS; r++) {
+                double sum = 0, mag = 0, slack = 0, xmax = 0;
+                for (c = 0; c < COLS; c++) {
+                    size_t byte = r * RB + (c / G) * (G / 2) + (c % G) / 2;
+                    int u = c % 2 ? packed[byte] >> 4 : packed[byte] & 15;
+                    float wc = (float)(u - 8) * scales[r * GPR + c / G];
+                    double t = (double)x[b * COLS + c] * wc;
+                    sum += t;
+                    mag += t < 0 ? -t : t;
+                    xmax = xmax > fabs(x[b * COLS + c]) ? xmax : fabs(x[b * COLS + c]);
+                    slack += fabs(wc);
+                }
+                /* The header's bounds, with the largest x group scale. */
+                double bound = (4 * sqrt((double)COLS) + 4) * mag / 16777216.0;
+                if (p == CQ4_PRECISION_INT8)
+                    bound += slack * xmax / 127.0 / 2.0 + bound;
+                if (fabs(y[b * ROWS + r] - sum) > bound) {
+                    fprintf(stderr, "matmul precision %u: y[%zu][%zu] = %g, want %g (bound %g)\n",
+                            (unsigned)p, b, r, (double)y[b * ROWS + r], sum, bound);
+                    failures++;
+                }
+            }
+        }
+        /* Two row ranges from separate calls, as two engine threads would. */
+        for (i = 0; i < BATCH * ROWS; i++)
+            parts[i] = -1.0f;
+        failures += check_status("matmul rows [0,2)",
+                                 cq4_matmul_rows_f32(&m, x, BATCH * COLS, BATCH, p, 0, 2, parts,
+                                                     BATCH * ROWS, ROWS, NULL),
+                                 CQ4_OK);
+        failures += check_status("matmul rows [2,5)",
+                                 cq4_matmul_rows_f32(&m, x, BATCH * COLS, BATCH, p, 2, ROWS, parts + 2,
+                                                     BATCH * ROWS - 2, ROWS, NULL),
+                                 CQ4_OK);
+        failures += check_equal("matmul rows", "y", parts, y, sizeof(float), BATCH * ROWS, 0);
+    }
+
+    /* Bad input: each refused with its status, nothing written. */
+    {
+        cq4_matrix bad = m;
+        cq4_options opt = cq4_options_default();
+        struct {
+            const char *what;
+            cq4_status got, want;
+        } cases[10];
+        size_t n = 0;
+        for (i = 0; i < BATCH * ROWS; i++)
+            canary[i] = y[i] = 12345.0f;
+#define CASE(w_, call_, want_) cases[n].what = w_, cases[n].got = call_, cases[n++].want = want_
+        CASE("NULL w", cq4_matmul_f32(NULL, x, BATCH * COLS, BATCH, 0, y, BATCH * ROWS, NULL),
+             CQ4_ERR_NULL_POINTER);
+        CASE("NULL x", cq4_matmul_f32(&m, NULL, BATCH * COLS, BATCH, 0, y, BATCH * ROWS, NULL),
+             CQ4_ERR_NULL_POINTER);
+        CASE("precision 2", cq4_matmul_f32(&m, x, BATCH * COLS, BATCH, 2, y, BATCH * ROWS, NULL),
+             CQ4_ERR_BAD_PRECISION);
+        CASE("short x", cq4_matmul_f32(&m, x, BATCH * COLS - 1, BATCH, 0, y, BATCH * ROWS, NULL),
+             CQ4_ERR_INPUT_TOO_SHORT);
+        CASE("short y", cq4_matmul_f32(&m, x, BATCH * COLS, BATCH, 0, y, BATCH * ROWS - 1, NULL),
+             CQ4_ERR_OUTPUT_TOO_SMALL);
+        CASE("range past rows", cq4_matmul_rows_f32(&m, x, BATCH * COLS, BATCH, 0, 3, ROWS + 1, y,
+                                                    BATCH * ROWS, ROWS, NULL),
+             CQ4_ERR_BAD_ROW_RANGE);
+        CASE("stride too small", cq4_matmul_rows_f32(&m, x, BATCH * COLS, BATCH, 0, 0, ROWS, y,
+                                                     BATCH * ROWS, ROWS - 1, NULL),
+             CQ4_ERR_BAD_STRIDE);
+        CASE("y over x", cq4_matmul_f32(&m, x, BATCH * COLS, 1, 0, x + 1, ROWS, NULL),
+             CQ4_ERR_OVERLAPPING_BUFFERS);
+        bad.group_size = 0;
+        CASE("g = 0", cq4_matmul_f32(&bad, x, BATCH * COLS, BATCH, 0, y, BATCH * ROWS, NULL),
+             CQ4_ERR_BAD_GROUP_SIZE);
+        opt.kernel = 77;
+        CASE("bad options", cq4_matmul_f32(&m, x, BATCH * COLS, BATCH, 0, y, BATCH * ROWS, &opt),
+             CQ4_ERR_BAD_OPTIONS);
+#undef CASE
+        for (i = 0; i < n; i++) {
+            char ctx[64];
+            snprintf(ctx, sizeof ctx, "matmul: %s", cases[i].what);
+            failures += check_status(ctx, cases[i].got, cases[i].want);
+        }
+        failures += check_equal("matmul: refused calls", "y", y, canary, sizeof(float), BATCH * ROWS, 0);
+    }
     return failures;
 }

@@ -55,6 +55,11 @@
 #define CQ4_ABI_VERSION 1
 
 /**
+ * Activation rows handled by one pass over the weights.
+ */
+#define BATCH_TILE 64
+
+/**
  * The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
  * value means the call wrote nothing.
  */
@@ -105,6 +110,18 @@ typedef enum cq4_status {
    * know, or an unknown kernel id.
    */
   CQ4_ERR_BAD_OPTIONS = 10,
+  /**
+   * A row range that is reversed or reaches past the matrix.
+   */
+  CQ4_ERR_BAD_ROW_RANGE = 11,
+  /**
+   * An output stride smaller than the row range it must hold.
+   */
+  CQ4_ERR_BAD_STRIDE = 12,
+  /**
+   * An unknown `cq4_precision` id.
+   */
+  CQ4_ERR_BAD_PRECISION = 13,
 } cq4_status;
 
 /**
@@ -136,9 +153,50 @@ typedef enum cq4_kernel {
 } cq4_kernel;
 
 /**
+ * Precision ids for the `precision` argument of the `cq4_matmul_*`
+ * functions.
+ */
+typedef enum cq4_precision {
+  /**
+   * Weights decoded exactly as unpack does; f32 products and sums. Error
+   * against an f64 unpack-then-multiply: at most
+   * `(4 sqrt(cols) + 4) * 2^-24 * sum |x * w|`.
+   */
+  CQ4_PRECISION_EXACT = 0,
+  /**
+   * Activations quantized per group to int8 (scale `max |x| / 127`),
+   * integer dot products per group, f32 across groups. Adds at most
+   * `sum |w| * x_scale / 2` to the exact error.
+   */
+  CQ4_PRECISION_INT8 = 1,
+} cq4_precision;
+
+/**
  * A kernel family. Every one gives the same bytes; they differ in speed.
  */
 typedef struct Kernel Kernel;
+
+/**
+ * A packed `[rows, cols]` matrix as `cq4_pack_*` wrote it.
+ */
+typedef struct cq4_matrix {
+  /**
+   * The packed bytes, `packed_len` of them (at least the layout's).
+   */
+  const uint8_t *packed;
+  size_t packed_len;
+  /**
+   * The scales, `scales_len` of them (at least the layout's).
+   */
+  const float *scales;
+  size_t scales_len;
+  /**
+   * The shape and group size the matrix was packed with.
+   */
+  size_t rows;
+  size_t cols;
+  size_t group_size;
+} cq4_matrix;
 
 /**
  * How a call runs; never what it computes (every choice gives the same
@@ -204,6 +262,101 @@ typedef struct cq4_layout {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
+ * `batch` rows of `x` (`[batch, cols]`, row-major) and every row of the
+ * packed matrix `w`, without unpacking it. `precision` is a
+ * `cq4_precision` id; `options` may be NULL (the defaults: auto kernel,
+ * calling thread only).
+ *
+ * Reads `*w`, its `packed` and `scales` (layout prefixes) and
+ * `x[0 .. batch*cols]`. Writes `y[0 .. batch*rows]`, nothing else.
+ * Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
+ * `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_OPTIONS`,
+ * `CQ4_ERR_BAD_PRECISION`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`, `x_len`),
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and an input),
+ * `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); `y` must not overlap any input.
+ */
+enum cq4_status cq4_matmul_f32(const struct cq4_matrix *w,
+                               const float *x,
+                               size_t x_len,
+                               size_t batch,
+                               uint32_t precision,
+                               float *y,
+                               size_t y_len,
+                               const struct cq4_options *options);
+
+/**
+ * As `cq4_matmul_f32` for the weight rows `[row_begin, row_end)` only,
+ * so that an engine can spread one product over its own threads: writes
+ * `y[b * y_stride + (r - row_begin)]` for every `b < batch` and `r` in the
+ * range, and nothing else. To fill a `[batch, rows]` output from several
+ * threads, each passes `y = out + row_begin`, `y_stride = rows` and
+ * `y_len` counted from `y`. For a given kernel and precision, the results
+ * do not depend on how the rows are split. Also returns
+ * `CQ4_ERR_BAD_ROW_RANGE` and `CQ4_ERR_BAD_STRIDE`.
+ *
+ * # Safety
+ * As `cq4_matmul_f32`; in addition, while the call runs no one else may
+ * read or write the elements of `y` it writes (other elements of the
+ * declared range may be written by other calls).
+ */
+enum cq4_status cq4_matmul_rows_f32(const struct cq4_matrix *w,
+                                    const float *x,
+                                    size_t x_len,
+                                    size_t batch,
+                                    uint32_t precision,
+                                    size_t row_begin,
+                                    size_t row_end,
+                                    float *y,
+                                    size_t y_len,
+                                    size_t y_stride,
+                                    const struct cq4_options *options);
+
+/**
+ * As `cq4_matmul_rows_f32`, with IEEE binary16 activations (converted
+ * exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_matmul_rows_f32`.
+ */
+enum cq4_status cq4_matmul_rows_f16(const struct cq4_matrix *w,
+                                    const uint16_t *x,
+                                    size_t x_len,
+                                    size_t batch,
+                                    uint32_t precision,
+                                    size_t row_begin,
+                                    size_t row_end,
+                                    float *y,
+                                    size_t y_len,
+                                    size_t y_stride,
+                                    const struct cq4_options *options);
+
+/**
+ * As `cq4_matmul_rows_f32`, with bfloat16 activations (converted exactly
+ * to f32 first).
+ *
+ * # Safety
+ * As `cq4_matmul_rows_f32`.
+ */
+enum cq4_status cq4_matmul_rows_bf16(const struct cq4_matrix *w,
+                                     const uint16_t *x,
+                                     size_t x_len,
+                                     size_t batch,
+                                     uint32_t precision,
+                                     size_t row_begin,
+                                     size_t row_end,
+                                     float *y,
+                                     size_t y_len,
+                                     size_t y_stride,
+                                     const struct cq4_options *options);
 
 /**
  * Returns the default options: `struct_size` set, `CQ4_KERNEL_AUTO`, one

@@ -48,7 +48,7 @@ impl<'a> PackedMatrix<'a> {
         &self.layout
     }
 
-    fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
+    pub(crate) fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
         let l = &self.layout;
         (
             &self.packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
@@ -98,97 +98,151 @@ pub fn matmul_rows_with<X: Element>(
     y: &mut [f32],
     y_stride: usize,
 ) -> Result<(), Error> {
-    let kernel = options.kernel()?;
-    let l = w.layout;
-    if rows.start > rows.end || rows.end > l.rows {
-        return Err(Error::BadRowRange {
-            start: rows.start,
-            end: rows.end,
-            rows: l.rows,
-        });
-    }
-    let width = rows.len();
-    if batch > 1 && y_stride < width {
-        return Err(Error::BadStride {
-            stride: y_stride,
-            width,
-        });
-    }
-    let x_len = batch.checked_mul(l.cols).ok_or(Error::SizeOverflow)?;
-    Layout::check_input(Buffer::Source, x_len, x.len())?;
-    let y_len = match (batch, width) {
-        (0, _) | (_, 0) => 0,
-        _ => (batch - 1)
-            .checked_mul(y_stride)
-            .and_then(|n| n.checked_add(width))
-            .ok_or(Error::SizeOverflow)?,
-    };
-    Layout::check_output(Buffer::Destination, y_len, y.len())?;
-    if y_len == 0 {
-        return Ok(());
-    }
-    if l.cols == 0 {
-        // Empty sums; only this call's elements are written.
-        for b in 0..batch {
-            y[b * y_stride..b * y_stride + width].fill(0.0);
+    let plan = Plan::new(options, w, x, batch, rows, y_stride)?;
+    Layout::check_output(Buffer::Destination, plan.y_len, y.len())?;
+    // SAFETY: `y` is exclusively borrowed and holds the planned `y_len`.
+    unsafe { plan.execute(w, x, precision, y.as_mut_ptr()) };
+    Ok(())
+}
+
+/// A checked product: what it computes and how many output elements, from
+/// its output pointer, it may write.
+pub(crate) struct Plan {
+    kernel: crate::Kernel,
+    threads: usize,
+    batch: usize,
+    rows: Range<usize>,
+    y_stride: usize,
+    /// `(batch - 1) * y_stride + rows.len()`, or 0 when nothing is written.
+    pub(crate) y_len: usize,
+}
+
+impl Plan {
+    /// Checks everything but the output buffer.
+    pub(crate) fn new<X>(
+        options: &Options,
+        w: &PackedMatrix,
+        x: &[X],
+        batch: usize,
+        rows: Range<usize>,
+        y_stride: usize,
+    ) -> Result<Plan, Error> {
+        let kernel = options.kernel()?;
+        let l = w.layout;
+        if rows.start > rows.end || rows.end > l.rows {
+            return Err(Error::BadRowRange {
+                start: rows.start,
+                end: rows.end,
+                rows: l.rows,
+            });
         }
-        return Ok(());
+        let width = rows.len();
+        if batch > 1 && y_stride < width {
+            return Err(Error::BadStride {
+                stride: y_stride,
+                width,
+            });
+        }
+        let x_len = batch.checked_mul(l.cols).ok_or(Error::SizeOverflow)?;
+        Layout::check_input(Buffer::Source, x_len, x.len())?;
+        let y_len = match (batch, width) {
+            (0, _) | (_, 0) => 0,
+            _ => (batch - 1)
+                .checked_mul(y_stride)
+                .and_then(|n| n.checked_add(width))
+                .ok_or(Error::SizeOverflow)?,
+        };
+        Ok(Plan {
+            kernel,
+            threads: options.threads,
+            batch,
+            rows,
+            y_stride,
+            y_len,
+        })
     }
 
-    let x = &x[..x_len];
-    let x: Cow<[f32]> = match X::as_f32(x) {
-        Some(x) => Cow::Borrowed(x),
-        None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
-    };
-    let row_kernel = matmul::row_kernel(kernel, precision, l.group_size);
-    let sink = Sink {
-        ptr: y.as_mut_ptr(),
-        stride: y_stride,
-    };
-    let task_rows = threads::rows_per_task(width, l.cols, options.threads);
-    for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
-        let tile_batch = x_tile.len() / l.cols;
-        let quantized;
-        let acts = match precision {
-            Precision::Exact => Activations::F32(x_tile),
-            Precision::Int8 => {
-                quantized = QuantizedActivations::new(x_tile, tile_batch, l.cols, l.group_size);
-                Activations::Int8(&quantized)
-            }
+    /// Runs the product.
+    ///
+    /// # Safety
+    /// `y` is valid for writes of `y_len` elements, and during the call no
+    /// one else reads or writes the elements this plan writes.
+    pub(crate) unsafe fn execute<X: Element>(
+        &self,
+        w: &PackedMatrix,
+        x: &[X],
+        precision: Precision,
+        y: *mut f32,
+    ) {
+        let (l, rows, batch) = (w.layout, self.rows.clone(), self.batch);
+        let sink = Sink {
+            ptr: y,
+            stride: self.y_stride,
         };
-        let run = |task_rows: Range<usize>| {
-            let mut out = [0f32; BATCH_TILE];
-            for r in task_rows {
-                let (packed, scales) = w.row(r);
-                // SAFETY: `row_kernel` only returns kernels this CPU runs, for
-                // a group size and precision they handle; `acts` matches it.
-                unsafe {
-                    row_kernel(
-                        packed,
-                        scales,
-                        l.group_size,
-                        l.cols,
-                        &acts,
-                        &mut out[..tile_batch],
-                    )
-                };
-                for (b, &v) in out[..tile_batch].iter().enumerate() {
-                    // SAFETY: `(tile * BATCH_TILE + b, r)` is inside the
-                    // checked output and no other task writes row `r`.
-                    unsafe { sink.write(tile * BATCH_TILE + b, r - rows.start, v) };
+        if self.y_len == 0 {
+            return;
+        }
+        if l.cols == 0 {
+            // Empty sums; only this call's elements are written.
+            for b in 0..batch {
+                for i in 0..rows.len() {
+                    // SAFETY: inside the planned output (the caller's promise).
+                    unsafe { sink.write(b, i, 0.0) };
                 }
             }
+            return;
+        }
+        let x = &x[..batch * l.cols];
+        let x: Cow<[f32]> = match X::as_f32(x) {
+            Some(x) => Cow::Borrowed(x),
+            None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
         };
-        if task_rows >= width {
-            run(rows.clone());
-        } else {
-            let starts: Vec<usize> = rows.clone().step_by(task_rows).collect();
-            starts
-                .into_par_iter()
-                .for_each(|start| run(start..(start + task_rows).min(rows.end)));
+        let row_kernel = matmul::row_kernel(self.kernel, precision, l.group_size);
+        let task_rows = threads::rows_per_task(rows.len(), l.cols, self.threads);
+        for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
+            let tile_batch = x_tile.len() / l.cols;
+            let quantized;
+            let acts = match precision {
+                Precision::Exact => Activations::F32(x_tile),
+                Precision::Int8 => {
+                    quantized = QuantizedActivations::new(x_tile, tile_batch, l.cols, l.group_size);
+                    Activations::Int8(&quantized)
+                }
+            };
+            let run = |task_rows: Range<usize>| {
+                let mut out = [0f32; BATCH_TILE];
+                for r in task_rows {
+                    let (packed, scales) = w.row(r);
+                    // SAFETY: `row_kernel` only returns kernels this CPU runs,
+                    // for a group size and precision they handle; `acts`
+                    // matches the precision.
+                    unsafe {
+                        row_kernel(
+                            packed,
+                            scales,
+                            l.group_size,
+                            l.cols,
+                            &acts,
+                            &mut out[..tile_batch],
+                        )
+                    };
+                    for (b, &v) in out[..tile_batch].iter().enumerate() {
+                        // SAFETY: inside the planned output (the caller's
+                        // promise), and no other task writes row `r`.
+                        unsafe { sink.write(tile * BATCH_TILE + b, r - rows.start, v) };
+                    }
+                }
+            };
+            if task_rows >= rows.len() {
+                run(rows.clone());
+            } else {
+                let starts: Vec<usize> = rows.clone().step_by(task_rows).collect();
+                starts
+                    .into_par_iter()
+                    .for_each(|start| run(start..(start + task_rows).min(rows.end)));
+            }
         }
     }
-    Ok(())
 }
 
 /// The output of a product, written element by element from several tasks.
@@ -198,7 +252,7 @@ struct Sink {
 }
 
 // SAFETY: tasks share the pointer but write disjoint elements (distinct
-// weight rows), and the `&mut` it came from outlives every task.
+// weight rows), and the buffer it points into outlives every task.
 unsafe impl Sync for Sink {}
 
 impl Sink {

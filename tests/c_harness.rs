@@ -1,7 +1,7 @@
 //! Runs the C harness (`c_tests/harness.c`, compiled by build.rs against
 //! the generated header) through the C ABI: golden vectors shared with the
 //! Rust tests, the layout arithmetic, every bad-input status, the messages,
-//! the kernel and thread options.
+//! the kernel and thread options, the fused products.
 
 mod common;
 
@@ -17,6 +17,7 @@ extern "C" {
     fn cq4_harness_bad_input() -> c_int;
     fn cq4_harness_status() -> c_int;
     fn cq4_harness_options() -> c_int;
+    fn cq4_harness_matmul() -> c_int;
 }
 
 #[test]
@@ -51,4 +52,10 @@ fn c_harness_status() {
 fn c_harness_options() {
     // SAFETY: the harness function takes no arguments.
     assert_eq!(unsafe { cq4_harness_options() }, 0, "see stderr");
+}
+
+#[test]
+fn c_harness_matmul() {
+    // SAFETY: the harness function takes no arguments.
+    assert_eq!(unsafe { cq4_harness_matmul() }, 0, "see stderr");
 }

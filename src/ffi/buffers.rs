@@ -26,6 +26,12 @@ impl<T> Raw<T> {
         Ok(Raw { ptr, len })
     }
 
+    /// The pointer, for writes through a checked plan rather than a slice
+    /// (outputs that other threads' calls may share).
+    pub(super) fn as_mut_ptr(&self) -> *mut T {
+        self.ptr as *mut T
+    }
+
     /// The bytes of the first `used` elements (at most the declared length):
     /// what a call may touch, for [`check_disjoint`].
     pub(super) fn span(&self, used: usize) -> Range<usize> {

@@ -3,11 +3,13 @@
 //! into C and writes nothing when it returns an error.
 
 mod buffers;
+mod matmul;
 mod options;
 mod pack_unpack;
 mod status;
 mod version;
 
+pub use matmul::*;
 pub use options::*;
 pub use pack_unpack::*;
 pub use status::*;
