@@ -7,6 +7,8 @@ use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 
 use crate::element::Element;
 use crate::layout::Layout;
+use crate::matmul_api::{self, PackedMatrix, Precision};
+use crate::options::Options;
 use crate::slice_api;
 
 fn cq4_error(err: crate::Error) -> Error {
@@ -73,18 +75,10 @@ pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor
     Ok((packed.to_device(device)?, scales.to_device(device)?))
 }
 
-/// Unpacks `packed` (u8 `[out_dim, packed_row_bytes]`) and `scales`
-/// (`[out_dim, groups_per_row]`, f32 or another float dtype, converted to
-/// f32)
-/// into an f32 `[out_dim, in_dim]` tensor on `packed`'s device.
-pub fn unpack_4bit_symmetric(
-    packed: &Tensor,
-    scales: &Tensor,
-    original_shape: (usize, usize),
-    group_size: usize,
-) -> Result<Tensor> {
-    let (rows, cols) = original_shape;
-    let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
+/// Checks `packed` and `scales` against the layout of a packed
+/// `[rows, cols]` matrix.
+fn check_packed(packed: &Tensor, scales: &Tensor, layout: &Layout) -> Result<()> {
+    let rows = layout.rows;
     if packed.dims() != [rows, layout.packed_row_bytes] || packed.dtype() != DType::U8 {
         return Err(Error::Msg(format!(
             "cortex_q4: packed must be u8 [{rows}, {}], got {:?} {:?}",
@@ -101,6 +95,22 @@ pub fn unpack_4bit_symmetric(
             scales.dims()
         )));
     }
+    Ok(())
+}
+
+/// Unpacks `packed` (u8 `[out_dim, packed_row_bytes]`) and `scales`
+/// (`[out_dim, groups_per_row]`, f32 or another float dtype, converted to
+/// f32)
+/// into an f32 `[out_dim, in_dim]` tensor on `packed`'s device.
+pub fn unpack_4bit_symmetric(
+    packed: &Tensor,
+    scales: &Tensor,
+    original_shape: (usize, usize),
+    group_size: usize,
+) -> Result<Tensor> {
+    let (rows, cols) = original_shape;
+    let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
+    check_packed(packed, scales, &layout)?;
     let scales = scales.to_dtype(DType::F32)?;
     let values = with_cpu_slice(packed, |packed: &[u8]| {
         with_cpu_slice(&scales, |scales: &[f32]| {
@@ -109,4 +119,63 @@ pub fn unpack_4bit_symmetric(
     })??
     .map_err(cq4_error)?;
     Tensor::from_vec(values, (rows, cols), &Device::Cpu)?.to_device(packed.device())
+}
+
+/// `x W^T` for activations `x` (`[batch, cols]`; f32, f16, bf16 or f64)
+/// and the packed `W` (`packed` u8 `[rows, packed_row_bytes]`, `scales`
+/// `[rows, groups_per_row]`), without unpacking `W`: an f32 `[batch, rows]`
+/// tensor on `x`'s device. Runs on every thread of the pool.
+pub fn gemm_4bit(x: &Tensor, packed: &Tensor, scales: &Tensor, group_size: usize, precision: Precision) -> Result<Tensor> {
+    gemm_4bit_with(&Options::default().with_threads(0), x, packed, scales, group_size, precision)
+}
+
+/// [`gemm_4bit`] with explicit options.
+pub fn gemm_4bit_with(
+    options: &Options,
+    x: &Tensor,
+    packed: &Tensor,
+    scales: &Tensor,
+    group_size: usize,
+    precision: Precision,
+) -> Result<Tensor> {
+    let &[batch, cols] = x.dims() else {
+        return Err(Error::Msg(format!(
+            "cortex_q4: x must be 2-D [batch, cols], got shape {:?}",
+            x.dims()
+        )));
+    };
+    let rows = packed.dims().first().copied().unwrap_or(0);
+    let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
+    check_packed(packed, scales, &layout)?;
+    if !matches!(x.dtype(), DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+        return Err(Error::Msg(format!(
+            "cortex_q4: cannot multiply by dtype {:?}; expected f32, f16, bf16 or f64",
+            x.dtype()
+        )));
+    }
+    let scales = scales.to_dtype(DType::F32)?;
+    let mut y = crate::alloc::zeroed(batch * rows, 0f32);
+    with_cpu_slice(packed, |packed: &[u8]| {
+        with_cpu_slice(&scales, |scales: &[f32]| {
+            let w = PackedMatrix::new(packed, scales, rows, cols, group_size).map_err(cq4_error)?;
+            match x.dtype() {
+                DType::F32 => gemm_typed::<f32>(options, &w, x, batch, precision, &mut y),
+                DType::F16 => gemm_typed::<half::f16>(options, &w, x, batch, precision, &mut y),
+                DType::BF16 => gemm_typed::<half::bf16>(options, &w, x, batch, precision, &mut y),
+                _ => gemm_typed::<f64>(options, &w, x, batch, precision, &mut y),
+            }
+        })
+    })???;
+    Tensor::from_vec(y, (batch, rows), &Device::Cpu)?.to_device(x.device())
+}
+
+fn gemm_typed<X: Element + WithDType>(
+    options: &Options,
+    w: &PackedMatrix,
+    x: &Tensor,
+    batch: usize,
+    precision: Precision,
+    y: &mut [f32],
+) -> Result<()> {
+    with_cpu_slice(x, |x: &[X]| matmul_api::matmul_with(options, w, x, batch, precision, y))?.map_err(cq4_error)
 }

@@ -20,7 +20,7 @@ mod matmul_api;
 mod options;
 mod slice_api;
 
-pub use candle_api::{pack_4bit_symmetric, unpack_4bit_symmetric};
+pub use candle_api::{gemm_4bit, gemm_4bit_with, pack_4bit_symmetric, unpack_4bit_symmetric};
 pub use element::Element;
 pub use error::{Buffer, Error};
 pub use kernels::{scalar, Kernel};
