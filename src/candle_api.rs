@@ -125,8 +125,21 @@ pub fn unpack_4bit_symmetric(
 /// and the packed `W` (`packed` u8 `[rows, packed_row_bytes]`, `scales`
 /// `[rows, groups_per_row]`), without unpacking `W`: an f32 `[batch, rows]`
 /// tensor on `x`'s device. Runs on every thread of the pool.
-pub fn gemm_4bit(x: &Tensor, packed: &Tensor, scales: &Tensor, group_size: usize, precision: Precision) -> Result<Tensor> {
-    gemm_4bit_with(&Options::default().with_threads(0), x, packed, scales, group_size, precision)
+pub fn gemm_4bit(
+    x: &Tensor,
+    packed: &Tensor,
+    scales: &Tensor,
+    group_size: usize,
+    precision: Precision,
+) -> Result<Tensor> {
+    gemm_4bit_with(
+        &Options::default().with_threads(0),
+        x,
+        packed,
+        scales,
+        group_size,
+        precision,
+    )
 }
 
 /// [`gemm_4bit`] with explicit options.
@@ -147,7 +160,10 @@ pub fn gemm_4bit_with(
     let rows = packed.dims().first().copied().unwrap_or(0);
     let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
     check_packed(packed, scales, &layout)?;
-    if !matches!(x.dtype(), DType::F32 | DType::F16 | DType::BF16 | DType::F64) {
+    if !matches!(
+        x.dtype(),
+        DType::F32 | DType::F16 | DType::BF16 | DType::F64
+    ) {
         return Err(Error::Msg(format!(
             "cortex_q4: cannot multiply by dtype {:?}; expected f32, f16, bf16 or f64",
             x.dtype()
@@ -177,5 +193,8 @@ fn gemm_typed<X: Element + WithDType>(
     precision: Precision,
     y: &mut [f32],
 ) -> Result<()> {
-    with_cpu_slice(x, |x: &[X]| matmul_api::matmul_with(options, w, x, batch, precision, y))?.map_err(cq4_error)
+    with_cpu_slice(x, |x: &[X]| {
+        matmul_api::matmul_with(options, w, x, batch, precision, y)
+    })?
+    .map_err(cq4_error)
 }

@@ -260,8 +260,12 @@ fn bad_calls_are_refused_without_writing() {
 fn candle_gemm_equals_the_slice_api() {
     use candle_core::{DType, Device, Tensor};
     let (rows, cols, g, batch) = (9, 96, 32, 4);
-    let w: Vec<f32> = (0..rows * cols).map(|i| ((i * 31) % 97) as f32 / 48.0 - 1.0).collect();
-    let x: Vec<f32> = (0..batch * cols).map(|i| ((i * 17) % 83) as f32 / 41.0 - 1.0).collect();
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 31) % 97) as f32 / 48.0 - 1.0)
+        .collect();
+    let x: Vec<f32> = (0..batch * cols)
+        .map(|i| ((i * 17) % 83) as f32 / 41.0 - 1.0)
+        .collect();
     let (packed, scales) = pack_to_vec(&w, rows, cols, g).unwrap();
     let dev = Device::Cpu;
     let pt = Tensor::from_vec(packed.clone(), (rows, 48), &dev).unwrap();
@@ -271,10 +275,16 @@ fn candle_gemm_equals_the_slice_api() {
         let mut want = vec![0f32; batch * rows];
         cortex_q4::matmul(&m, &x, batch, precision, &mut want).unwrap();
         for dtype in [DType::F32, DType::F64] {
-            let xt = Tensor::from_vec(x.clone(), (batch, cols), &dev).unwrap().to_dtype(dtype).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (batch, cols), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
             let y = cortex_q4::gemm_4bit(&xt, &pt, &st, g, precision).unwrap();
             assert_eq!(y.dims(), [batch, rows]);
-            assert_eq!(bits(&y.flatten_all().unwrap().to_vec1::<f32>().unwrap()), bits(&want));
+            assert_eq!(
+                bits(&y.flatten_all().unwrap().to_vec1::<f32>().unwrap()),
+                bits(&want)
+            );
         }
     }
     let xt = Tensor::from_vec(x, (batch, cols), &dev).unwrap();

@@ -167,3 +167,65 @@ pub fn stream_write(dst: &mut [f32], value: f32) {
 pub fn stream_write_all(dst: &mut [f32], value: f32) {
     dst.par_chunks_mut(1 << 16).for_each(|c| c.fill(value));
 }
+
+/// A straightforward matrix-vector loop over the format: decode each weight
+/// as unpack does, multiply, add, left to right.
+pub fn naive_matvec(
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    g: usize,
+    x: &[f32],
+    y: &mut [f32],
+) {
+    let groups = cols.div_ceil(g);
+    let row_bytes = groups * g.div_ceil(2);
+    for (r, out) in y.iter_mut().enumerate().take(rows) {
+        let mut acc = 0f32;
+        for (c, &xc) in x.iter().enumerate().take(cols) {
+            let byte = packed[r * row_bytes + (c / g) * g.div_ceil(2) + (c % g) / 2];
+            let u = if (c % g).is_multiple_of(2) {
+                byte & 15
+            } else {
+                byte >> 4
+            };
+            acc += xc * ((u as i8 - 8) as f32 * scales[r * groups + c / g]);
+        }
+        *out = acc;
+    }
+}
+
+/// An f32 dot product with 16 independent lanes (vectorizes).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    for (x, y) in a.chunks_exact(16).zip(b.chunks_exact(16)) {
+        for i in 0..16 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a
+        .chunks_exact(16)
+        .remainder()
+        .iter()
+        .zip(b.chunks_exact(16).remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// [`stream_read`] over bytes: 64 independent lanes of wrapping sums.
+pub fn stream_read_bytes(src: &[u8]) -> f32 {
+    let mut acc = [0u8; 64];
+    for chunk in src.chunks_exact(64) {
+        for (a, x) in acc.iter_mut().zip(chunk) {
+            *a = a.wrapping_add(*x);
+        }
+    }
+    acc.iter().map(|&v| v as f32).sum()
+}
+
+/// [`stream_read_bytes`] over every thread of the pool.
+pub fn stream_read_bytes_all(src: &[u8]) -> f32 {
+    src.par_chunks(1 << 18).map(stream_read_bytes).sum()
+}

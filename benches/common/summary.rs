@@ -146,3 +146,59 @@ pub fn pack_unpack(started: SystemTime) {
     }
     r.publish("cortex_q4_pack_unpack.md", &out);
 }
+
+/// The table of `benches/matmul.rs`: one layer of `weights` weights held in
+/// `bytes` bytes.
+pub fn matmul(started: SystemTime, bytes: u64, weights: f64) {
+    let r = Results::new(started);
+    let auto = Kernel::auto().name();
+    let mut out = format!(
+        "One 7B-class layer: {weights:.0} weights, {:.1} MB packed at g = 32; GB/s of weight bytes; ratios are peer time / this time.\n",
+        bytes as f64 / 1e6
+    );
+    for batch in [1, 8] {
+        for (label, threads) in [("1t", "one thread"), ("allt", "all threads")] {
+            let group = format!("layer_b{batch}_{label}");
+            let t = |f: &str, p: &str| r.ns(&group, f, p);
+            let bw = t("read_bw", "all");
+            let refs = [
+                bw,
+                t("candle_vec_dot", "q8_0"),
+                t("candle_qmatmul", "forward"),
+                t("unpack_then_dot", "f32"),
+            ];
+            let _ = write!(
+                out,
+                "\n### batch {batch}, {threads}\n\n| implementation | ms per layer | GB/s | GFLOP/s | of read_bw | vs candle vec_dot | vs candle QMatMul | vs unpack-then-dot |\n|---|---|---|---|---|---|---|---|\n"
+            );
+            let rows = [
+                ("read_bw", "read_bw", "all"),
+                ("cortex int8", "cortex_int8", auto),
+                ("cortex exact", "cortex_exact", auto),
+                ("unpack then f32 dot", "unpack_then_dot", "f32"),
+                ("naive scalar loop", "naive", "scalar"),
+                (
+                    "candle Q4_0 vec_dot (+ Q8_0 of x)",
+                    "candle_vec_dot",
+                    "q8_0",
+                ),
+                ("candle QMatMul::forward", "candle_qmatmul", "forward"),
+            ];
+            for (name, f, p) in rows {
+                let Some(ns) = t(f, p) else { continue };
+                let _ = write!(
+                    out,
+                    "| {name} | {:.2} | {:.2} | {:.1} |",
+                    ns / 1e6,
+                    bytes as f64 / ns,
+                    2.0 * weights * batch as f64 / ns
+                );
+                for reference in refs {
+                    let _ = write!(out, " {} |", ratio(reference, Some(ns)));
+                }
+                out.push('\n');
+            }
+        }
+    }
+    r.publish("cortex_q4_matmul.md", &out);
+}
