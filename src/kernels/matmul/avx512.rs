@@ -15,7 +15,8 @@ pub(super) fn int8_fits(group_size: usize) -> bool {
 }
 
 /// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
-/// sums.
+/// sums. Per group, the 16 possible weights `(u - 8) * scale` are computed
+/// once (the same products unpack computes), then looked up per column.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL; `group_size % 16 == 0`; `acts` is f32.
@@ -31,49 +32,40 @@ pub(super) unsafe fn row_exact(
     let Activations::F32(x) = acts else {
         return;
     };
-    let levels = _mm512_setr_ps(
-        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
-    );
-    let whole = cols / group_size * group_size;
+    let groups = cols / group_size;
+    let whole = groups * group_size;
     let mut sums = [0f32; BATCH_TILE];
-    let mut decoded = [0f32; CHUNK];
-    for start in (0..whole).step_by(CHUNK) {
-        let len = CHUNK.min(whole - start);
-        for (v, w) in decoded[..len].chunks_exact_mut(16).enumerate() {
-            let c = start + 16 * v;
-            // Whole groups of even size: column c's byte is c / 2.
-            let bytes = &packed[c / 2..c / 2 + 8];
-            // SAFETY: `bytes` holds 8 bytes and `w` 16 f32.
-            unsafe {
-                let wide = _mm512_cvtepu8_epi64(_mm_loadl_epi64(bytes.as_ptr().cast()));
-                let index = _mm512_or_si512(wide, _mm512_slli_epi64::<28>(wide));
-                let values = _mm512_mul_ps(
-                    _mm512_permutexvar_ps(index, levels),
-                    _mm512_set1_ps(scales[c / group_size]),
-                );
-                _mm512_storeu_ps(w.as_mut_ptr(), values);
-            }
-        }
-        for (b, sum) in sums[..out.len()].iter_mut().enumerate() {
-            let xs = &x[b * cols + start..b * cols + start + len];
-            let mut acc = [_mm512_setzero_ps(); 4];
-            for (i, (w, xv)) in decoded[..len]
-                .chunks_exact(16)
-                .zip(xs.chunks_exact(16))
-                .enumerate()
-            {
-                // SAFETY: both chunks hold 16 f32.
+    if out.len() == 1 {
+        sums[0] = dot_row(packed, scales, group_size, groups, x);
+    } else {
+        let mut decoded = [0f32; CHUNK];
+        let (mut filled, mut first_col) = (0, 0);
+        for (k, &scale) in scales[..groups].iter().enumerate() {
+            let table = weight_table(scale);
+            let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
+            for b8 in bytes.chunks_exact(8) {
+                // SAFETY: `decoded` has room for 16 more (CHUNK % 16 == 0).
                 unsafe {
-                    acc[i % 4] = _mm512_fmadd_ps(
-                        _mm512_loadu_ps(w.as_ptr()),
-                        _mm512_loadu_ps(xv.as_ptr()),
-                        acc[i % 4],
-                    );
+                    _mm512_storeu_ps(
+                        decoded[filled..filled + 16].as_mut_ptr(),
+                        decode16(b8, table),
+                    )
+                };
+                filled += 16;
+                if filled == CHUNK {
+                    add_dots(&decoded, x, cols, first_col, &mut sums[..out.len()]);
+                    first_col += CHUNK;
+                    filled = 0;
                 }
             }
-            let acc = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-            *sum += _mm512_reduce_add_ps(acc);
         }
+        add_dots(
+            &decoded[..filled],
+            x,
+            cols,
+            first_col,
+            &mut sums[..out.len()],
+        );
     }
     for (b, y) in out.iter_mut().enumerate() {
         *y = sums[b]
@@ -87,8 +79,82 @@ pub(super) unsafe fn row_exact(
     }
 }
 
+/// `(u - 8) * scale` for u = 0..16: the weights unpack decodes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn weight_table(scale: f32) -> __m512 {
+    let levels = _mm512_setr_ps(
+        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+    );
+    _mm512_mul_ps(levels, _mm512_set1_ps(scale))
+}
+
+/// The 16 weights of 8 packed bytes, looked up in a group's table.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn decode16(bytes: &[u8], table: __m512) -> __m512 {
+    // SAFETY: callers pass 8 bytes.
+    let wide = _mm512_cvtepu8_epi64(unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) });
+    // Each byte's high nibble moves to bits 32..36 of its lane; vpermps
+    // reads only an index's low 4 bits.
+    _mm512_permutexvar_ps(_mm512_or_si512(wide, _mm512_slli_epi64::<28>(wide)), table)
+}
+
+/// One activation row against the whole groups of one weight row, decoding
+/// straight into four independent accumulators.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, groups: usize, x: &[f32]) -> f32 {
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    for (k, &scale) in scales[..groups].iter().enumerate() {
+        let table = weight_table(scale);
+        let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
+        let xs = &x[k * group_size..(k + 1) * group_size];
+        for (b8, xv) in bytes.chunks_exact(8).zip(xs.chunks_exact(16)) {
+            // SAFETY: `xv` holds 16 f32.
+            let xv = unsafe { _mm512_loadu_ps(xv.as_ptr()) };
+            acc[i % 4] = _mm512_fmadd_ps(decode16(b8, table), xv, acc[i % 4]);
+            i += 1;
+        }
+    }
+    _mm512_reduce_add_ps(_mm512_add_ps(
+        _mm512_add_ps(acc[0], acc[1]),
+        _mm512_add_ps(acc[2], acc[3]),
+    ))
+}
+
+/// Adds `decoded . x[b][first_col..]` to `sums[b]` for every activation row.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mut [f32]) {
+    for (b, sum) in sums.iter_mut().enumerate() {
+        let xs = &x[b * cols + first_col..b * cols + first_col + decoded.len()];
+        let mut acc = [_mm512_setzero_ps(); 4];
+        for (i, (w, xv)) in decoded
+            .chunks_exact(16)
+            .zip(xs.chunks_exact(16))
+            .enumerate()
+        {
+            // SAFETY: both chunks hold 16 f32.
+            unsafe {
+                acc[i % 4] = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(w.as_ptr()),
+                    _mm512_loadu_ps(xv.as_ptr()),
+                    acc[i % 4],
+                );
+            }
+        }
+        *sum += _mm512_reduce_add_ps(_mm512_add_ps(
+            _mm512_add_ps(acc[0], acc[1]),
+            _mm512_add_ps(acc[2], acc[3]),
+        ));
+    }
+}
+
 /// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
-/// sums: the integer dot products are exact.
+/// sums: the integer dot products are exact. Each 64-column block of
+/// weights is split into nibbles once and used by every activation row.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI; `int8_fits(group_size)`; `acts`
@@ -105,75 +171,142 @@ pub(super) unsafe fn row_int8(
     let Activations::Int8(q) = acts else {
         return;
     };
+    let batch = out.len();
     // Whole groups covered by whole 64-column blocks.
     let simd_groups = if group_size == 32 {
         cols / 64 * 2
     } else {
         cols / group_size
     };
-    let blocks = simd_groups * group_size / 64;
+    let mut acc = [_mm512_setzero_ps(); BATCH_TILE];
+    if group_size == 32 {
+        sums_g32(packed, scales, q, simd_groups, &mut acc[..batch]);
+    } else {
+        sums_g64k(
+            packed,
+            scales,
+            group_size,
+            q,
+            simd_groups,
+            &mut acc[..batch],
+        );
+    }
     for (b, y) in out.iter_mut().enumerate() {
-        let simd = dot_blocks(packed, scales, group_size, q, b, blocks);
         let offsets: f32 = scales[..simd_groups]
             .iter()
             .zip(q.offsets_row(b))
             .fold(0f32, |acc, (w, o)| acc + w * o);
         let tail = scalar::dot_int8(packed, scales, group_size, q, b, simd_groups..scales.len());
-        *y = simd - offsets + tail;
+        *y = _mm512_reduce_add_ps(acc[b]) - offsets + tail;
     }
 }
 
-/// `sum_k w_scale_k * x_scale_k * sum(u * q)` over the first `blocks`
-/// 64-column blocks of activation row `b`.
+/// The 64 nibbles of block `j` as bytes: its 32 low nibbles (even columns)
+/// then its 32 high ones (odd columns), the order of `split_row`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn dot_blocks(
+fn nibbles(packed: &[u8], j: usize) -> __m512i {
+    let block = &packed[32 * j..32 * j + 32];
+    // SAFETY: `block` holds 32 bytes.
+    let w = unsafe { _mm256_loadu_si256(block.as_ptr().cast()) };
+    let low_nibbles = _mm256_set1_epi8(0x0F);
+    let low = _mm256_and_si256(w, low_nibbles);
+    let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+}
+
+/// `sum(u * q)` per lane for block `j` of activation row `split`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn block_dot(weights: __m512i, split: &[i8], j: usize) -> __m512i {
+    let xq = &split[64 * j..64 * j + 64];
+    // SAFETY: `xq` holds 64 bytes.
+    let xq = unsafe { _mm512_loadu_si512(xq.as_ptr().cast()) };
+    _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, xq)
+}
+
+/// g = 32: a block holds two groups (lanes 0-3 and 8-11 the first, 4-7 and
+/// 12-15 the second). Scales are multiplied 16 groups at a time and spread
+/// to the lanes of each block by a permute.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn sums_g32(
+    packed: &[u8],
+    scales: &[f32],
+    q: &QuantizedActivations,
+    groups: usize,
+    acc: &mut [__m512],
+) {
+    const fn lanes_of_block(j: usize) -> [i32; 16] {
+        let mut index = [0; 16];
+        let mut i = 0;
+        while i < 16 {
+            index[i] = (2 * j + (i / 4) % 2) as i32;
+            i += 1;
+        }
+        index
+    }
+    const LANES_OF_BLOCK: [[i32; 16]; 8] = [
+        lanes_of_block(0),
+        lanes_of_block(1),
+        lanes_of_block(2),
+        lanes_of_block(3),
+        lanes_of_block(4),
+        lanes_of_block(5),
+        lanes_of_block(6),
+        lanes_of_block(7),
+    ];
+    let mut combined = [_mm512_setzero_ps(); BATCH_TILE];
+    for k0 in (0..groups).step_by(16) {
+        let n = (groups - k0).min(16);
+        let mask = ((1u32 << n) - 1) as u16;
+        // SAFETY: the masked loads read `n` scales from `k0`, all in bounds.
+        let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales[k0..].as_ptr()) };
+        for (b, c) in combined[..acc.len()].iter_mut().enumerate() {
+            // SAFETY: as above, for row b's activation scales.
+            *c = _mm512_mul_ps(w_scales, unsafe {
+                _mm512_maskz_loadu_ps(mask, q.scales_row(b)[k0..].as_ptr())
+            });
+        }
+        for jj in 0..n / 2 {
+            let j = k0 / 2 + jj;
+            let weights = nibbles(packed, j);
+            // SAFETY: each index array holds 16 i32.
+            let lanes = unsafe { _mm512_loadu_epi32(LANES_OF_BLOCK[jj].as_ptr()) };
+            for (b, a) in acc.iter_mut().enumerate() {
+                let dots = block_dot(weights, q.split_row(b), j);
+                *a = _mm512_fmadd_ps(
+                    _mm512_cvtepi32_ps(dots),
+                    _mm512_permutexvar_ps(lanes, combined[b]),
+                    *a,
+                );
+            }
+        }
+    }
+}
+
+/// g a multiple of 64: whole blocks per group, integer sums across them.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn sums_g64k(
     packed: &[u8],
     scales: &[f32],
     group_size: usize,
     q: &QuantizedActivations,
-    b: usize,
-    blocks: usize,
-) -> f32 {
-    let split = q.split_row(b);
-    let x_scales = q.scales_row(b);
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    let blocks_per_group = (group_size / 64).max(1);
-    let mut acc = _mm512_setzero_ps();
-    let mut dots = _mm512_setzero_si512();
-    for j in 0..blocks {
-        // SAFETY: block j's 32 bytes and 64 split values are in bounds
-        // (j < blocks, which lie inside whole groups).
-        let (weights, xq) = unsafe {
-            let w = _mm256_loadu_si256(packed[32 * j..32 * j + 32].as_ptr().cast());
-            let low = _mm256_and_si256(w, low_nibbles);
-            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
-            let weights = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
-            (
-                weights,
-                _mm512_loadu_si512(split[64 * j..64 * j + 64].as_ptr().cast()),
-            )
-        };
-        dots = _mm512_dpbusd_epi32(dots, weights, xq);
-        if group_size == 32 {
-            // Lanes 0-3 and 8-11 hold group 2j, lanes 4-7 and 12-15 group 2j+1.
-            let (k0, k1) = (2 * j, 2 * j + 1);
-            let scale = _mm512_mask_blend_ps(
-                0xF0F0,
-                _mm512_set1_ps(scales[k0] * x_scales[k0]),
-                _mm512_set1_ps(scales[k1] * x_scales[k1]),
-            );
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots), scale, acc);
-            dots = _mm512_setzero_si512();
-        } else if (j + 1) % blocks_per_group == 0 {
-            let k = j / blocks_per_group;
-            acc = _mm512_fmadd_ps(
-                _mm512_cvtepi32_ps(dots),
-                _mm512_set1_ps(scales[k] * x_scales[k]),
-                acc,
-            );
-            dots = _mm512_setzero_si512();
+    groups: usize,
+    acc: &mut [__m512],
+) {
+    let blocks_per_group = group_size / 64;
+    let mut dots = [_mm512_setzero_si512(); BATCH_TILE];
+    for (k, &w_scale) in scales[..groups].iter().enumerate() {
+        for j in k * blocks_per_group..(k + 1) * blocks_per_group {
+            let weights = nibbles(packed, j);
+            for (b, d) in dots[..acc.len()].iter_mut().enumerate() {
+                *d = _mm512_add_epi32(*d, block_dot(weights, q.split_row(b), j));
+            }
+        }
+        for (b, a) in acc.iter_mut().enumerate() {
+            let scale = _mm512_set1_ps(w_scale * q.scales_row(b)[k]);
+            *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[b]), scale, *a);
+            dots[b] = _mm512_setzero_si512();
         }
     }
-    _mm512_reduce_add_ps(acc)
 }
