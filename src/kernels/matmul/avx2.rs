@@ -25,47 +25,43 @@ pub(super) unsafe fn row_exact(
     let Activations::F32(x) = acts else {
         return;
     };
-    let whole = cols / group_size * group_size;
+    let groups = cols / group_size;
+    let whole = groups * group_size;
     let mut sums = [0f32; BATCH_TILE];
     let mut decoded = [0f32; CHUNK];
-    for start in (0..whole).step_by(CHUNK) {
-        let len = CHUNK.min(whole - start);
-        for (v, w) in decoded[..len].chunks_exact_mut(8).enumerate() {
-            let c = start + 8 * v;
-            let b = &packed[c / 2..c / 2 + 4];
+    let (mut filled, mut first_col) = (0, 0);
+    for (k, &scale) in scales[..groups].iter().enumerate() {
+        let scale = _mm256_set1_ps(scale);
+        let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
+        for b in bytes.chunks_exact(4) {
             let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(i32::from_le_bytes([
                 b[0], b[1], b[2], b[3],
             ])));
             let split = _mm256_or_si256(wide, _mm256_slli_epi64::<28>(wide));
             let nibbles = _mm256_and_si256(split, _mm256_set1_epi32(0xF));
             let levels = _mm256_cvtepi32_ps(_mm256_sub_epi32(nibbles, _mm256_set1_epi32(8)));
-            let values = _mm256_mul_ps(levels, _mm256_set1_ps(scales[c / group_size]));
-            // SAFETY: `w` holds 8 f32.
-            unsafe { _mm256_storeu_ps(w.as_mut_ptr(), values) };
-        }
-        for (b, sum) in sums[..out.len()].iter_mut().enumerate() {
-            let xs = &x[b * cols + start..b * cols + start + len];
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (i, (w, xv)) in decoded[..len]
-                .chunks_exact(8)
-                .zip(xs.chunks_exact(8))
-                .enumerate()
-            {
-                // SAFETY: both chunks hold 8 f32.
-                unsafe {
-                    acc[i % 4] = _mm256_fmadd_ps(
-                        _mm256_loadu_ps(w.as_ptr()),
-                        _mm256_loadu_ps(xv.as_ptr()),
-                        acc[i % 4],
-                    );
-                }
+            // SAFETY: `decoded` has room for 8 more (CHUNK % 8 == 0).
+            unsafe {
+                _mm256_storeu_ps(
+                    decoded[filled..filled + 8].as_mut_ptr(),
+                    _mm256_mul_ps(levels, scale),
+                )
+            };
+            filled += 8;
+            if filled == CHUNK {
+                add_dots(&decoded, x, cols, first_col, &mut sums[..out.len()]);
+                first_col += CHUNK;
+                filled = 0;
             }
-            let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-            let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-            let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-            *sum += _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
         }
     }
+    add_dots(
+        &decoded[..filled],
+        x,
+        cols,
+        first_col,
+        &mut sums[..out.len()],
+    );
     for (b, y) in out.iter_mut().enumerate() {
         *y = sums[b]
             + scalar::dot_exact(
@@ -75,5 +71,29 @@ pub(super) unsafe fn row_exact(
                 &x[b * cols..(b + 1) * cols],
                 whole..cols,
             );
+    }
+}
+
+/// Adds `decoded . x[b][first_col..]` to `sums[b]` for every activation row.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mut [f32]) {
+    for (b, sum) in sums.iter_mut().enumerate() {
+        let xs = &x[b * cols + first_col..b * cols + first_col + decoded.len()];
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (i, (w, xv)) in decoded.chunks_exact(8).zip(xs.chunks_exact(8)).enumerate() {
+            // SAFETY: both chunks hold 8 f32.
+            unsafe {
+                acc[i % 4] = _mm256_fmadd_ps(
+                    _mm256_loadu_ps(w.as_ptr()),
+                    _mm256_loadu_ps(xv.as_ptr()),
+                    acc[i % 4],
+                );
+            }
+        }
+        let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        *sum += _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
     }
 }

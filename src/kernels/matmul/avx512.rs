@@ -3,6 +3,7 @@
 //! Ragged tails go to the scalar twins.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::{scalar, Activations, QuantizedActivations, BATCH_TILE};
 
@@ -178,26 +179,20 @@ pub(super) unsafe fn row_int8(
     } else {
         cols / group_size
     };
+    // Four activation rows at a time keep their sums in registers.
     let mut acc = [_mm512_setzero_ps(); BATCH_TILE];
-    if group_size == 32 {
-        sums_g32(packed, scales, q, simd_groups, &mut acc[..batch]);
-    } else {
-        sums_g64k(
-            packed,
-            scales,
-            group_size,
-            q,
-            simd_groups,
-            &mut acc[..batch],
-        );
+    for first in (0..batch).step_by(ROWS_IN_REGISTERS) {
+        let rows = first..batch.min(first + ROWS_IN_REGISTERS);
+        let sums = if group_size == 32 {
+            sums_g32(packed, scales, q, simd_groups, rows.clone())
+        } else {
+            sums_g64k(packed, scales, group_size, q, simd_groups, rows.clone())
+        };
+        acc[rows.clone()].copy_from_slice(&sums[..rows.len()]);
     }
     for (b, y) in out.iter_mut().enumerate() {
-        let offsets: f32 = scales[..simd_groups]
-            .iter()
-            .zip(q.offsets_row(b))
-            .fold(0f32, |acc, (w, o)| acc + w * o);
         let tail = scalar::dot_int8(packed, scales, group_size, q, b, simd_groups..scales.len());
-        *y = _mm512_reduce_add_ps(acc[b]) - offsets + tail;
+        *y = _mm512_reduce_add_ps(acc[b]) + tail;
     }
 }
 
@@ -225,17 +220,22 @@ fn block_dot(weights: __m512i, split: &[i8], j: usize) -> __m512i {
     _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, xq)
 }
 
+/// Activation rows whose sums one pass over a weight row keeps in registers.
+const ROWS_IN_REGISTERS: usize = 4;
+
 /// g = 32: a block holds two groups (lanes 0-3 and 8-11 the first, 4-7 and
 /// 12-15 the second). Scales are multiplied 16 groups at a time and spread
-/// to the lanes of each block by a permute.
+/// to the lanes of each block by a permute. Returns, for the activation
+/// rows `rows` (at most four), lanes summing to
+/// `sum_k w_scale_k * (x_scale_k * sum(u * q) - offset_k)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn sums_g32(
     packed: &[u8],
     scales: &[f32],
     q: &QuantizedActivations,
     groups: usize,
-    acc: &mut [__m512],
-) {
+    rows: Range<usize>,
+) -> [__m512; 4] {
     const fn lanes_of_block(j: usize) -> [i32; 16] {
         let mut index = [0; 16];
         let mut i = 0;
@@ -255,36 +255,52 @@ fn sums_g32(
         lanes_of_block(6),
         lanes_of_block(7),
     ];
-    let mut combined = [_mm512_setzero_ps(); BATCH_TILE];
+    let n_rows = rows.len();
+    let split: [&[i8]; 4] = std::array::from_fn(|t| q.split_row(rows.start + t.min(n_rows - 1)));
+    let x_scales: [&[f32]; 4] =
+        std::array::from_fn(|t| q.scales_row(rows.start + t.min(n_rows - 1)));
+    let offsets: [&[f32]; 4] =
+        std::array::from_fn(|t| q.offsets_row(rows.start + t.min(n_rows - 1)));
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut combined = [_mm512_setzero_ps(); 4];
     for k0 in (0..groups).step_by(16) {
         let n = (groups - k0).min(16);
         let mask = ((1u32 << n) - 1) as u16;
         // SAFETY: the masked loads read `n` scales from `k0`, all in bounds.
         let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales[k0..].as_ptr()) };
-        for (b, c) in combined[..acc.len()].iter_mut().enumerate() {
-            // SAFETY: as above, for row b's activation scales.
-            *c = _mm512_mul_ps(w_scales, unsafe {
-                _mm512_maskz_loadu_ps(mask, q.scales_row(b)[k0..].as_ptr())
-            });
+        for t in 0..n_rows {
+            // SAFETY: as above, for the activation row's scales and offsets.
+            let (x_scale, offset) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(mask, x_scales[t][k0..].as_ptr()),
+                    _mm512_maskz_loadu_ps(mask, offsets[t][k0..].as_ptr()),
+                )
+            };
+            combined[t] = _mm512_mul_ps(w_scales, x_scale);
+            acc[t] = _mm512_fnmadd_ps(w_scales, offset, acc[t]);
         }
         for jj in 0..n / 2 {
             let j = k0 / 2 + jj;
             let weights = nibbles(packed, j);
             // SAFETY: each index array holds 16 i32.
             let lanes = unsafe { _mm512_loadu_epi32(LANES_OF_BLOCK[jj].as_ptr()) };
-            for (b, a) in acc.iter_mut().enumerate() {
-                let dots = block_dot(weights, q.split_row(b), j);
-                *a = _mm512_fmadd_ps(
-                    _mm512_cvtepi32_ps(dots),
-                    _mm512_permutexvar_ps(lanes, combined[b]),
-                    *a,
-                );
+            for t in 0..4 {
+                if t < n_rows {
+                    let dots = block_dot(weights, split[t], j);
+                    acc[t] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(dots),
+                        _mm512_permutexvar_ps(lanes, combined[t]),
+                        acc[t],
+                    );
+                }
             }
         }
     }
+    acc
 }
 
-/// g a multiple of 64: whole blocks per group, integer sums across them.
+/// g a multiple of 64: whole blocks per group, integer sums across them;
+/// returns what [`sums_g32`] returns.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn sums_g64k(
     packed: &[u8],
@@ -292,21 +308,30 @@ fn sums_g64k(
     group_size: usize,
     q: &QuantizedActivations,
     groups: usize,
-    acc: &mut [__m512],
-) {
+    rows: Range<usize>,
+) -> [__m512; 4] {
     let blocks_per_group = group_size / 64;
-    let mut dots = [_mm512_setzero_si512(); BATCH_TILE];
+    let n_rows = rows.len();
+    let split: [&[i8]; 4] = std::array::from_fn(|t| q.split_row(rows.start + t.min(n_rows - 1)));
+    let mut acc = [_mm512_setzero_ps(); 4];
     for (k, &w_scale) in scales[..groups].iter().enumerate() {
+        let mut dots = [_mm512_setzero_si512(); 4];
         for j in k * blocks_per_group..(k + 1) * blocks_per_group {
             let weights = nibbles(packed, j);
-            for (b, d) in dots[..acc.len()].iter_mut().enumerate() {
-                *d = _mm512_add_epi32(*d, block_dot(weights, q.split_row(b), j));
+            for t in 0..4 {
+                if t < n_rows {
+                    dots[t] = _mm512_add_epi32(dots[t], block_dot(weights, split[t], j));
+                }
             }
         }
-        for (b, a) in acc.iter_mut().enumerate() {
+        for t in 0..n_rows {
+            let b = rows.start + t;
             let scale = _mm512_set1_ps(w_scale * q.scales_row(b)[k]);
-            *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[b]), scale, *a);
-            dots[b] = _mm512_setzero_si512();
+            let offset = _mm512_set1_ps(w_scale * q.offsets_row(b)[k]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), scale, acc[t]);
+            // The offset goes to one lane only: the lanes are summed later.
+            acc[t] = _mm512_mask_sub_ps(acc[t], 1, acc[t], offset);
         }
     }
+    acc
 }
