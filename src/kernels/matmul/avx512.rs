@@ -279,11 +279,11 @@ fn sums_g32(
             combined[t] = _mm512_mul_ps(w_scales, x_scale);
             acc[t] = _mm512_fnmadd_ps(w_scales, offset, acc[t]);
         }
-        for jj in 0..n / 2 {
+        for (jj, lanes) in LANES_OF_BLOCK[..n / 2].iter().enumerate() {
             let j = k0 / 2 + jj;
             let weights = nibbles(packed, j);
             // SAFETY: each index array holds 16 i32.
-            let lanes = unsafe { _mm512_loadu_epi32(LANES_OF_BLOCK[jj].as_ptr()) };
+            let lanes = unsafe { _mm512_loadu_epi32(lanes.as_ptr()) };
             for t in 0..4 {
                 if t < n_rows {
                     let dots = block_dot(weights, split[t], j);
