@@ -38,10 +38,13 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         for v in group.chunks_exact(LANES) {
             // SAFETY: `v` holds exactly 4 f32.
             let x = unsafe { vld1q_f32(v.as_ptr()) };
-            // fmaxnm ignores a NaN operand, as the scalar fold does.
-            max_abs = vmaxnmq_f32(vabsq_f32(x), max_abs);
+            // Compare and select: a NaN (even a signaling one, which
+            // fmaxnm would propagate) never compares greater, so it is
+            // ignored, as in the scalar fold.
+            let a = vabsq_f32(x);
+            max_abs = vbslq_f32(vcgtq_f32(a, max_abs), a, max_abs);
         }
-        let scale = (vmaxnmvq_f32(max_abs) / 7.0).max(MIN_SCALE);
+        let scale = (vmaxvq_f32(max_abs) / 7.0).max(MIN_SCALE);
         *scale_out = scale;
         let scale = vdupq_n_f32(scale);
         for (v, out) in group

@@ -14,13 +14,25 @@ pub const MIN_SCALE: f32 = 1e-5;
 /// is within 2^-19 of `w / scale`, so 2^-16 leaves a wide margin.
 pub(crate) const NEAR_HALF: f32 = 1.0 / 65536.0;
 
+/// The larger of `max` and `value`, where a NaN `value` (quiet or
+/// signaling) is ignored: `f32::max` on aarch64 lowers to `fmaxnm`, which
+/// turns a signaling NaN into NaN instead of ignoring it.
+#[inline]
+pub fn max_ignoring_nan(max: f32, value: f32) -> f32 {
+    if value > max {
+        value
+    } else {
+        max
+    }
+}
+
 /// A group's scale: `max(max |w| / 7, 1e-5)`, NaN elements ignored.
 #[inline]
 pub fn group_scale<T: Element>(group: &[T]) -> f32 {
     let max_abs = group
         .iter()
         .map(|w| w.to_f32().abs())
-        .fold(0.0f32, f32::max);
+        .fold(0.0f32, max_ignoring_nan);
     (max_abs / 7.0).max(MIN_SCALE)
 }
 

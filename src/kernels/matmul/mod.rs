@@ -51,7 +51,10 @@ impl QuantizedActivations {
             let q_row = &mut q[b * cols..(b + 1) * cols];
             let groups_of = row.chunks(group_size).zip(q_row.chunks_mut(group_size));
             for (k, (group, q_group)) in groups_of.enumerate() {
-                let max_abs = group.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                let max_abs = group
+                    .iter()
+                    .map(|v| v.abs())
+                    .fold(0.0f32, crate::kernels::scalar::max_ignoring_nan);
                 let scale = max_abs / 127.0;
                 scales[b * groups + k] = scale;
                 if scale > 0.0 {
