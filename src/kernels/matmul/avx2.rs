@@ -97,3 +97,69 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
         *sum += _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
     }
 }
+
+/// Whether the int8 kernel has a fast path for `group_size`.
+pub(super) fn int8_fits(group_size: usize) -> bool {
+    group_size.is_multiple_of(32)
+}
+
+/// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
+/// sums: per 32 columns, `vpmaddubsw` multiplies the nibbles (0..=15) by
+/// the int8 activations and `vpmaddwd` adds the pairs, exactly (at most
+/// 2 * 15 * 127 per 16-bit sum).
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `int8_fits(group_size)`; `acts` is
+/// quantized.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn row_int8(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    cols: usize,
+    acts: &Activations,
+    out: &mut [f32],
+) {
+    let Activations::Int8(q) = acts else {
+        return;
+    };
+    let groups = cols / group_size;
+    let blocks_per_group = group_size / 32;
+    let low_nibbles = _mm_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    for (b, y) in out.iter_mut().enumerate() {
+        let (split, x_scales, offsets) = (q.split_row(b), q.scales_row(b), q.offsets_row(b));
+        let mut acc = _mm256_setzero_ps();
+        let mut offset = 0f32;
+        for (k, &w_scale) in scales[..groups].iter().enumerate() {
+            let mut dots = _mm256_setzero_si256();
+            for j in k * blocks_per_group..(k + 1) * blocks_per_group {
+                let bytes = &packed[16 * j..16 * j + 16];
+                let xq = &split[32 * j..32 * j + 32];
+                // SAFETY: `bytes` holds 16 bytes and `xq` 32.
+                let (w, xq) = unsafe {
+                    (
+                        _mm_loadu_si128(bytes.as_ptr().cast()),
+                        _mm256_loadu_si256(xq.as_ptr().cast()),
+                    )
+                };
+                let low = _mm_and_si128(w, low_nibbles);
+                let high = _mm_and_si128(_mm_srli_epi16::<4>(w), low_nibbles);
+                let weights = _mm256_set_m128i(high, low);
+                let pairs = _mm256_maddubs_epi16(weights, xq);
+                dots = _mm256_add_epi32(dots, _mm256_madd_epi16(pairs, ones));
+            }
+            acc = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(dots),
+                _mm256_set1_ps(w_scale * x_scales[k]),
+                acc,
+            );
+            offset += w_scale * offsets[k];
+        }
+        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+        let simd = _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
+        *y = simd - offset
+            + scalar::dot_int8(packed, scales, group_size, q, b, groups..scales.len());
+    }
+}

@@ -237,8 +237,9 @@ pub(super) unsafe fn row_int8(
     }
 }
 
-/// The 64 nibbles of block `j` as bytes: its 32 low nibbles (even columns)
-/// then its 32 high ones (odd columns), the order of `split_row`.
+/// The 64 nibbles of block `j` as bytes, in the order of `split_row`: for
+/// each of its two 32-column halves, 16 low nibbles (even columns) then 16
+/// high ones (odd columns).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn nibbles(packed: &[u8], j: usize) -> __m512i {
@@ -248,7 +249,9 @@ fn nibbles(packed: &[u8], j: usize) -> __m512i {
     let low_nibbles = _mm256_set1_epi8(0x0F);
     let low = _mm256_and_si256(w, low_nibbles);
     let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+    // 128-bit lanes [low A, low B, high A, high B] -> [low A, high A, low B, high B].
+    let lanes = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
+    _mm512_shuffle_i64x2::<0b11_01_10_00>(lanes, lanes)
 }
 
 /// `sum(u * q)` per lane for block `j` of activation row `split`.
@@ -264,8 +267,8 @@ fn block_dot(weights: __m512i, split: &[i8], j: usize) -> __m512i {
 /// Activation rows whose sums one pass over a weight row keeps in registers.
 const ROWS_IN_REGISTERS: usize = 4;
 
-/// g = 32: a block holds two groups (lanes 0-3 and 8-11 the first, 4-7 and
-/// 12-15 the second). Scales are multiplied 16 groups at a time and spread
+/// g = 32: a block holds two groups (lanes 0-7 the first, 8-15 the
+/// second). Scales are multiplied 16 groups at a time and spread
 /// to the lanes of each block by a permute. Returns, for the activation
 /// rows `rows` (at most four), lanes summing to
 /// `sum_k w_scale_k * (x_scale_k * sum(u * q) - offset_k)`.
@@ -281,7 +284,7 @@ fn sums_g32(
         let mut index = [0; 16];
         let mut i = 0;
         while i < 16 {
-            index[i] = (2 * j + (i / 4) % 2) as i32;
+            index[i] = (2 * j + i / 8) as i32;
             i += 1;
         }
         index

@@ -25,9 +25,9 @@ pub enum Precision {
 /// Activation rows quantized for [`Precision::Int8`], in natural order.
 pub struct QuantizedActivations {
     q: Vec<i8>,
-    /// Per row, each whole block of 64 values as its 32 even-indexed values
-    /// then its 32 odd ones: the order of a packed block's low and high
-    /// nibbles, for the SIMD kernels.
+    /// The same rows with each whole block of 32 values as its 16
+    /// even-indexed values then its 16 odd ones: the order of a packed
+    /// block's low and high nibbles, for the SIMD kernels.
     split: Vec<i8>,
     scales: Vec<f32>,
     /// `8 * scale * sum(q)` per group: the part of `sum((u - 8) * q)` that
@@ -64,17 +64,10 @@ impl QuantizedActivations {
                 }
             }
         }
-        let mut split = q.clone();
+        let split = split_pairs(&q, cols);
         let mut offsets = vec![0f32; batch * groups];
         for b in 0..batch {
             let row = &q[b * cols..(b + 1) * cols];
-            let split_row = &mut split[b * cols..(b + 1) * cols];
-            for (block, out) in row.chunks_exact(64).zip(split_row.chunks_exact_mut(64)) {
-                for i in 0..32 {
-                    out[i] = block[2 * i];
-                    out[32 + i] = block[2 * i + 1];
-                }
-            }
             for (k, group) in row.chunks(group_size).enumerate() {
                 let sum: i32 = group.iter().map(|&v| v as i32).sum();
                 offsets[b * groups + k] = 8.0 * scales[b * groups + k] * sum as f32;
@@ -91,7 +84,7 @@ impl QuantizedActivations {
         }
     }
 
-    /// Row `b` in the split order (whole 64-blocks only).
+    /// Row `b` in the split order.
     pub(crate) fn split_row(&self, b: usize) -> &[i8] {
         &self.split[b * self.cols..(b + 1) * self.cols]
     }
@@ -120,7 +113,7 @@ impl QuantizedActivations {
 
 /// `x` (rows of `cols`) with each whole block of 32 values reordered as its
 /// even-indexed values then its odd ones; a ragged tail keeps its order.
-pub fn split_pairs(x: &[f32], cols: usize) -> Vec<f32> {
+pub fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
     let mut split = x.to_vec();
     for (row, out) in x.chunks_exact(cols).zip(split.chunks_exact_mut(cols)) {
         for (block, out) in row.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
@@ -182,6 +175,8 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
         (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => avx512::row_int8,
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => avx2::row_exact,
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => avx2::row_int8,
         _ => scalar_row,
     }
 }
