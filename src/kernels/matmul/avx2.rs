@@ -22,7 +22,7 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32 { x, .. } = acts else {
+    let Activations::F32(x) = acts else {
         return;
     };
     let groups = cols / group_size;

@@ -30,15 +30,13 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32 { x, split } = acts else {
+    let Activations::F32(x) = acts else {
         return;
     };
     let groups = cols / group_size;
     let whole = groups * group_size;
     let mut sums = [0f32; BATCH_TILE];
-    if out.len() == 1 && group_size.is_multiple_of(32) {
-        sums[0] = dot_row_split(packed, scales, group_size, groups, split);
-    } else if out.len() == 1 {
+    if out.len() == 1 {
         sums[0] = dot_row(packed, scales, group_size, groups, x);
     } else {
         let mut decoded = [0f32; CHUNK];
@@ -119,45 +117,6 @@ fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, groups: usize, x: &
             let xv = unsafe { _mm512_loadu_ps(xv.as_ptr()) };
             acc[i % 4] = _mm512_fmadd_ps(decode16(b8, table), xv, acc[i % 4]);
             i += 1;
-        }
-    }
-    _mm512_reduce_add_ps(_mm512_add_ps(
-        _mm512_add_ps(acc[0], acc[1]),
-        _mm512_add_ps(acc[2], acc[3]),
-    ))
-}
-
-/// As [`dot_row`] for group sizes that are multiples of 32, reading the
-/// activations in split order: 16 packed bytes widen to 16 indices whose
-/// low nibbles are the even columns and, shifted, the odd ones.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn dot_row_split(
-    packed: &[u8],
-    scales: &[f32],
-    group_size: usize,
-    groups: usize,
-    split: &[f32],
-) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    for (k, &scale) in scales[..groups].iter().enumerate() {
-        let table = weight_table(scale);
-        let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
-        let xs = &split[k * group_size..(k + 1) * group_size];
-        for (i, (b16, x32)) in bytes.chunks_exact(16).zip(xs.chunks_exact(32)).enumerate() {
-            // SAFETY: `b16` holds 16 bytes and `x32` 32 f32.
-            let (index, even_x, odd_x) = unsafe {
-                (
-                    _mm512_cvtepu8_epi32(_mm_loadu_si128(b16.as_ptr().cast())),
-                    _mm512_loadu_ps(x32.as_ptr()),
-                    _mm512_loadu_ps(x32[16..].as_ptr()),
-                )
-            };
-            let even = _mm512_permutexvar_ps(index, table);
-            let odd = _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(index), table);
-            let a = 2 * (i % 2);
-            acc[a] = _mm512_fmadd_ps(even, even_x, acc[a]);
-            acc[a + 1] = _mm512_fmadd_ps(odd, odd_x, acc[a + 1]);
         }
     }
     _mm512_reduce_add_ps(_mm512_add_ps(

@@ -113,7 +113,7 @@ impl QuantizedActivations {
 
 /// `x` (rows of `cols`) with each whole block of 32 values reordered as its
 /// even-indexed values then its odd ones; a ragged tail keeps its order.
-pub fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
+fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
     let mut split = x.to_vec();
     for (row, out) in x.chunks_exact(cols).zip(split.chunks_exact_mut(cols)) {
         for (block, out) in row.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
@@ -128,10 +128,8 @@ pub fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
 
 /// What a row kernel reads of the activations.
 pub enum Activations<'a> {
-    /// f32 rows, `[batch, cols]`, and the same rows with each whole block
-    /// of 32 values as its 16 even-indexed values then its 16 odd ones (the
-    /// order of a packed block's low and high nibbles).
-    F32 { x: &'a [f32], split: &'a [f32] },
+    /// f32 rows, `[batch, cols]`.
+    F32(&'a [f32]),
     /// Rows quantized for int8 mode.
     Int8(&'a QuantizedActivations),
 }
@@ -156,7 +154,7 @@ fn scalar_row(
     out: &mut [f32],
 ) {
     match acts {
-        Activations::F32 { x, .. } => scalar::row_exact(packed, scales, g, x, cols, out),
+        Activations::F32(x) => scalar::row_exact(packed, scales, g, x, cols, out),
         Activations::Int8(q) => scalar::row_int8(packed, scales, g, q, out),
     }
 }
