@@ -48,7 +48,7 @@ impl<'a> PackedMatrix<'a> {
         &self.layout
     }
 
-    pub(crate) fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
+    fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
         let l = &self.layout;
         (
             &self.packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
