@@ -1,7 +1,7 @@
 /*
  * cortex_q4: exact 4-bit symmetric, group-wise weight quantization.
  *
- * Format (bit-exact, see SPEC section 1): a row-major matrix W[rows, cols] is
+ * Format (bit-exact): a row-major matrix W[rows, cols] is
  * cut per row into groups of group_size elements (the last one zero-padded).
  * Each group gets an f32 scale = max(max|w| / 7, 1e-5) and each element the
  * nibble u = clamp(round(w / scale), -8, 7) + 8; element 2i of a group sits

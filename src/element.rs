@@ -1,5 +1,5 @@
 //! The float types the API reads and writes. Every one is converted to f32
-//! first (SPEC section 1), so the format itself only knows f32.
+//! first, so the format itself only knows f32.
 
 use half::{bf16, f16};
 

@@ -1,7 +1,7 @@
 //! # cortex_q4
 //!
 //! Exact 4-bit symmetric, group-wise weight quantization: a bit-exact
-//! format (SPEC section 1, defined by [`scalar`]), a safe slice
+//! format (defined by [`scalar`]), a safe slice
 //! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
 //!
 //! - [`Layout`]: every size and stride of the packed form;

@@ -1,6 +1,6 @@
 //! The six tests of the original candle implementation, ported with their
 //! tolerances, plus byte-exact checks against the golden vectors (or, for
-//! the SPEC's worked example, bytes worked out by hand).
+//! the format's worked example, bytes worked out by hand).
 
 mod common;
 
@@ -43,7 +43,7 @@ fn test_4bit_packing_simple() -> Result<()> {
     let (packed, scales) = pack_4bit_symmetric(&tensor, 4)?;
     assert_eq!(packed.dims(), &[1, 2]);
     assert_eq!(scales.dims(), &[1, 1]);
-    // SPEC worked example: scale 1, q = [7, -6, 0, 4], nibbles [15, 2, 8, 12].
+    // The worked example: scale 1, q = [7, -6, 0, 4], nibbles [15, 2, 8, 12].
     assert_eq!(packed.flatten_all()?.to_vec1::<u8>()?, [0x2F, 0xC8]);
     assert_eq!(scales.flatten_all()?.to_vec1::<f32>()?, [1.0]);
     let unpacked = unpack_4bit_symmetric(&packed, &scales, (1, 4), 4)?;

@@ -5,7 +5,7 @@
 use candle_core::{Device, IndexOp, Result, Tensor};
 use rayon::prelude::*;
 
-/// A straightforward loop over SPEC section 1: index arithmetic, no slices
+/// A straightforward loop over the format's definition: index arithmetic, no slices
 /// of groups, the same operations as the definition.
 pub fn naive_pack(
     src: &[f32],

@@ -1,4 +1,5 @@
-//! The scalar reference: SPEC section 1 written as plainly as possible.
+//! The scalar reference: the format's definition (README, "The format")
+//! written as plainly as possible.
 //! It defines the format; every other kernel must equal it bit for bit.
 
 use crate::element::Element;

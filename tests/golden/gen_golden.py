@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden vectors for cortex_q4, derived independently of the Rust code.
 
-This is a second reference of SPEC section 1, written in plain Python
+This is a second reference of the format, written in plain Python
 (doubles, then exact rounding to binary32), sharing no code with the crate.
 Its output, cases.txt, is read by the Rust tests and by the C harness.
 
