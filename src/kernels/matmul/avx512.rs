@@ -196,15 +196,17 @@ pub(super) unsafe fn row_int8(
     }
 }
 
-/// The 64 nibbles of block `j` as bytes, in the order of `split_row`: for
-/// each of its two 32-column halves, 16 low nibbles (even columns) then 16
-/// high ones (odd columns).
+/// The 64 nibbles of a 32-byte block as bytes, in the order of `split_row`:
+/// for each of its two 32-column halves, 16 low nibbles (even columns) then
+/// 16 high ones (odd columns).
+///
+/// # Safety
+/// `block` is readable for 32 bytes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn nibbles(packed: &[u8], j: usize) -> __m512i {
-    let block = &packed[32 * j..32 * j + 32];
-    // SAFETY: `block` holds 32 bytes.
-    let w = unsafe { _mm256_loadu_si256(block.as_ptr().cast()) };
+unsafe fn nibbles(block: *const u8) -> __m512i {
+    // SAFETY: the caller's promise.
+    let w = unsafe { _mm256_loadu_si256(block.cast()) };
     let low_nibbles = _mm256_set1_epi8(0x0F);
     let low = _mm256_and_si256(w, low_nibbles);
     let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
@@ -213,13 +215,15 @@ fn nibbles(packed: &[u8], j: usize) -> __m512i {
     _mm512_shuffle_i64x2::<0b11_01_10_00>(lanes, lanes)
 }
 
-/// `sum(u * q)` per lane for block `j` of activation row `split`.
+/// `sum(u * q)` per lane of a block against 64 split activations.
+///
+/// # Safety
+/// `xq` is readable for 64 bytes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn block_dot(weights: __m512i, split: &[i8], j: usize) -> __m512i {
-    let xq = &split[64 * j..64 * j + 64];
-    // SAFETY: `xq` holds 64 bytes.
-    let xq = unsafe { _mm512_loadu_si512(xq.as_ptr().cast()) };
+unsafe fn block_dot(weights: __m512i, xq: *const i8) -> __m512i {
+    // SAFETY: the caller's promise.
+    let xq = unsafe { _mm512_loadu_si512(xq.cast()) };
     _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, xq)
 }
 
@@ -259,7 +263,11 @@ fn sums_g32(
         lanes_of_block(7),
     ];
     let n_rows = rows.len();
-    let split: [&[i8]; 4] = std::array::from_fn(|t| q.split_row(rows.start + t.min(n_rows - 1)));
+    // Cut to the whole blocks, so that every block read below is in bounds.
+    let blocks = groups / 2;
+    let packed = &packed[..32 * blocks];
+    let split: [&[i8]; 4] =
+        std::array::from_fn(|t| &q.split_row(rows.start + t.min(n_rows - 1))[..64 * blocks]);
     let x_scales: [&[f32]; 4] =
         std::array::from_fn(|t| q.scales_row(rows.start + t.min(n_rows - 1)));
     let offsets: [&[f32]; 4] =
@@ -284,12 +292,18 @@ fn sums_g32(
         }
         for (jj, lanes) in LANES_OF_BLOCK[..n / 2].iter().enumerate() {
             let j = k0 / 2 + jj;
-            let weights = nibbles(packed, j);
-            // SAFETY: each index array holds 16 i32.
-            let lanes = unsafe { _mm512_loadu_epi32(lanes.as_ptr()) };
+            // SAFETY: j < blocks: the block and each row's 64 values are in
+            // the slices cut above; the index array holds 16 i32.
+            let (weights, lanes) = unsafe {
+                (
+                    nibbles(packed.as_ptr().add(32 * j)),
+                    _mm512_loadu_epi32(lanes.as_ptr()),
+                )
+            };
             for t in 0..4 {
                 if t < n_rows {
-                    let dots = block_dot(weights, split[t], j);
+                    // SAFETY: as above.
+                    let dots = unsafe { block_dot(weights, split[t].as_ptr().add(64 * j)) };
                     acc[t] = _mm512_fmadd_ps(
                         _mm512_cvtepi32_ps(dots),
                         _mm512_permutexvar_ps(lanes, combined[t]),
@@ -315,15 +329,22 @@ fn sums_g64k(
 ) -> [__m512; 4] {
     let blocks_per_group = group_size / 64;
     let n_rows = rows.len();
-    let split: [&[i8]; 4] = std::array::from_fn(|t| q.split_row(rows.start + t.min(n_rows - 1)));
+    // Cut to the whole groups, so that every block read below is in bounds.
+    let blocks = groups * blocks_per_group;
+    let packed = &packed[..32 * blocks];
+    let split: [&[i8]; 4] =
+        std::array::from_fn(|t| &q.split_row(rows.start + t.min(n_rows - 1))[..64 * blocks]);
     let mut acc = [_mm512_setzero_ps(); 4];
     for (k, &w_scale) in scales[..groups].iter().enumerate() {
         let mut dots = [_mm512_setzero_si512(); 4];
         for j in k * blocks_per_group..(k + 1) * blocks_per_group {
-            let weights = nibbles(packed, j);
+            // SAFETY: j < blocks: inside the slices cut above.
+            let weights = unsafe { nibbles(packed.as_ptr().add(32 * j)) };
             for t in 0..4 {
                 if t < n_rows {
-                    dots[t] = _mm512_add_epi32(dots[t], block_dot(weights, split[t], j));
+                    // SAFETY: as above.
+                    let dot = unsafe { block_dot(weights, split[t].as_ptr().add(64 * j)) };
+                    dots[t] = _mm512_add_epi32(dots[t], dot);
                 }
             }
         }
