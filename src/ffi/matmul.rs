@@ -49,8 +49,9 @@ fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
     }
 }
 
-/// Shared body of the `cq4_matmul_*` functions: rows `[row_begin, row_end)`
-/// into `y[b * y_stride + (r - row_begin)]`.
+/// Shared body of the `cq4_matmul_*` functions: `rows` (all of them when
+/// `None`) into `y[b * y_stride + (r - rows.start)]` (`y_stride` = the row
+/// count when `None`).
 ///
 /// # Safety
 /// As documented on [`cq4_matmul_rows_f32`].
@@ -61,11 +62,10 @@ unsafe fn matmul_any<X: Element>(
     x_len: usize,
     batch: usize,
     precision: u32,
-    row_begin: usize,
-    row_end: usize,
+    rows: Option<std::ops::Range<usize>>,
     y: *mut f32,
     y_len: usize,
-    y_stride: usize,
+    y_stride: Option<usize>,
     options: *const cq4_options,
 ) -> cq4_status {
     guard(|| {
@@ -89,7 +89,15 @@ unsafe fn matmul_any<X: Element>(
             )
         };
         let matrix = PackedMatrix::new(packed, scales, m.rows, m.cols, m.group_size)?;
-        let plan = Plan::new(&options, &matrix, x, batch, row_begin..row_end, y_stride)?;
+        let rows = rows.unwrap_or(0..m.rows);
+        let plan = Plan::new(
+            &options,
+            &matrix,
+            x,
+            batch,
+            rows,
+            y_stride.unwrap_or(m.rows),
+        )?;
         let l = matrix.layout();
         check_disjoint(
             &[y.span(plan.y_len)],
@@ -138,19 +146,8 @@ pub unsafe extern "C" fn cq4_matmul_f32(
     y_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // A NULL or unreadable `w` is reported by `matmul_any`, so the row
-    // count is read only when the pointer is usable.
-    let rows = match Raw::new(w, 1) {
-        // SAFETY: non-null and aligned; the caller promised one `cq4_matrix`.
-        Ok(w) => unsafe { w.as_slice()[0].rows },
-        Err(_) => 0,
-    };
     // SAFETY: the caller's contract is the one `matmul_any` needs.
-    unsafe {
-        matmul_any(
-            w, x, x_len, batch, precision, 0, rows, y, y_len, rows, options,
-        )
-    }
+    unsafe { matmul_any(w, x, x_len, batch, precision, None, y, y_len, None, options) }
 }
 
 /// As `cq4_matmul_f32` for the weight rows `[row_begin, row_end)` only,
@@ -183,7 +180,16 @@ pub unsafe extern "C" fn cq4_matmul_rows_f32(
     // SAFETY: the caller's contract is the one `matmul_any` needs.
     unsafe {
         matmul_any(
-            w, x, x_len, batch, precision, row_begin, row_end, y, y_len, y_stride, options,
+            w,
+            x,
+            x_len,
+            batch,
+            precision,
+            Some(row_begin..row_end),
+            y,
+            y_len,
+            Some(y_stride),
+            options,
         )
     }
 }
@@ -211,7 +217,16 @@ pub unsafe extern "C" fn cq4_matmul_rows_f16(
     // SAFETY: `f16` is a transparent `u16`; the contract is `matmul_any`'s.
     unsafe {
         matmul_any(
-            w, x, x_len, batch, precision, row_begin, row_end, y, y_len, y_stride, options,
+            w,
+            x,
+            x_len,
+            batch,
+            precision,
+            Some(row_begin..row_end),
+            y,
+            y_len,
+            Some(y_stride),
+            options,
         )
     }
 }
@@ -239,7 +254,16 @@ pub unsafe extern "C" fn cq4_matmul_rows_bf16(
     // SAFETY: `bf16` is a transparent `u16`; the contract is `matmul_any`'s.
     unsafe {
         matmul_any(
-            w, x, x_len, batch, precision, row_begin, row_end, y, y_len, y_stride, options,
+            w,
+            x,
+            x_len,
+            batch,
+            precision,
+            Some(row_begin..row_end),
+            y,
+            y_len,
+            Some(y_stride),
+            options,
         )
     }
 }

@@ -171,6 +171,13 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
         (Kernel::Avx512, Precision::Exact) if group_size.is_multiple_of(16) => avx512::row_exact,
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => avx512::row_int8,
+        // AVX-512 without VNNI: the AVX2 int8 kernel, on the same CPU.
+        #[cfg(target_arch = "x86_64")]
+        (Kernel::Avx512, Precision::Int8)
+            if avx2::int8_fits(group_size) && Kernel::Avx2.is_supported() =>
+        {
+            avx2::row_int8
+        }
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => avx2::row_exact,
         #[cfg(target_arch = "x86_64")]
