@@ -149,14 +149,22 @@ fn unpack_full_groups(packed: &[u8], scales: &[f32], group_size: usize, dst: &mu
             .chunks_exact_mut(LANES)
             .zip(bytes.chunks_exact(LANES / 2))
         {
-            let four = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(four));
-            // Each byte's high nibble moves to bits 32..36 of its lane.
-            let split = _mm256_or_si256(wide, _mm256_slli_epi64::<28>(wide));
-            let nibbles = _mm256_and_si256(split, _mm256_set1_epi32(0xF));
-            let levels = _mm256_cvtepi32_ps(_mm256_sub_epi32(nibbles, _mm256_set1_epi32(8)));
             // SAFETY: `out` holds 8 f32.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), _mm256_mul_ps(levels, scale)) };
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), decode8(b, scale)) };
         }
     }
+}
+
+/// The 8 weights of 4 packed bytes: `(u - 8) * scale`, the single f32
+/// multiply unpack defines.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn decode8(bytes: &[u8], scale: __m256) -> __m256 {
+    let four = i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(four));
+    // Each byte's high nibble moves to bits 32..36 of its lane.
+    let split = _mm256_or_si256(wide, _mm256_slli_epi64::<28>(wide));
+    let nibbles = _mm256_and_si256(split, _mm256_set1_epi32(0xF));
+    let levels = _mm256_cvtepi32_ps(_mm256_sub_epi32(nibbles, _mm256_set1_epi32(8)));
+    _mm256_mul_ps(levels, scale)
 }

@@ -186,28 +186,42 @@ fn quantize_exact(q: __m512) -> __m512i {
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn unpack_full_groups(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
-    // (u - 8) as f32 for every nibble u; vpermps reads only an index's low 4 bits.
-    let levels = _mm512_setr_ps(
-        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
-    );
     let groups = dst
         .chunks_exact_mut(group_size)
         .zip(packed.chunks_exact(group_size / 2))
         .zip(scales);
     for ((group, bytes), &scale) in groups {
-        let scale = _mm512_set1_ps(scale);
+        let table = weight_table(scale);
         for (out, b) in group
             .chunks_exact_mut(LANES)
             .zip(bytes.chunks_exact(LANES / 2))
         {
-            // SAFETY: `b` holds 8 bytes and `out` 16 f32.
-            unsafe {
-                let wide = _mm512_cvtepu8_epi64(_mm_loadl_epi64(b.as_ptr().cast()));
-                // Each byte's high nibble moves to bits 32..36 of its lane.
-                let index = _mm512_or_si512(wide, _mm512_slli_epi64::<28>(wide));
-                let values = _mm512_mul_ps(_mm512_permutexvar_ps(index, levels), scale);
-                _mm512_storeu_ps(out.as_mut_ptr(), values);
-            }
+            // SAFETY: `out` holds 16 f32.
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr(), decode16(b, table)) };
         }
     }
+}
+
+/// `(u - 8) * scale` for u = 0..16: every weight a group can decode to,
+/// each the single f32 multiply unpack defines.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) fn weight_table(scale: f32) -> __m512 {
+    let levels = _mm512_setr_ps(
+        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+    );
+    _mm512_mul_ps(levels, _mm512_set1_ps(scale))
+}
+
+/// The 16 weights of 8 packed bytes, looked up in a group's
+/// [`weight_table`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) fn decode16(bytes: &[u8], table: __m512) -> __m512 {
+    let bytes = &bytes[..8];
+    // SAFETY: `bytes` holds 8 bytes.
+    let wide = _mm512_cvtepu8_epi64(unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) });
+    // Each byte's high nibble moves to bits 32..36 of its lane; vpermps
+    // reads only an index's low 4 bits.
+    _mm512_permutexvar_ps(_mm512_or_si512(wide, _mm512_slli_epi64::<28>(wide)), table)
 }

@@ -4,6 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::{scalar, Activations, BATCH_TILE};
+use crate::kernels::avx2::decode8;
 
 /// Columns decoded at a time, then reused by every activation row.
 const CHUNK: usize = 256;
@@ -34,18 +35,9 @@ pub(super) unsafe fn row_exact(
         let scale = _mm256_set1_ps(scale);
         let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
         for b in bytes.chunks_exact(4) {
-            let wide = _mm256_cvtepu8_epi64(_mm_cvtsi32_si128(i32::from_le_bytes([
-                b[0], b[1], b[2], b[3],
-            ])));
-            let split = _mm256_or_si256(wide, _mm256_slli_epi64::<28>(wide));
-            let nibbles = _mm256_and_si256(split, _mm256_set1_epi32(0xF));
-            let levels = _mm256_cvtepi32_ps(_mm256_sub_epi32(nibbles, _mm256_set1_epi32(8)));
             // SAFETY: `decoded` has room for 8 more (CHUNK % 8 == 0).
             unsafe {
-                _mm256_storeu_ps(
-                    decoded[filled..filled + 8].as_mut_ptr(),
-                    _mm256_mul_ps(levels, scale),
-                )
+                _mm256_storeu_ps(decoded[filled..filled + 8].as_mut_ptr(), decode8(b, scale))
             };
             filled += 8;
             if filled == CHUNK {

@@ -6,6 +6,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{scalar, Activations, QuantizedActivations, BATCH_TILE};
+use crate::kernels::avx512::{decode16, weight_table};
 
 /// Columns decoded at a time, then reused by every activation row.
 const CHUNK: usize = 256;
@@ -78,27 +79,6 @@ pub(super) unsafe fn row_exact(
                 whole..cols,
             );
     }
-}
-
-/// `(u - 8) * scale` for u = 0..16: the weights unpack decodes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn weight_table(scale: f32) -> __m512 {
-    let levels = _mm512_setr_ps(
-        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
-    );
-    _mm512_mul_ps(levels, _mm512_set1_ps(scale))
-}
-
-/// The 16 weights of 8 packed bytes, looked up in a group's table.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn decode16(bytes: &[u8], table: __m512) -> __m512 {
-    // SAFETY: callers pass 8 bytes.
-    let wide = _mm512_cvtepu8_epi64(unsafe { _mm_loadl_epi64(bytes.as_ptr().cast()) });
-    // Each byte's high nibble moves to bits 32..36 of its lane; vpermps
-    // reads only an index's low 4 bits.
-    _mm512_permutexvar_ps(_mm512_or_si512(wide, _mm512_slli_epi64::<28>(wide)), table)
 }
 
 /// One activation row against the whole groups of one weight row, decoding
