@@ -201,9 +201,15 @@ impl Plan {
         let task_rows = threads::rows_per_task(rows.len(), l.cols, self.threads);
         for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
             let tile_batch = x_tile.len() / l.cols;
-            let quantized;
+            let (quantized, split);
             let acts = match precision {
-                Precision::Exact => Activations::F32(x_tile),
+                Precision::Exact => {
+                    split = matmul::split_pairs(x_tile, l.cols);
+                    Activations::F32 {
+                        natural: x_tile,
+                        split: &split,
+                    }
+                }
                 Precision::Int8 => {
                     quantized = QuantizedActivations::new(x_tile, tile_batch, l.cols, l.group_size);
                     Activations::Int8(&quantized)

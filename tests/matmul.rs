@@ -90,10 +90,10 @@ impl Case {
 
 fn case() -> impl Strategy<Value = Case> {
     let g = prop_oneof![
-        3 => prop::sample::select(vec![16usize, 32, 64, 128]),
+        3 => prop::sample::select(vec![16usize, 32, 64, 128, 192, 256]),
         1 => 1usize..40,
     ];
-    (0usize..6, 0usize..300, g, 1usize..10).prop_flat_map(|(rows, cols, g, batch)| {
+    (0usize..6, 0usize..700, g, 1usize..10).prop_flat_map(|(rows, cols, g, batch)| {
         (
             proptest::collection::vec(-2.0f32..2.0, rows * cols),
             proptest::collection::vec(-3.0f32..3.0, batch * cols),

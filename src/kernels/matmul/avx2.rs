@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{scalar, Activations, BATCH_TILE};
+use super::{scalar, split_groups, Activations, BATCH_TILE, SPLIT_BLOCK};
 use crate::kernels::avx2::decode8;
 
 /// Columns decoded at a time, then reused by every activation row.
@@ -23,7 +23,7 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32(x) = acts else {
+    let Activations::F32 { natural: x, .. } = acts else {
         return;
     };
     let groups = cols / group_size;
@@ -92,13 +92,13 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
 
 /// Whether the int8 kernel has a fast path for `group_size`.
 pub(super) fn int8_fits(group_size: usize) -> bool {
-    group_size.is_multiple_of(32)
+    group_size == 32 || group_size.is_multiple_of(64)
 }
 
 /// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
-/// sums: per 32 columns, `vpmaddubsw` multiplies the nibbles (0..=15) by
+/// sums: per 64 columns, `vpmaddubsw` multiplies the nibbles (0..=15) by
 /// the int8 activations and `vpmaddwd` adds the pairs, exactly (at most
-/// 2 * 15 * 127 per 16-bit sum).
+/// 4 * 15 * 127 per 16-bit sum).
 ///
 /// # Safety
 /// The CPU supports AVX2 and FMA; `int8_fits(group_size)`; `acts` is
@@ -115,43 +115,164 @@ pub(super) unsafe fn row_int8(
     let Activations::Int8(q) = acts else {
         return;
     };
-    let groups = cols / group_size;
-    let blocks_per_group = group_size / 32;
-    let low_nibbles = _mm_set1_epi8(0x0F);
-    let ones = _mm256_set1_epi16(1);
+    let groups = split_groups(cols, group_size);
+    // Cut to the whole groups, so that every half block read is in bounds.
+    let packed_simd = &packed[..groups * group_size / 2];
     for (b, y) in out.iter_mut().enumerate() {
-        let (split, x_scales, offsets) = (q.split_row(b), q.scales_row(b), q.offsets_row(b));
-        let mut acc = _mm256_setzero_ps();
-        let mut offset = 0f32;
-        for (k, &w_scale) in scales[..groups].iter().enumerate() {
-            let mut dots = _mm256_setzero_si256();
-            for j in k * blocks_per_group..(k + 1) * blocks_per_group {
-                let bytes = &packed[16 * j..16 * j + 16];
-                let xq = &split[32 * j..32 * j + 32];
-                // SAFETY: `bytes` holds 16 bytes and `xq` 32.
-                let (w, xq) = unsafe {
-                    (
-                        _mm_loadu_si128(bytes.as_ptr().cast()),
-                        _mm256_loadu_si256(xq.as_ptr().cast()),
-                    )
-                };
-                let low = _mm_and_si128(w, low_nibbles);
-                let high = _mm_and_si128(_mm_srli_epi16::<4>(w), low_nibbles);
-                let weights = _mm256_set_m128i(high, low);
-                let pairs = _mm256_maddubs_epi16(weights, xq);
-                dots = _mm256_add_epi32(dots, _mm256_madd_epi16(pairs, ones));
-            }
-            acc = _mm256_fmadd_ps(
-                _mm256_cvtepi32_ps(dots),
-                _mm256_set1_ps(w_scale * x_scales[k]),
-                acc,
-            );
-            offset += w_scale * offsets[k];
-        }
+        let split = &q.split_row(b)[..groups * group_size];
+        let (x_scales, offsets) = (q.scales_row(b), q.offsets_row(b));
+        let (acc, offset) = if group_size == 32 {
+            sums_g32(packed_simd, &scales[..groups], split, x_scales, offsets)
+        } else {
+            sums_g64k(
+                packed_simd,
+                &scales[..groups],
+                group_size,
+                split,
+                x_scales,
+                offsets,
+            )
+        };
         let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
         let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
         let simd = _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
         *y = simd - offset
             + scalar::dot_int8(packed, scales, group_size, q, b, groups..scales.len());
     }
+}
+
+/// `sum(u * q)` of half block `m` (64 columns, 32 packed bytes) against
+/// its split activations, per lane: lanes 0-3 cover its first 32 columns,
+/// lanes 4-7 the next 32.
+///
+/// # Safety
+/// Half block `m` is inside `packed` and `split` is twice as long.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn half_block_dot(packed: &[u8], split: &[i8], m: usize) -> __m256i {
+    let even = SPLIT_BLOCK * (m / 2) + SPLIT_BLOCK / 4 * (m % 2);
+    // SAFETY: the caller's promise; the odd values sit 64 after the even.
+    let (w, x_even, x_odd) = unsafe {
+        (
+            _mm256_loadu_si256(packed.as_ptr().add(32 * m).cast()),
+            _mm256_loadu_si256(split.as_ptr().add(even).cast()),
+            _mm256_loadu_si256(split.as_ptr().add(even + SPLIT_BLOCK / 2).cast()),
+        )
+    };
+    let low_nibbles = _mm256_set1_epi8(0x0F);
+    let low = _mm256_and_si256(w, low_nibbles);
+    let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
+    let pairs = _mm256_add_epi16(
+        _mm256_maddubs_epi16(low, x_even),
+        _mm256_maddubs_epi16(high, x_odd),
+    );
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+/// g = 32, over the whole groups of `scales`: lanes summing to
+/// `sum_k w_scale_k * x_scale_k * sum(u * q)`, and `sum_k w_scale_k *
+/// offset_k`. Scales are multiplied 8 groups at a time and spread to the
+/// lanes of each half block by a permute.
+#[target_feature(enable = "avx2,fma")]
+fn sums_g32(
+    packed: &[u8],
+    scales: &[f32],
+    split: &[i8],
+    x_scales: &[f32],
+    offsets: &[f32],
+) -> (__m256, f32) {
+    let mut acc = [_mm256_setzero_ps(); 2];
+    let mut offset = _mm256_setzero_ps();
+    for k0 in (0..scales.len()).step_by(8) {
+        let n = (scales.len() - k0).min(8);
+        let window = |v: &[f32]| {
+            let mut w = [0f32; 8];
+            w[..n].copy_from_slice(&v[k0..k0 + n]);
+            w
+        };
+        let (w8, x8, o8) = (window(scales), window(x_scales), window(offsets));
+        // SAFETY: each array holds 8 f32.
+        let (w8, x8, o8) = unsafe {
+            (
+                _mm256_loadu_ps(w8.as_ptr()),
+                _mm256_loadu_ps(x8.as_ptr()),
+                _mm256_loadu_ps(o8.as_ptr()),
+            )
+        };
+        let combined = _mm256_mul_ps(w8, x8);
+        offset = _mm256_fmadd_ps(w8, o8, offset);
+        // Alternate half blocks feed two accumulators, to halve the FMA chain.
+        for mm in (0..n / 2).step_by(2) {
+            // SAFETY: half blocks k0 / 2 + mm (+ 1) hold groups below
+            // `scales.len()`, inside `packed` and `split`.
+            unsafe {
+                acc[0] = half_block_term(packed, split, k0 / 2 + mm, combined, mm, acc[0]);
+                if mm + 1 < n / 2 {
+                    acc[1] =
+                        half_block_term(packed, split, k0 / 2 + mm + 1, combined, mm + 1, acc[1]);
+                }
+            }
+        }
+    }
+    let mut o = [0f32; 8];
+    // SAFETY: `o` holds 8 f32.
+    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), offset) };
+    (_mm256_add_ps(acc[0], acc[1]), o.iter().sum())
+}
+
+/// `acc + cvt(half block m . split) * scales`, with lanes 0-3 scaled by
+/// `combined[2 * mm]` and lanes 4-7 by `combined[2 * mm + 1]`.
+///
+/// # Safety
+/// As [`half_block_dot`].
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn half_block_term(
+    packed: &[u8],
+    split: &[i8],
+    m: usize,
+    combined: __m256,
+    mm: usize,
+    acc: __m256,
+) -> __m256 {
+    let (first, second) = (2 * mm as i32, 2 * mm as i32 + 1);
+    let lanes = _mm256_setr_epi32(first, first, first, first, second, second, second, second);
+    // SAFETY: the caller's promise.
+    let dots = unsafe { half_block_dot(packed, split, m) };
+    _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(dots),
+        _mm256_permutevar8x32_ps(combined, lanes),
+        acc,
+    )
+}
+
+/// g a multiple of 64: whole half blocks per group, integer sums across
+/// them; returns what [`sums_g32`] returns.
+#[target_feature(enable = "avx2,fma")]
+fn sums_g64k(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    split: &[i8],
+    x_scales: &[f32],
+    offsets: &[f32],
+) -> (__m256, f32) {
+    let halves_per_group = group_size / 64;
+    let mut acc = _mm256_setzero_ps();
+    let mut offset = 0f32;
+    for (k, &w_scale) in scales.iter().enumerate() {
+        let mut dots = _mm256_setzero_si256();
+        for m in k * halves_per_group..(k + 1) * halves_per_group {
+            // SAFETY: half block m lies in group k < `scales.len()`, inside
+            // `packed` and `split`.
+            dots = _mm256_add_epi32(dots, unsafe { half_block_dot(packed, split, m) });
+        }
+        acc = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(dots),
+            _mm256_set1_ps(w_scale * x_scales[k]),
+            acc,
+        );
+        offset += w_scale * offsets[k];
+    }
+    (acc, offset)
 }

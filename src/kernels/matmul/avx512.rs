@@ -1,27 +1,31 @@
-//! AVX-512 fused kernels: `exact` for group sizes that are multiples of
-//! 16, `int8` with VNNI dot products for g = 32 and multiples of 64.
+//! AVX-512 fused kernels, `exact` and `int8` (VNNI dot products), for
+//! group sizes that tile the split blocks: 32, 64 and multiples of 128.
 //! Ragged tails go to the scalar twins.
 
 use std::arch::x86_64::*;
-use std::ops::Range;
 
-use super::{scalar, Activations, QuantizedActivations, BATCH_TILE};
-use crate::kernels::avx512::{decode16, weight_table};
+use super::{
+    fits_split_blocks, scalar, split_groups, Activations, QuantizedActivations, BATCH_TILE,
+    SPLIT_BLOCK,
+};
+use crate::kernels::avx512::weight_table;
 
 /// Columns decoded at a time, then reused by every activation row.
 const CHUNK: usize = 256;
 
 /// Whether the int8 kernel has a fast path for `group_size`.
 pub(super) fn int8_fits(group_size: usize) -> bool {
-    is_x86_feature_detected!("avx512vnni") && (group_size == 32 || group_size.is_multiple_of(64))
+    is_x86_feature_detected!("avx512vnni") && fits_split_blocks(group_size)
 }
 
 /// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
 /// sums. Per group, the 16 possible weights `(u - 8) * scale` are computed
-/// once (the same products unpack computes), then looked up per column.
+/// once (the same products unpack computes), then looked up per column,
+/// 32 columns at a time in the split order.
 ///
 /// # Safety
-/// The CPU supports AVX-512 F/BW/VL; `group_size % 16 == 0`; `acts` is f32.
+/// The CPU supports AVX-512 F/BW/VL; `fits_split_blocks(group_size)`;
+/// `acts` is f32.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) unsafe fn row_exact(
     packed: &[u8],
@@ -31,77 +35,116 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32(x) = acts else {
+    let Activations::F32 { natural, split } = acts else {
         return;
     };
-    let groups = cols / group_size;
+    let groups = split_groups(cols, group_size);
     let whole = groups * group_size;
+    // Cut to the whole groups, which tile whole split blocks: every quarter
+    // read below is in bounds.
+    let packed_simd = &packed[..whole / 2];
+    let scales_simd = &scales[..groups];
+    let quarters_per_group = group_size / 32;
     let mut sums = [0f32; BATCH_TILE];
     if out.len() == 1 {
-        sums[0] = dot_row(packed, scales, group_size, groups, x);
+        sums[0] = dot_row(
+            packed_simd,
+            scales_simd,
+            quarters_per_group,
+            &split[..whole],
+        );
     } else {
         let mut decoded = [0f32; CHUNK];
-        let (mut filled, mut first_col) = (0, 0);
-        for (k, &scale) in scales[..groups].iter().enumerate() {
+        let mut first_col = 0;
+        let mut quarter = 0;
+        for &scale in scales_simd {
             let table = weight_table(scale);
-            let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
-            for b8 in bytes.chunks_exact(8) {
-                // SAFETY: `decoded` has room for 16 more (CHUNK % 16 == 0).
+            for _ in 0..quarters_per_group {
+                let (even, odd) = quarter_offsets(quarter);
+                // SAFETY: the quarter is inside `packed_simd` (see above),
+                // and both offsets modulo CHUNK leave room for 16 f32.
                 unsafe {
-                    _mm512_storeu_ps(
-                        decoded[filled..filled + 16].as_mut_ptr(),
-                        decode16(b8, table),
-                    )
-                };
-                filled += 16;
-                if filled == CHUNK {
-                    add_dots(&decoded, x, cols, first_col, &mut sums[..out.len()]);
+                    let [low, high] = decode32_split(packed_simd.as_ptr().add(16 * quarter), table);
+                    _mm512_storeu_ps(decoded.as_mut_ptr().add(even % CHUNK), low);
+                    _mm512_storeu_ps(decoded.as_mut_ptr().add(odd % CHUNK), high);
+                }
+                quarter += 1;
+                if 32 * quarter - first_col == CHUNK {
+                    add_dots(&decoded, split, cols, first_col, &mut sums[..out.len()]);
                     first_col += CHUNK;
-                    filled = 0;
                 }
             }
         }
+        let filled = 32 * quarter - first_col;
         add_dots(
             &decoded[..filled],
-            x,
+            split,
             cols,
             first_col,
             &mut sums[..out.len()],
         );
     }
     for (b, y) in out.iter_mut().enumerate() {
-        *y = sums[b]
-            + scalar::dot_exact(
-                packed,
-                scales,
-                group_size,
-                &x[b * cols..(b + 1) * cols],
-                whole..cols,
-            );
+        let x = &natural[b * cols..(b + 1) * cols];
+        *y = sums[b] + scalar::dot_exact(packed, scales, group_size, x, whole..cols);
     }
 }
 
-/// One activation row against the whole groups of one weight row, decoding
-/// straight into four independent accumulators.
+/// Where the even and the odd columns of 32-column quarter `i` of a row sit
+/// in the split order.
+#[inline]
+fn quarter_offsets(i: usize) -> (usize, usize) {
+    let even = SPLIT_BLOCK * (i / 4) + 16 * (i % 4);
+    (even, even + SPLIT_BLOCK / 2)
+}
+
+/// The 32 weights of 16 packed bytes (one group's quarter), looked up in
+/// the group's [`weight_table`]: the even columns, then the odd ones.
+///
+/// # Safety
+/// `bytes` is readable for 16 bytes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, groups: usize, x: &[f32]) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut i = 0;
-    for (k, &scale) in scales[..groups].iter().enumerate() {
+unsafe fn decode32_split(bytes: *const u8, table: __m512) -> [__m512; 2] {
+    // SAFETY: the caller's promise.
+    let wide = _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.cast()) });
+    // vpermps reads only an index's low 4 bits: the low nibble, then the
+    // high one once shifted down.
+    [
+        _mm512_permutexvar_ps(wide, table),
+        _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(wide), table),
+    ]
+}
+
+/// One activation row (split order) against the whole groups of one
+/// weight row, decoding straight into four accumulators: each quarter adds
+/// to the pair the quarter before last left.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn dot_row(packed: &[u8], scales: &[f32], quarters_per_group: usize, split: &[f32]) -> f32 {
+    let (mut newer, mut older) = ([_mm512_setzero_ps(); 2], [_mm512_setzero_ps(); 2]);
+    let mut quarter = 0;
+    for &scale in scales {
         let table = weight_table(scale);
-        let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
-        let xs = &x[k * group_size..(k + 1) * group_size];
-        for (b8, xv) in bytes.chunks_exact(8).zip(xs.chunks_exact(16)) {
-            // SAFETY: `xv` holds 16 f32.
-            let xv = unsafe { _mm512_loadu_ps(xv.as_ptr()) };
-            acc[i % 4] = _mm512_fmadd_ps(decode16(b8, table), xv, acc[i % 4]);
-            i += 1;
+        for _ in 0..quarters_per_group {
+            let (even, odd) = quarter_offsets(quarter);
+            // SAFETY: the groups tile whole split blocks, so the quarter's
+            // 16 bytes and 32 split values are inside `packed` and `split`.
+            let added = unsafe {
+                let [low, high] = decode32_split(packed.as_ptr().add(16 * quarter), table);
+                [
+                    _mm512_fmadd_ps(low, _mm512_loadu_ps(split.as_ptr().add(even)), older[0]),
+                    _mm512_fmadd_ps(high, _mm512_loadu_ps(split.as_ptr().add(odd)), older[1]),
+                ]
+            };
+            older = newer;
+            newer = added;
+            quarter += 1;
         }
     }
     _mm512_reduce_add_ps(_mm512_add_ps(
-        _mm512_add_ps(acc[0], acc[1]),
-        _mm512_add_ps(acc[2], acc[3]),
+        _mm512_add_ps(newer[0], newer[1]),
+        _mm512_add_ps(older[0], older[1]),
     ))
 }
 
@@ -134,7 +177,7 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
 }
 
 /// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
-/// sums: the integer dot products are exact. Each 64-column block of
+/// sums: the integer dot products are exact. Each 128-column block of
 /// weights is split into nibbles once and used by every activation row.
 ///
 /// # Safety
@@ -152,186 +195,260 @@ pub(super) unsafe fn row_int8(
     let Activations::Int8(q) = acts else {
         return;
     };
-    let batch = out.len();
-    // Whole groups covered by whole 64-column blocks.
-    let simd_groups = if group_size == 32 {
-        cols / 64 * 2
-    } else {
-        cols / group_size
-    };
-    // Four activation rows at a time keep their sums in registers.
-    let mut acc = [_mm512_setzero_ps(); BATCH_TILE];
-    for first in (0..batch).step_by(ROWS_IN_REGISTERS) {
-        let rows = first..batch.min(first + ROWS_IN_REGISTERS);
-        let sums = if group_size == 32 {
-            sums_g32(packed, scales, q, simd_groups, rows.clone())
-        } else {
-            sums_g64k(packed, scales, group_size, q, simd_groups, rows.clone())
-        };
-        acc[rows.clone()].copy_from_slice(&sums[..rows.len()]);
-    }
-    for (b, y) in out.iter_mut().enumerate() {
-        let tail = scalar::dot_int8(packed, scales, group_size, q, b, simd_groups..scales.len());
-        *y = _mm512_reduce_add_ps(acc[b]) + tail;
+    let groups = split_groups(cols, group_size);
+    let mut first = 0;
+    while first < out.len() {
+        let rows = (out.len() - first).min(ROWS_IN_REGISTERS);
+        let out = &mut out[first..first + rows];
+        match rows {
+            1 => finish(sums::<1>(packed, scales, group_size, q, groups, first), out),
+            2 => finish(sums::<2>(packed, scales, group_size, q, groups, first), out),
+            3 => finish(sums::<3>(packed, scales, group_size, q, groups, first), out),
+            _ => finish(sums::<4>(packed, scales, group_size, q, groups, first), out),
+        }
+        for (t, y) in out.iter_mut().enumerate() {
+            *y += scalar::dot_int8(
+                packed,
+                scales,
+                group_size,
+                q,
+                first + t,
+                groups..scales.len(),
+            );
+        }
+        first += rows;
     }
 }
 
-/// The 64 nibbles of a 32-byte block as bytes, in the order of `split_row`:
-/// for each of its two 32-column halves, 16 low nibbles (even columns) then
-/// 16 high ones (odd columns).
-///
-/// # Safety
-/// `block` is readable for 32 bytes.
+/// Writes the sum of each row's lanes.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn finish<const ROWS: usize>(sums: [__m512; ROWS], out: &mut [f32]) {
+    for (y, sum) in out.iter_mut().zip(sums) {
+        *y = _mm512_reduce_add_ps(sum);
+    }
+}
+
+/// Per activation row from `first`, lanes summing to its products with the
+/// first `groups` groups.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn nibbles(block: *const u8) -> __m512i {
-    // SAFETY: the caller's promise.
-    let w = unsafe { _mm256_loadu_si256(block.cast()) };
-    let low_nibbles = _mm256_set1_epi8(0x0F);
-    let low = _mm256_and_si256(w, low_nibbles);
-    let high = _mm256_and_si256(_mm256_srli_epi16::<4>(w), low_nibbles);
-    // 128-bit lanes [low A, low B, high A, high B] -> [low A, high A, low B, high B].
-    let lanes = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high);
-    _mm512_shuffle_i64x2::<0b11_01_10_00>(lanes, lanes)
-}
-
-/// `sum(u * q)` per lane of a block against 64 split activations.
-///
-/// # Safety
-/// `xq` is readable for 64 bytes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-unsafe fn block_dot(weights: __m512i, xq: *const i8) -> __m512i {
-    // SAFETY: the caller's promise.
-    let xq = unsafe { _mm512_loadu_si512(xq.cast()) };
-    _mm512_dpbusd_epi32(_mm512_setzero_si512(), weights, xq)
-}
-
-/// Activation rows whose sums one pass over a weight row keeps in registers.
-const ROWS_IN_REGISTERS: usize = 4;
-
-/// g = 32: a block holds two groups (lanes 0-7 the first, 8-15 the
-/// second). Scales are multiplied 16 groups at a time and spread
-/// to the lanes of each block by a permute. Returns, for the activation
-/// rows `rows` (at most four), lanes summing to
-/// `sum_k w_scale_k * (x_scale_k * sum(u * q) - offset_k)`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn sums_g32(
-    packed: &[u8],
-    scales: &[f32],
-    q: &QuantizedActivations,
-    groups: usize,
-    rows: Range<usize>,
-) -> [__m512; 4] {
-    const fn lanes_of_block(j: usize) -> [i32; 16] {
-        let mut index = [0; 16];
-        let mut i = 0;
-        while i < 16 {
-            index[i] = (2 * j + i / 8) as i32;
-            i += 1;
-        }
-        index
-    }
-    const LANES_OF_BLOCK: [[i32; 16]; 8] = [
-        lanes_of_block(0),
-        lanes_of_block(1),
-        lanes_of_block(2),
-        lanes_of_block(3),
-        lanes_of_block(4),
-        lanes_of_block(5),
-        lanes_of_block(6),
-        lanes_of_block(7),
-    ];
-    let n_rows = rows.len();
-    // Cut to the whole blocks, so that every block read below is in bounds.
-    let blocks = groups / 2;
-    let packed = &packed[..32 * blocks];
-    let split: [&[i8]; 4] =
-        std::array::from_fn(|t| &q.split_row(rows.start + t.min(n_rows - 1))[..64 * blocks]);
-    let x_scales: [&[f32]; 4] =
-        std::array::from_fn(|t| q.scales_row(rows.start + t.min(n_rows - 1)));
-    let offsets: [&[f32]; 4] =
-        std::array::from_fn(|t| q.offsets_row(rows.start + t.min(n_rows - 1)));
-    let mut acc = [_mm512_setzero_ps(); 4];
-    let mut combined = [_mm512_setzero_ps(); 4];
-    for k0 in (0..groups).step_by(16) {
-        let n = (groups - k0).min(16);
-        let mask = ((1u32 << n) - 1) as u16;
-        // SAFETY: the masked loads read `n` scales from `k0`, all in bounds.
-        let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales[k0..].as_ptr()) };
-        for t in 0..n_rows {
-            // SAFETY: as above, for the activation row's scales and offsets.
-            let (x_scale, offset) = unsafe {
-                (
-                    _mm512_maskz_loadu_ps(mask, x_scales[t][k0..].as_ptr()),
-                    _mm512_maskz_loadu_ps(mask, offsets[t][k0..].as_ptr()),
-                )
-            };
-            combined[t] = _mm512_mul_ps(w_scales, x_scale);
-            acc[t] = _mm512_fnmadd_ps(w_scales, offset, acc[t]);
-        }
-        for (jj, lanes) in LANES_OF_BLOCK[..n / 2].iter().enumerate() {
-            let j = k0 / 2 + jj;
-            // SAFETY: j < blocks: the block and each row's 64 values are in
-            // the slices cut above; the index array holds 16 i32.
-            let (weights, lanes) = unsafe {
-                (
-                    nibbles(packed.as_ptr().add(32 * j)),
-                    _mm512_loadu_epi32(lanes.as_ptr()),
-                )
-            };
-            for t in 0..4 {
-                if t < n_rows {
-                    // SAFETY: as above.
-                    let dots = unsafe { block_dot(weights, split[t].as_ptr().add(64 * j)) };
-                    acc[t] = _mm512_fmadd_ps(
-                        _mm512_cvtepi32_ps(dots),
-                        _mm512_permutexvar_ps(lanes, combined[t]),
-                        acc[t],
-                    );
-                }
-            }
-        }
-    }
-    acc
-}
-
-/// g a multiple of 64: whole blocks per group, integer sums across them;
-/// returns what [`sums_g32`] returns.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn sums_g64k(
+fn sums<const ROWS: usize>(
     packed: &[u8],
     scales: &[f32],
     group_size: usize,
     q: &QuantizedActivations,
     groups: usize,
-    rows: Range<usize>,
-) -> [__m512; 4] {
-    let blocks_per_group = group_size / 64;
-    let n_rows = rows.len();
-    // Cut to the whole groups, so that every block read below is in bounds.
-    let blocks = groups * blocks_per_group;
-    let packed = &packed[..32 * blocks];
-    let split: [&[i8]; 4] =
-        std::array::from_fn(|t| &q.split_row(rows.start + t.min(n_rows - 1))[..64 * blocks]);
-    let mut acc = [_mm512_setzero_ps(); 4];
-    for (k, &w_scale) in scales[..groups].iter().enumerate() {
-        let mut dots = [_mm512_setzero_si512(); 4];
-        for j in k * blocks_per_group..(k + 1) * blocks_per_group {
-            // SAFETY: j < blocks: inside the slices cut above.
-            let weights = unsafe { nibbles(packed.as_ptr().add(32 * j)) };
-            for t in 0..4 {
-                if t < n_rows {
-                    // SAFETY: as above.
-                    let dot = unsafe { block_dot(weights, split[t].as_ptr().add(64 * j)) };
-                    dots[t] = _mm512_add_epi32(dots[t], dot);
+    first: usize,
+) -> [__m512; ROWS] {
+    match group_size {
+        32 => sums_small_groups::<4, ROWS>(packed, scales, q, groups, first),
+        64 => sums_small_groups::<2, ROWS>(packed, scales, q, groups, first),
+        _ => sums_large_groups::<ROWS>(packed, scales, group_size, q, groups, first),
+    }
+}
+
+/// Activation rows whose sums one pass over a weight row keeps in registers.
+const ROWS_IN_REGISTERS: usize = 4;
+
+/// The low and high nibbles of a 64-byte block of packed weights, each
+/// as bytes: the even and odd columns of [`super::split_pairs`]'s order.
+///
+/// # Safety
+/// `block` is readable for 64 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn nibbles(block: *const u8) -> [__m512i; 2] {
+    // SAFETY: the caller's promise.
+    let w = unsafe { _mm512_loadu_si512(block.cast()) };
+    let low_nibbles = _mm512_set1_epi8(0x0F);
+    [
+        _mm512_and_si512(w, low_nibbles),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(w), low_nibbles),
+    ]
+}
+
+/// `acc + sum(u * q)` per lane of a block against its 128 split
+/// activations: lane `i` covers columns `8i..8i + 8` of the block.
+///
+/// # Safety
+/// `xq` is readable for 128 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn block_dot(acc: __m512i, [low, high]: [__m512i; 2], xq: *const i8) -> __m512i {
+    // SAFETY: the caller's promise.
+    let (even, odd) = unsafe {
+        (
+            _mm512_loadu_si512(xq.cast()),
+            _mm512_loadu_si512(xq.add(64).cast()),
+        )
+    };
+    _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, low, even), high, odd)
+}
+
+/// Row `b`'s cut to the first `blocks` split blocks, its scales and its
+/// offsets.
+fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> (&[i8], &[f32], &[f32]) {
+    (
+        &q.split_row(b)[..SPLIT_BLOCK * blocks],
+        q.scales_row(b),
+        q.offsets_row(b),
+    )
+}
+
+/// g = 32 or 64 (`PER_BLOCK` = 128 / g groups per block), for `ROWS`
+/// activation rows from `first`. Scales are multiplied 16 groups at a
+/// time and spread to the lanes of each block by a permute. Returns, per
+/// row, lanes summing to `sum_k w_scale_k * (x_scale_k * sum(u * q) -
+/// offset_k)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
+    packed: &[u8],
+    scales: &[f32],
+    q: &QuantizedActivations,
+    groups: usize,
+    first: usize,
+) -> [__m512; ROWS] {
+    const WINDOW: usize = 16;
+    let per_window = WINDOW / PER_BLOCK;
+    // Cut to the whole blocks, so that every block read below is in bounds.
+    let blocks = groups / PER_BLOCK;
+    let packed = &packed[..SPLIT_BLOCK / 2 * blocks];
+    let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
+    let lanes = lanes_of_blocks::<PER_BLOCK>();
+    // Alternate blocks feed two accumulators, to halve the FMA chain.
+    let (mut even, mut odd) = ([_mm512_setzero_ps(); ROWS], [_mm512_setzero_ps(); ROWS]);
+    for k0 in (0..groups).step_by(WINDOW) {
+        let n = (groups - k0).min(WINDOW);
+        let mask = ((1u32 << n) - 1) as u16;
+        // SAFETY: the masked loads read `n` scales from `k0`, all in bounds.
+        let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales[k0..].as_ptr()) };
+        let mut combined = [_mm512_setzero_ps(); ROWS];
+        for (t, &(_, x_scales, offsets)) in x.iter().enumerate() {
+            // SAFETY: as above, for the activation row's scales and offsets.
+            let (x_scale, offset) = unsafe {
+                (
+                    _mm512_maskz_loadu_ps(mask, x_scales[k0..].as_ptr()),
+                    _mm512_maskz_loadu_ps(mask, offsets[k0..].as_ptr()),
+                )
+            };
+            combined[t] = _mm512_mul_ps(w_scales, x_scale);
+            even[t] = _mm512_fnmadd_ps(w_scales, offset, even[t]);
+        }
+        let first_block = k0 / PER_BLOCK;
+        let n_blocks = n / PER_BLOCK;
+        for jj in (0..n_blocks.min(per_window)).step_by(2) {
+            // SAFETY: the blocks are below `blocks`, inside the slices cut
+            // above.
+            unsafe {
+                even = add_block(even, packed, &x, first_block + jj, lanes[jj], &combined);
+                if jj + 1 < n_blocks {
+                    odd = add_block(
+                        odd,
+                        packed,
+                        &x,
+                        first_block + jj + 1,
+                        lanes[jj + 1],
+                        &combined,
+                    );
                 }
             }
         }
-        for t in 0..n_rows {
-            let b = rows.start + t;
-            let scale = _mm512_set1_ps(w_scale * q.scales_row(b)[k]);
-            let offset = _mm512_set1_ps(w_scale * q.offsets_row(b)[k]);
+    }
+    std::array::from_fn(|t| _mm512_add_ps(even[t], odd[t]))
+}
+
+/// Lane i of block jj of a window of 16 groups holds group
+/// `jj * PER_BLOCK + i * PER_BLOCK / 16`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn lanes_of_blocks<const PER_BLOCK: usize>() -> [__m512i; 8] {
+    const fn table(per_block: usize) -> [[i32; 16]; 8] {
+        let mut t = [[0; 16]; 8];
+        let mut jj = 0;
+        while jj < 8 {
+            let mut i = 0;
+            while i < 16 {
+                t[jj][i] = (jj * per_block + i * per_block / 16) as i32;
+                i += 1;
+            }
+            jj += 1;
+        }
+        t
+    }
+    const FOUR: [[i32; 16]; 8] = table(4);
+    const TWO: [[i32; 16]; 8] = table(2);
+    let table = if PER_BLOCK == 4 { &FOUR } else { &TWO };
+    // SAFETY: each row of the table holds 16 i32.
+    std::array::from_fn(|jj| unsafe { _mm512_loadu_epi32(table[jj].as_ptr()) })
+}
+
+/// `acc[t] += cvt(block j . row t) * permute(lanes, combined[t])`.
+///
+/// # Safety
+/// Block `j` is inside `packed`, and each row's split slice is twice as
+/// long as `packed`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+unsafe fn add_block<const ROWS: usize>(
+    mut acc: [__m512; ROWS],
+    packed: &[u8],
+    x: &[(&[i8], &[f32], &[f32]); ROWS],
+    j: usize,
+    lanes: __m512i,
+    combined: &[__m512; ROWS],
+) -> [__m512; ROWS] {
+    // SAFETY: the caller's promise.
+    let weights = unsafe { nibbles(packed.as_ptr().add(SPLIT_BLOCK / 2 * j)) };
+    for (t, &(split, _, _)) in x.iter().enumerate() {
+        // SAFETY: the caller's promise.
+        let dots = unsafe {
+            block_dot(
+                _mm512_setzero_si512(),
+                weights,
+                split.as_ptr().add(SPLIT_BLOCK * j),
+            )
+        };
+        acc[t] = _mm512_fmadd_ps(
+            _mm512_cvtepi32_ps(dots),
+            _mm512_permutexvar_ps(lanes, combined[t]),
+            acc[t],
+        );
+    }
+    acc
+}
+
+/// g a multiple of 128: whole blocks per group, integer sums across them;
+/// returns what [`sums_small_groups`] returns.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn sums_large_groups<const ROWS: usize>(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    q: &QuantizedActivations,
+    groups: usize,
+    first: usize,
+) -> [__m512; ROWS] {
+    let blocks_per_group = group_size / SPLIT_BLOCK;
+    // Cut to the whole groups, so that every block read below is in bounds.
+    let blocks = groups * blocks_per_group;
+    let packed = &packed[..SPLIT_BLOCK / 2 * blocks];
+    let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    for (k, &w_scale) in scales[..groups].iter().enumerate() {
+        let mut dots = [_mm512_setzero_si512(); ROWS];
+        for j in k * blocks_per_group..(k + 1) * blocks_per_group {
+            // SAFETY: j < blocks: inside the slices cut above.
+            let weights = unsafe { nibbles(packed.as_ptr().add(SPLIT_BLOCK / 2 * j)) };
+            for (t, &(split, _, _)) in x.iter().enumerate() {
+                // SAFETY: as above.
+                dots[t] =
+                    unsafe { block_dot(dots[t], weights, split.as_ptr().add(SPLIT_BLOCK * j)) };
+            }
+        }
+        for (t, &(_, x_scales, offsets)) in x.iter().enumerate() {
+            let scale = _mm512_set1_ps(w_scale * x_scales[k]);
+            let offset = _mm512_set1_ps(w_scale * offsets[k]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), scale, acc[t]);
             // The offset goes to one lane only: the lanes are summed later.
             acc[t] = _mm512_mask_sub_ps(acc[t], 1, acc[t], offset);

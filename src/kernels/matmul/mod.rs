@@ -25,9 +25,8 @@ pub enum Precision {
 /// Activation rows quantized for [`Precision::Int8`], in natural order.
 pub struct QuantizedActivations {
     q: Vec<i8>,
-    /// The same rows with each whole block of 32 values as its 16
-    /// even-indexed values then its 16 odd ones: the order of a packed
-    /// block's low and high nibbles, for the SIMD kernels.
+    /// The same rows in the split order of [`split_pairs`], for the SIMD
+    /// kernels.
     split: Vec<i8>,
     scales: Vec<f32>,
     /// `8 * scale * sum(q)` per group: the part of `sum((u - 8) * q)` that
@@ -111,25 +110,48 @@ impl QuantizedActivations {
     }
 }
 
-/// `x` (rows of `cols`) with each whole block of 32 values reordered as its
-/// even-indexed values then its odd ones; a ragged tail keeps its order.
-fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
+/// Columns per block of the split order.
+pub(crate) const SPLIT_BLOCK: usize = 128;
+
+/// `x` (rows of `cols`) in the split order: each whole block of 128 values
+/// becomes the even-indexed values of its four 32-value quarters, then
+/// their odd-indexed values. A 64-byte load of packed weights splits into
+/// low nibbles (even columns) and high nibbles (odd columns) in the same
+/// order. Values after the last whole block keep their order.
+pub(crate) fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
     let mut split = x.to_vec();
     for (row, out) in x.chunks_exact(cols).zip(split.chunks_exact_mut(cols)) {
-        for (block, out) in row.chunks_exact(32).zip(out.chunks_exact_mut(32)) {
-            for i in 0..16 {
-                out[i] = block[2 * i];
-                out[16 + i] = block[2 * i + 1];
+        let blocks = row.chunks_exact(SPLIT_BLOCK);
+        for (block, out) in blocks.zip(out.chunks_exact_mut(SPLIT_BLOCK)) {
+            for (i, pair) in block.chunks_exact(2).enumerate() {
+                out[i] = pair[0];
+                out[SPLIT_BLOCK / 2 + i] = pair[1];
             }
         }
     }
     split
 }
 
+/// Whether groups of `group_size` tile whole split blocks.
+#[cfg(target_arch = "x86_64")]
+fn fits_split_blocks(group_size: usize) -> bool {
+    group_size == 32 || group_size == 64 || group_size.is_multiple_of(SPLIT_BLOCK)
+}
+
+/// The whole groups inside the whole split blocks of a row: what the SIMD
+/// kernels cover, for group sizes that tile the blocks or are multiples of
+/// 64 (which whole 64-column halves of blocks tile).
+pub(crate) fn split_groups(cols: usize, group_size: usize) -> usize {
+    cols / SPLIT_BLOCK * SPLIT_BLOCK / group_size
+}
+
 /// What a row kernel reads of the activations.
 pub enum Activations<'a> {
-    /// f32 rows, `[batch, cols]`.
-    F32(&'a [f32]),
+    /// f32 rows, `[batch, cols]`, in natural and in split order.
+    F32 {
+        natural: &'a [f32],
+        split: &'a [f32],
+    },
     /// Rows quantized for int8 mode.
     Int8(&'a QuantizedActivations),
 }
@@ -154,7 +176,9 @@ fn scalar_row(
     out: &mut [f32],
 ) {
     match acts {
-        Activations::F32(x) => scalar::row_exact(packed, scales, g, x, cols, out),
+        Activations::F32 { natural, .. } => {
+            scalar::row_exact(packed, scales, g, natural, cols, out)
+        }
         Activations::Int8(q) => scalar::row_int8(packed, scales, g, q, out),
     }
 }
@@ -168,15 +192,14 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
     }
     match (kernel, precision) {
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Exact) if group_size.is_multiple_of(16) => avx512::row_exact,
+        (Kernel::Avx512, Precision::Exact) if fits_split_blocks(group_size) => avx512::row_exact,
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => avx512::row_int8,
-        // AVX-512 without VNNI: the AVX2 int8 kernel, on the same CPU.
+        // Group sizes (or CPUs without VNNI) the AVX-512 kernels have no
+        // fast path for: the AVX2 kernels, on the same CPU.
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Int8)
-            if avx2::int8_fits(group_size) && Kernel::Avx2.is_supported() =>
-        {
-            avx2::row_int8
+        (Kernel::Avx512, _) if Kernel::Avx2.is_supported() => {
+            row_kernel(Kernel::Avx2, precision, group_size)
         }
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => avx2::row_exact,
