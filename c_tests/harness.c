@@ -23,6 +23,7 @@ int cq4_harness_bad_input(void);
 int cq4_harness_status(void);
 int cq4_harness_options(void);
 int cq4_harness_matmul(void);
+int cq4_harness_q4_0(void);
 
 /* Elements of canary placed after every output the library may write. */
 #define CANARY_N 16
@@ -873,7 +874,7 @@ int cq4_harness_bad_input(void)
 /* ---------------------------------------------------------------------- */
 
 /* The highest status code the header declares. */
-#define LAST_STATUS CQ4_ERR_BAD_PRECISION
+#define LAST_STATUS CQ4_ERR_BAD_COLS
 
 int cq4_harness_status(void)
 {
@@ -1148,5 +1149,94 @@ int cq4_harness_matmul(void)
         }
         failures += check_equal("matmul: refused calls", "y", y, canary, sizeof(float), BATCH * ROWS, 0);
     }
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* GGML Q4_0 interop                                                      */
+/* ---------------------------------------------------------------------- */
+
+/* f16 bits to float, written out here so the check does not trust the
+ * library's own conversion. */
+static float half_to_float(uint16_t h)
+{
+    int exp = (h >> 10) & 31, mant = h & 1023;
+    float mag = exp == 0 ? ldexpf((float)mant, -24)
+              : exp == 31 ? (mant ? NAN : INFINITY)
+                          : ldexpf((float)(mant | 1024), exp - 25);
+    return (h & 0x8000) ? -mag : mag;
+}
+
+static int check_canary(const char *ctx, const uint8_t *buf, size_t n)
+{
+    if (canary_intact(buf, 1, n))
+        return 0;
+    fprintf(stderr, "%s: bytes past the output (or of a refused call) were written\n", ctx);
+    return 1;
+}
+
+/* Quantize to Q4_0, import, unpack: each element equals GGML's decode of
+ * the block, (nibble - 8) * d, with element j in the low nibble of byte j
+ * and element j + 16 in the high one. Export gives the blocks back. Bad
+ * input writes nothing. */
+int cq4_harness_q4_0(void)
+{
+    enum { ROWS = 2, COLS = 64, NB = ROWS * COLS / CQ4_Q4_0_BLOCK, BYTES = NB * CQ4_Q4_0_BLOCK_BYTES };
+    static float src[ROWS * COLS], scales[NB + CANARY_N], w[ROWS * COLS];
+    static uint8_t blocks[BYTES + CANARY_N], back[BYTES + CANARY_N], packed[ROWS * COLS / 2 + CANARY_N];
+    cq4_q4_0_report report;
+    int failures = 0;
+    size_t i;
+
+    for (i = 0; i < ROWS * COLS; i++)
+        src[i] = (float)((long)(i * 29 % 61) - 30) / 7.0f;
+    canary_fill(blocks, 1, BYTES + CANARY_N);
+    failures += check_status("q4_0: quantize",
+                             cq4_q4_0_quantize_f32(src, ROWS * COLS, ROWS, COLS, blocks, BYTES), CQ4_OK);
+    failures += check_canary("q4_0: quantize", blocks + BYTES, CANARY_N);
+    failures += check_status("q4_0: import",
+                             cq4_q4_0_import(blocks, BYTES, ROWS, COLS, packed, ROWS * COLS / 2, scales, NB),
+                             CQ4_OK);
+    failures += check_status("q4_0: unpack", cq4_unpack_f32(packed, ROWS * COLS / 2, scales, NB, ROWS,
+                                                            COLS, CQ4_Q4_0_BLOCK, w, ROWS * COLS),
+                             CQ4_OK);
+    for (i = 0; i < ROWS * COLS; i++) {
+        const uint8_t *blk = blocks + (i / 32) * CQ4_Q4_0_BLOCK_BYTES;
+        size_t e = i % 32;
+        uint16_t d = (uint16_t)(blk[0] | blk[1] << 8);
+        int nibble = e < 16 ? blk[2 + e] & 15 : blk[2 + e - 16] >> 4;
+        float want = (float)(nibble - 8) * half_to_float(d);
+        if (memcmp(&want, &w[i], sizeof want) != 0) {
+            fprintf(stderr, "q4_0: element %zu decodes to %g, GGML gives %g\n", i, w[i], want);
+            failures++;
+        }
+    }
+    canary_fill(back, 1, BYTES + CANARY_N);
+    report.scales = 0;
+    failures += check_status("q4_0: export", cq4_q4_0_export(packed, ROWS * COLS / 2, scales, NB, ROWS,
+                                                             COLS, back, BYTES, &report),
+                             CQ4_OK);
+    if (memcmp(back, blocks, BYTES) != 0 || report.scales != NB || report.overflowed ||
+        report.subnormal_loss || report.rounded) {
+        fputs("q4_0: export did not give the imported blocks back, or reported a loss\n", stderr);
+        failures++;
+    }
+    failures += check_canary("q4_0: export", back + BYTES, CANARY_N);
+
+    /* Refused calls write nothing. */
+    canary_fill(back, 1, BYTES + CANARY_N);
+    failures += check_status("q4_0: 48 cols", cq4_q4_0_quantize_f32(src, ROWS * COLS, ROWS, 48, back, BYTES),
+                             CQ4_ERR_BAD_COLS);
+    failures += check_status("q4_0: short src",
+                             cq4_q4_0_quantize_f32(src, ROWS * COLS - 1, ROWS, COLS, back, BYTES),
+                             CQ4_ERR_INPUT_TOO_SHORT);
+    failures += check_status("q4_0: short blocks",
+                             cq4_q4_0_export(packed, ROWS * COLS / 2, scales, NB, ROWS, COLS, back,
+                                             BYTES - 1, NULL),
+                             CQ4_ERR_OUTPUT_TOO_SMALL);
+    failures += check_status("q4_0: overlap",
+                             cq4_q4_0_import(blocks, BYTES, ROWS, COLS, blocks, ROWS * COLS / 2, scales, NB),
+                             CQ4_ERR_OVERLAPPING_BUFFERS);
+    failures += check_canary("q4_0: refused", back, BYTES + CANARY_N);
     return failures;
 }

@@ -50,6 +50,17 @@
 #define CQ4_MAX_GROUP_SIZE 1048576
 
 /**
+ * Elements per GGML Q4_0 block.
+ */
+#define CQ4_Q4_0_BLOCK 32
+
+/**
+ * Bytes per GGML Q4_0 block (`block_q4_0`): the f16 scale `d`,
+ * little-endian, then 16 bytes of nibbles.
+ */
+#define CQ4_Q4_0_BLOCK_BYTES 18
+
+/**
  * Bumped on every change that breaks binary compatibility.
  */
 #define CQ4_ABI_VERSION 1
@@ -122,6 +133,11 @@ typedef enum cq4_status {
    * An unknown `cq4_precision` id.
    */
   CQ4_ERR_BAD_PRECISION = 13,
+  /**
+   * `cols` is not a multiple of the block size a fixed-block format
+   * (GGML Q4_0: 32) needs.
+   */
+  CQ4_ERR_BAD_COLS = 14,
 } cq4_status;
 
 /**
@@ -256,6 +272,29 @@ typedef struct cq4_layout {
    */
   size_t scales_len;
 } cq4_layout;
+
+/**
+ * What `cq4_q4_0_export` did to scales f16 cannot hold exactly.
+ */
+typedef struct cq4_q4_0_report {
+  /**
+   * Scales exported.
+   */
+  size_t scales;
+  /**
+   * Finite scales too large for f16: they became +/-Inf.
+   */
+  size_t overflowed;
+  /**
+   * Non-zero finite scales that lost bits in f16's subnormal range (or
+   * flushed to zero).
+   */
+  size_t subnormal_loss;
+  /**
+   * Other finite scales rounded to the nearest f16 (normal range).
+   */
+  size_t rounded;
+} cq4_q4_0_report;
 
 
 
@@ -623,6 +662,82 @@ enum cq4_status cq4_unpack_bf16_ex(const uint8_t *packed,
                                    uint16_t *dst,
                                    size_t dst_len,
                                    const struct cq4_options *options);
+
+/**
+ * Converts GGML Q4_0 blocks holding a `[rows, cols]` matrix into this
+ * format at group size 32. Every element decodes (`cq4_unpack_*`) to the
+ * same float as GGML's dequantization; negative scales stay negative.
+ *
+ * Reads `blocks[0 .. rows*cols/32*18]`. Writes `packed[0 .. rows*cols/2]`
+ * and `scales[0 .. rows*cols/32]`, nothing else. Returns `CQ4_OK`, or
+ * without writing anything: `CQ4_ERR_NULL_POINTER`,
+ * `CQ4_ERR_MISALIGNED_POINTER` (`scales`), `CQ4_ERR_BAD_COLS` (`cols` not
+ * a multiple of 32), `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`blocks_len`,
+ * in bytes), `CQ4_ERR_OUTPUT_TOO_SMALL` (`packed_len`, `scales_len`).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); outputs must not overlap any other buffer of the call.
+ */
+enum cq4_status cq4_q4_0_import(const uint8_t *blocks,
+                                size_t blocks_len,
+                                size_t rows,
+                                size_t cols,
+                                uint8_t *packed,
+                                size_t packed_len,
+                                float *scales,
+                                size_t scales_len);
+
+/**
+ * Converts this format at group size 32 (`[rows, cols]`) into GGML Q4_0
+ * blocks. Nibbles are kept; each scale is rounded to the nearest f16 (ties
+ * to even). When `report` is not NULL, it receives the count of scales
+ * that overflowed f16, lost bits in its subnormal range, or were rounded.
+ *
+ * Reads `packed[0 .. rows*cols/2]` and `scales[0 .. rows*cols/32]`.
+ * Writes `blocks[0 .. rows*cols/32*18]` and `*report`, nothing else.
+ * Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`
+ * (`report` may be NULL), `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_COLS`,
+ * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS`,
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`),
+ * `CQ4_ERR_OUTPUT_TOO_SMALL` (`blocks_len`, in bytes).
+ *
+ * # Safety
+ * As `cq4_q4_0_import`; `report` is NULL or valid for one write.
+ */
+enum cq4_status cq4_q4_0_export(const uint8_t *packed,
+                                size_t packed_len,
+                                const float *scales,
+                                size_t scales_len,
+                                size_t rows,
+                                size_t cols,
+                                uint8_t *blocks,
+                                size_t blocks_len,
+                                struct cq4_q4_0_report *report);
+
+/**
+ * Quantizes the row-major f32 matrix `src[rows * cols]` straight to GGML
+ * Q4_0 blocks with llama.cpp's reference rule (`quantize_row_q4_0_ref`):
+ * byte-identical to it, as x86-64 compilers build it, for every finite
+ * input.
+ *
+ * Reads `src[0 .. rows*cols]`. Writes `blocks[0 .. rows*cols/32*18]`,
+ * nothing else. Returns `CQ4_OK`, or without writing anything:
+ * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_COLS`,
+ * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS`,
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`), `CQ4_ERR_OUTPUT_TOO_SMALL`
+ * (`blocks_len`, in bytes).
+ *
+ * # Safety
+ * As `cq4_q4_0_import`.
+ */
+enum cq4_status cq4_q4_0_quantize_f32(const float *src,
+                                      size_t src_len,
+                                      size_t rows,
+                                      size_t cols,
+                                      uint8_t *blocks,
+                                      size_t blocks_len);
 
 /**
  * Returns a static, NUL-terminated message for `status` (any `int`;

@@ -11,6 +11,8 @@ pub enum Buffer {
     Packed,
     /// The per-group scales.
     Scales,
+    /// GGML Q4_0 blocks.
+    Blocks,
     /// The decoded output of an unpack.
     Destination,
 }
@@ -21,6 +23,7 @@ impl fmt::Display for Buffer {
             Buffer::Source => "source",
             Buffer::Packed => "packed",
             Buffer::Scales => "scales",
+            Buffer::Blocks => "Q4_0 blocks",
             Buffer::Destination => "destination",
         })
     }
@@ -56,6 +59,8 @@ pub enum Error {
     },
     /// An output row stride smaller than the rows written per activation row.
     BadStride { stride: usize, width: usize },
+    /// A format with fixed blocks (GGML Q4_0: 32) needs whole blocks per row.
+    ColsNotWholeBlocks { cols: usize, block: usize },
 }
 
 impl fmt::Display for Error {
@@ -94,6 +99,9 @@ impl fmt::Display for Error {
                     f,
                     "output stride {stride} is smaller than the {width} rows written"
                 )
+            }
+            Error::ColsNotWholeBlocks { cols, block } => {
+                write!(f, "{cols} columns are not whole blocks of {block}")
             }
         }
     }

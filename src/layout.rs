@@ -7,6 +7,12 @@ use crate::error::{Buffer, Error};
 /// any real weight matrix, small enough that padding can never explode.
 pub const MAX_GROUP_SIZE: usize = 1 << 20;
 
+/// Elements per GGML Q4_0 block.
+pub const Q4_0_BLOCK: usize = 32;
+/// Bytes per GGML Q4_0 block: the f16 scale `d` (little-endian), then 16
+/// bytes of nibbles.
+pub const Q4_0_BLOCK_BYTES: usize = 18;
+
 /// Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
 ///
 /// Row `r` of the packed matrix starts at byte `r * packed_row_bytes`, its
@@ -72,6 +78,25 @@ impl Layout {
         })
     }
 
+    /// The layout at g = 32 of a `[rows, cols]` matrix held as GGML Q4_0
+    /// blocks, and the blocks' byte count (`rows * cols / 32 * 18`). Q4_0
+    /// rows are whole blocks: `cols` must be a multiple of 32.
+    pub fn q4_0(rows: usize, cols: usize) -> Result<(Layout, usize), Error> {
+        if !cols.is_multiple_of(Q4_0_BLOCK) {
+            return Err(Error::ColsNotWholeBlocks {
+                cols,
+                block: Q4_0_BLOCK,
+            });
+        }
+        let layout = Layout::new(rows, cols, Q4_0_BLOCK)?;
+        let bytes = layout
+            .scales_len
+            .checked_mul(Q4_0_BLOCK_BYTES)
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or(Error::SizeOverflow)?;
+        Ok((layout, bytes))
+    }
+
     /// Checks that an input buffer of `got` elements covers `needed`.
     pub(crate) fn check_input(buffer: Buffer, needed: usize, got: usize) -> Result<(), Error> {
         if got < needed {
@@ -121,6 +146,21 @@ mod tests {
             (empty.groups_per_row, empty.packed_len, empty.scales_len),
             (0, 0, 0)
         );
+    }
+
+    #[test]
+    fn q4_0_blocks_are_18_bytes_per_32_elements() {
+        let (l, bytes) = Layout::q4_0(3, 64).unwrap();
+        assert_eq!((l.scales_len, l.packed_len, bytes), (6, 96, 108));
+        assert_eq!(
+            Layout::q4_0(1, 48),
+            Err(Error::ColsNotWholeBlocks {
+                cols: 48,
+                block: 32
+            })
+        );
+        // 2^58 blocks of 18 bytes overflow isize.
+        assert_eq!(Layout::q4_0(1 << 31, 1 << 32), Err(Error::SizeOverflow));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! - [`Layout`]: every size and stride of the packed form;
 //! - [`pack`] / [`unpack`] (and `_to_vec` variants): the slice API;
 //! - [`pack_4bit_symmetric`] / [`unpack_4bit_symmetric`]: the candle API;
+//! - [`q4_0`]: GGML Q4_0 blocks to and from this format;
 //! - [`ffi`]: the `cq4_` functions behind the C header.
 
 mod alloc;
@@ -18,13 +19,14 @@ mod kernels;
 mod layout;
 mod matmul_api;
 mod options;
+pub mod q4_0;
 mod slice_api;
 
 pub use candle_api::{gemm_4bit, gemm_4bit_with, pack_4bit_symmetric, unpack_4bit_symmetric};
 pub use element::Element;
 pub use error::{Buffer, Error};
 pub use kernels::{scalar, Kernel};
-pub use layout::{Layout, MAX_GROUP_SIZE};
+pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 pub use matmul_api::{matmul, matmul_rows_with, matmul_with, PackedMatrix, Precision};
 pub use options::Options;
 pub use slice_api::{

@@ -6,12 +6,14 @@ mod buffers;
 mod matmul;
 mod options;
 mod pack_unpack;
+mod q4_0;
 mod status;
 mod version;
 
 pub use matmul::*;
 pub use options::*;
 pub use pack_unpack::*;
+pub use q4_0::*;
 pub use status::*;
 pub use version::*;
 

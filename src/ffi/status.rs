@@ -40,12 +40,15 @@ pub enum cq4_status {
     CQ4_ERR_BAD_STRIDE = 12,
     /// An unknown `cq4_precision` id.
     CQ4_ERR_BAD_PRECISION = 13,
+    /// `cols` is not a multiple of the block size a fixed-block format
+    /// (GGML Q4_0: 32) needs.
+    CQ4_ERR_BAD_COLS = 14,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 14] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 15] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -60,6 +63,7 @@ pub(crate) const ALL_STATUSES: [cq4_status; 14] = [
     CQ4_ERR_BAD_ROW_RANGE,
     CQ4_ERR_BAD_STRIDE,
     CQ4_ERR_BAD_PRECISION,
+    CQ4_ERR_BAD_COLS,
 ];
 
 impl cq4_status {
@@ -85,6 +89,7 @@ impl cq4_status {
             CQ4_ERR_BAD_ROW_RANGE => c"the row range is reversed or reaches past the matrix",
             CQ4_ERR_BAD_STRIDE => c"the output stride is smaller than the row range",
             CQ4_ERR_BAD_PRECISION => c"unknown cq4_precision",
+            CQ4_ERR_BAD_COLS => c"cols is not a multiple of the format's block size",
         }
     }
 }
@@ -99,6 +104,7 @@ impl From<Error> for cq4_status {
             Error::UnsupportedKernel { .. } => CQ4_ERR_UNSUPPORTED_KERNEL,
             Error::BadRowRange { .. } => CQ4_ERR_BAD_ROW_RANGE,
             Error::BadStride { .. } => CQ4_ERR_BAD_STRIDE,
+            Error::ColsNotWholeBlocks { .. } => CQ4_ERR_BAD_COLS,
         }
     }
 }

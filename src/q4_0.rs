@@ -1,0 +1,185 @@
+//! GGML Q4_0 (llama.cpp's `block_q4_0`) to and from this format at g = 32.
+//!
+//! A Q4_0 block holds 32 elements: the f16 scale `d` (little-endian), then
+//! 16 bytes where byte `j` holds element `j` in its low nibble and element
+//! `j + 16` in its high nibble; it decodes to `(nibble - 8) * d`. This
+//! format at g = 32 holds the same nibbles in pairs (elements `2i`, `2i + 1`
+//! in byte `i`) with an f32 scale, and decodes with the same f32 product,
+//! so import is exact; export rounds each scale to f16.
+
+use half::f16;
+
+use crate::error::{Buffer, Error};
+use crate::layout::{Layout, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
+
+/// What export did to scales that f16 cannot hold exactly.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportReport {
+    /// Scales exported.
+    pub scales: usize,
+    /// Finite scales too large for f16: they became ±Inf.
+    pub overflowed: usize,
+    /// Non-zero finite scales that lost bits in f16's subnormal range (or
+    /// flushed to zero).
+    pub subnormal_loss: usize,
+    /// Other finite scales rounded to the nearest f16 (normal range).
+    pub rounded: usize,
+}
+
+/// Where element `e` of a block sits: byte and nibble shift in Q4_0 order.
+#[inline]
+fn q4_0_position(e: usize) -> (usize, u32) {
+    (e % 16, 4 * (e / 16) as u32)
+}
+
+/// Splits `blocks` into whole Q4_0 blocks (scale bytes, nibble bytes).
+fn blocks_of(blocks: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    blocks.chunks_exact(Q4_0_BLOCK_BYTES).map(|b| b.split_at(2))
+}
+
+/// Converts Q4_0 blocks holding a `[rows, cols]` matrix into this format at
+/// g = 32: `packed` (`rows * cols / 2` bytes) and `scales` (`rows * cols /
+/// 32`). Every element decodes to the same f32 as GGML's dequantization;
+/// negative scales stay negative.
+pub fn import(
+    blocks: &[u8],
+    rows: usize,
+    cols: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) -> Result<(), Error> {
+    let (l, block_bytes) = Layout::q4_0(rows, cols)?;
+    Layout::check_input(Buffer::Blocks, block_bytes, blocks.len())?;
+    Layout::check_output(Buffer::Packed, l.packed_len, packed.len())?;
+    Layout::check_output(Buffer::Scales, l.scales_len, scales.len())?;
+    let groups = blocks_of(&blocks[..block_bytes])
+        .zip(packed.chunks_exact_mut(Q4_0_BLOCK / 2))
+        .zip(scales.iter_mut());
+    for (((d, qs), out), scale) in groups {
+        *scale = f16::from_le_bytes([d[0], d[1]]).to_f32();
+        let nibble = |e: usize| {
+            let (byte, shift) = q4_0_position(e);
+            (qs[byte] >> shift) & 0x0F
+        };
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = nibble(2 * i) | (nibble(2 * i + 1) << 4);
+        }
+    }
+    Ok(())
+}
+
+/// Converts this format at g = 32 (`[rows, cols]`) into Q4_0 blocks
+/// (`rows * cols / 32 * 18` bytes). Nibbles are kept; each scale is
+/// rounded to the nearest f16 (ties to even), and the report counts the
+/// scales that f16 could not hold.
+pub fn export(
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    blocks: &mut [u8],
+) -> Result<ExportReport, Error> {
+    let (l, block_bytes) = Layout::q4_0(rows, cols)?;
+    Layout::check_input(Buffer::Packed, l.packed_len, packed.len())?;
+    Layout::check_input(Buffer::Scales, l.scales_len, scales.len())?;
+    Layout::check_output(Buffer::Blocks, block_bytes, blocks.len())?;
+    let mut report = ExportReport {
+        scales: l.scales_len,
+        ..ExportReport::default()
+    };
+    let groups = blocks[..block_bytes]
+        .chunks_exact_mut(Q4_0_BLOCK_BYTES)
+        .zip(packed.chunks_exact(Q4_0_BLOCK / 2))
+        .zip(&scales[..l.scales_len]);
+    for ((block, bytes), &scale) in groups {
+        let d = f16::from_f32(scale);
+        if scale.is_finite() {
+            let back = d.to_f32();
+            if d.is_infinite() {
+                report.overflowed += 1;
+            } else if back != scale && scale.abs() < f16::MIN_POSITIVE.to_f32() {
+                report.subnormal_loss += 1;
+            } else if back != scale {
+                report.rounded += 1;
+            }
+        }
+        let (d_out, qs) = block.split_at_mut(2);
+        d_out.copy_from_slice(&d.to_le_bytes());
+        qs.fill(0);
+        for (i, &byte) in bytes.iter().enumerate() {
+            for (e, nibble) in [(2 * i, byte & 0x0F), (2 * i + 1, byte >> 4)] {
+                let (at, shift) = q4_0_position(e);
+                qs[at] |= nibble << shift;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Quantizes the f32 matrix `src` (`[rows, cols]`) straight to Q4_0 blocks
+/// with llama.cpp's reference rule (`quantize_row_q4_0_ref`): per block, `m`
+/// the first element of largest magnitude, `d = m / -8`, `id = 1 / d` (0
+/// when `d` is 0), the f16 of `d` stored, and per element
+/// `min(15, (int8_t)(x * id + 8.5))`. Byte-identical to that C code as
+/// x86-64 compilers build it, for every finite input.
+pub fn quantize(src: &[f32], rows: usize, cols: usize, blocks: &mut [u8]) -> Result<(), Error> {
+    let (l, block_bytes) = Layout::q4_0(rows, cols)?;
+    Layout::check_input(Buffer::Source, l.elements, src.len())?;
+    Layout::check_output(Buffer::Blocks, block_bytes, blocks.len())?;
+    let groups = blocks[..block_bytes]
+        .chunks_exact_mut(Q4_0_BLOCK_BYTES)
+        .zip(src[..l.elements].chunks_exact(Q4_0_BLOCK));
+    for (block, x) in groups {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in x {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (d_out, qs) = block.split_at_mut(2);
+        d_out.copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        for (j, q) in qs.iter_mut().enumerate() {
+            let low = c_nibble(x[j] * id + 8.5);
+            let high = c_nibble(x[j + 16] * id + 8.5);
+            // C: `qs = xi0; qs |= xi1 << 4;` stored into a byte.
+            *q = low | (high << 4);
+        }
+    }
+    Ok(())
+}
+
+/// `(uint8_t) MIN(15, (int8_t) t)` as x86-64 C compilers build it: the
+/// float is truncated to a 32-bit integer (`cvttss2si`, which gives
+/// `i32::MIN` for NaN and out-of-range values), then its low byte is the
+/// int8_t.
+#[inline]
+fn c_nibble(t: f32) -> u8 {
+    let truncated = if t.is_nan() || !(-2147483648.0..2147483648.0).contains(&t) {
+        i32::MIN
+    } else {
+        t as i32
+    };
+    (truncated as i8).min(15) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_nibble_follows_x86_truncation() {
+        assert_eq!(c_nibble(8.5), 8);
+        assert_eq!(c_nibble(16.4), 15);
+        assert_eq!(c_nibble(0.7), 0);
+        assert_eq!(c_nibble(-0.7), 0);
+        // (int8_t) -1 then MIN(15, -1) = -1, stored as 0xFF.
+        assert_eq!(c_nibble(-1.5), 0xFF);
+        assert_eq!(c_nibble(f32::INFINITY), 0);
+        assert_eq!(c_nibble(f32::NAN), 0);
+        // 300 -> low byte 44 -> MIN(15, 44) = 15.
+        assert_eq!(c_nibble(300.0), 15);
+    }
+}
