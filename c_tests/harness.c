@@ -24,6 +24,7 @@ int cq4_harness_status(void);
 int cq4_harness_options(void);
 int cq4_harness_matmul(void);
 int cq4_harness_q4_0(void);
+int cq4_harness_encoders(void);
 
 /* Elements of canary placed after every output the library may write. */
 #define CANARY_N 16
@@ -874,7 +875,7 @@ int cq4_harness_bad_input(void)
 /* ---------------------------------------------------------------------- */
 
 /* The highest status code the header declares. */
-#define LAST_STATUS CQ4_ERR_BAD_COLS
+#define LAST_STATUS CQ4_ERR_BAD_IMPORTANCE
 
 int cq4_harness_status(void)
 {
@@ -1238,5 +1239,118 @@ int cq4_harness_q4_0(void)
                              cq4_q4_0_import(blocks, BYTES, ROWS, COLS, blocks, ROWS * COLS / 2, scales, NB),
                              CQ4_ERR_OVERLAPPING_BUFFERS);
     failures += check_canary("q4_0: refused", back, BYTES + CANARY_N);
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Encoders and the quality report                                        */
+/* ---------------------------------------------------------------------- */
+
+/* Sum of squared errors of the unpacked matrix, computed here. */
+static double squared_error(const float *w, const uint8_t *packed, const float *scales, size_t rows,
+                            size_t cols, size_t g, double *signal)
+{
+    size_t r, c, gpr = (cols + g - 1) / g, rb = gpr * ((g + 1) / 2);
+    double e2 = 0;
+    *signal = 0;
+    for (r = 0; r < rows; r++) {
+        for (c = 0; c < cols; c++) {
+            size_t k = c / g, i = c % g;
+            uint8_t byte = packed[r * rb + k * ((g + 1) / 2) + i / 2];
+            int u = i % 2 ? byte >> 4 : byte & 15;
+            double d = (double)((float)(u - 8) * scales[r * gpr + k]);
+            double x = w[r * cols + c];
+            e2 += (x - d) * (x - d);
+            *signal += x * x;
+        }
+    }
+    return e2;
+}
+
+/* SIGNED puts each group's extreme on the -8 level; SEARCH (with
+ * importance) is no worse than ABSMAX; the quality report agrees with the
+ * error computed here; bad encoder options write nothing. */
+int cq4_harness_encoders(void)
+{
+    enum { ROWS = 3, COLS = 40, G = 8, GPR = COLS / G, RB = COLS / 2 };
+    static float w[ROWS * COLS], importance[COLS], scales[GPR * ROWS + CANARY_N];
+    static uint8_t packed[ROWS * RB + CANARY_N];
+    cq4_encoder_options enc = cq4_encoder_options_default();
+    cq4_quality q;
+    double e2[3], signal;
+    int failures = 0;
+    uint32_t id;
+    size_t i, r, k;
+
+    for (i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((long)(i * 41 % 97) - 48) / 11.0f * (float)(1 + i % 7);
+    for (i = 0; i < COLS; i++)
+        importance[i] = (float)(i % 5);
+    for (id = CQ4_ENCODER_ABSMAX; id <= CQ4_ENCODER_SEARCH; id++) {
+        enc.encoder = id;
+        enc.importance = id == CQ4_ENCODER_SEARCH ? importance : NULL;
+        enc.importance_len = id == CQ4_ENCODER_SEARCH ? COLS : 0;
+        failures += check_status("encoders: pack",
+                                 cq4_pack_encoded_f32(w, ROWS * COLS, ROWS, COLS, G, packed, ROWS * RB,
+                                                      scales, ROWS * GPR, NULL, &enc),
+                                 CQ4_OK);
+        e2[id] = squared_error(w, packed, scales, ROWS, COLS, G, &signal);
+        failures += check_status("encoders: quality",
+                                 cq4_quality_f32(w, ROWS * COLS, packed, ROWS * RB, scales, ROWS * GPR,
+                                                 ROWS, COLS, G, &q),
+                                 CQ4_OK);
+        if (fabs(q.rmse - sqrt(e2[id] / (ROWS * COLS))) > 1e-12 * q.rmse ||
+            fabs(q.snr_db - 10 * log10(signal / e2[id])) > 1e-9) {
+            fprintf(stderr, "encoders: quality report (rmse %g, snr %g) disagrees\n", q.rmse, q.snr_db);
+            failures++;
+        }
+        if (id != CQ4_ENCODER_SIGNED)
+            continue;
+        for (r = 0; r < ROWS; r++) {
+            for (k = 0; k < GPR; k++) {
+                size_t first = 0;
+                const float *grp = w + r * COLS + k * G;
+                for (i = 1; i < G; i++)
+                    if (fabsf(grp[i]) > fabsf(grp[first]))
+                        first = i;
+                {
+                    uint8_t byte = packed[r * RB + k * (G / 2) + first / 2];
+                    int u = first % 2 ? byte >> 4 : byte & 15;
+                    if (u != 0 || scales[r * GPR + k] != grp[first] / -8.0f) {
+                        fprintf(stderr, "encoders: signed group %zu,%zu: nibble %d, scale %g\n", r, k, u,
+                                scales[r * GPR + k]);
+                        failures++;
+                    }
+                }
+            }
+        }
+    }
+    if (!(e2[CQ4_ENCODER_SIGNED] < e2[CQ4_ENCODER_ABSMAX])) {
+        fputs("encoders: signed is not better than absmax on this matrix\n", stderr);
+        failures++;
+    }
+
+    /* Refused calls write nothing. */
+    canary_fill(packed, 1, ROWS * RB + CANARY_N);
+    enc.encoder = CQ4_ENCODER_SEARCH;
+    enc.importance = importance;
+    enc.importance_len = COLS;
+    importance[7] = -1.0f;
+    failures += check_status("encoders: negative importance",
+                             cq4_pack_encoded_f32(w, ROWS * COLS, ROWS, COLS, G, packed, ROWS * RB, scales,
+                                                  ROWS * GPR, NULL, &enc),
+                             CQ4_ERR_BAD_IMPORTANCE);
+    importance[7] = 1.0f;
+    enc.importance_len = COLS - 1;
+    failures += check_status("encoders: short importance",
+                             cq4_pack_encoded_f32(w, ROWS * COLS, ROWS, COLS, G, packed, ROWS * RB, scales,
+                                                  ROWS * GPR, NULL, &enc),
+                             CQ4_ERR_INPUT_TOO_SHORT);
+    enc.encoder = CQ4_ENCODER_SIGNED;
+    failures += check_status("encoders: importance without search",
+                             cq4_pack_encoded_f32(w, ROWS * COLS, ROWS, COLS, G, packed, ROWS * RB, scales,
+                                                  ROWS * GPR, NULL, &enc),
+                             CQ4_ERR_BAD_OPTIONS);
+    failures += check_canary("encoders: refused", packed, ROWS * RB + CANARY_N);
     return failures;
 }

@@ -138,6 +138,10 @@ typedef enum cq4_status {
    * (GGML Q4_0: 32) needs.
    */
   CQ4_ERR_BAD_COLS = 14,
+  /**
+   * An importance weight is negative, infinite or NaN.
+   */
+  CQ4_ERR_BAD_IMPORTANCE = 15,
 } cq4_status;
 
 /**
@@ -188,9 +192,76 @@ typedef enum cq4_precision {
 } cq4_precision;
 
 /**
+ * Encoder ids for `cq4_encoder_options.encoder`.
+ */
+typedef enum cq4_encoder {
+  /**
+   * The format's definition: `scale = max(max |w| / 7, 1e-5)`.
+   */
+  CQ4_ENCODER_ABSMAX = 0,
+  /**
+   * `scale = m / -8`, `m` the first element of largest magnitude with its
+   * sign, so that `m` lands on the -8 level.
+   */
+  CQ4_ENCODER_SIGNED = 1,
+  /**
+   * Per group, the scale with the least squared error (weighted by
+   * `importance` when given) among a fixed candidate set.
+   */
+  CQ4_ENCODER_SEARCH = 2,
+} cq4_encoder;
+
+/**
  * A kernel family. Every one gives the same bytes; they differ in speed.
  */
 typedef struct Kernel Kernel;
+
+/**
+ * How pack chooses each group's scale: what it computes, unlike
+ * `cq4_options`. Start from `cq4_encoder_options_default()` and change
+ * fields.
+ */
+typedef struct cq4_encoder_options {
+  /**
+   * `sizeof(cq4_encoder_options)` as the caller compiled it: lets the
+   * struct grow.
+   */
+  uint32_t struct_size;
+  /**
+   * A `cq4_encoder` id.
+   */
+  uint32_t encoder;
+  /**
+   * `CQ4_ENCODER_SEARCH` only: NULL (every column weighs 1) or `cols`
+   * per-column weights, finite and >= 0, such as mean squared
+   * activations.
+   */
+  const float *importance;
+  /**
+   * Elements readable at `importance`.
+   */
+  size_t importance_len;
+} cq4_encoder_options;
+
+/**
+ * How a call runs; never what it computes (every choice gives the same
+ * bytes). Start from `cq4_options_default()` and change fields.
+ */
+typedef struct cq4_options {
+  /**
+   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+   */
+  uint32_t struct_size;
+  /**
+   * A `cq4_kernel` id.
+   */
+  uint32_t kernel;
+  /**
+   * Threads of the library's persistent pool: 0 = all of them, 1 = the
+   * calling thread only (the default).
+   */
+  uint32_t threads;
+} cq4_options;
 
 /**
  * A packed `[rows, cols]` matrix as `cq4_pack_*` wrote it.
@@ -213,26 +284,6 @@ typedef struct cq4_matrix {
   size_t cols;
   size_t group_size;
 } cq4_matrix;
-
-/**
- * How a call runs; never what it computes (every choice gives the same
- * bytes). Start from `cq4_options_default()` and change fields.
- */
-typedef struct cq4_options {
-  /**
-   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
-   */
-  uint32_t struct_size;
-  /**
-   * A `cq4_kernel` id.
-   */
-  uint32_t kernel;
-  /**
-   * Threads of the library's persistent pool: 0 = all of them, 1 = the
-   * calling thread only (the default).
-   */
-  uint32_t threads;
-} cq4_options;
 
 /**
  * Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
@@ -296,11 +347,104 @@ typedef struct cq4_q4_0_report {
   size_t rounded;
 } cq4_q4_0_report;
 
+/**
+ * Error of a packed matrix against its original (f64 sums over every
+ * element of `e = original - unpacked`; NaN and Inf propagate).
+ */
+typedef struct cq4_quality {
+  /**
+   * `sqrt(sum e^2 / elements)`; 0 for an empty matrix.
+   */
+  double rmse;
+  /**
+   * `max |e|`.
+   */
+  double max_abs_error;
+  /**
+   * `sqrt(sum e^2 / sum original^2)`: 0 when both sums are 0, +Inf when
+   * only the original's is.
+   */
+  double relative_frobenius;
+  /**
+   * `10 log10(sum original^2 / sum e^2)` in dB: +Inf when `e` is all 0.
+   */
+  double snr_db;
+} cq4_quality;
+
 
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Returns the default encoder options: `struct_size` set,
+ * `CQ4_ENCODER_ABSMAX`, no importance.
+ */
+struct cq4_encoder_options cq4_encoder_options_default(void);
+
+/**
+ * As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
+ * = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
+ * Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
+ * `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
+ * `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite); the outputs
+ * must not overlap `importance[0 .. cols]`.
+ *
+ * # Safety
+ * As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
+ * `cq4_encoder_options` whose `importance` is NULL or valid for
+ * `importance_len` reads.
+ */
+enum cq4_status cq4_pack_encoded_f32(const float *src,
+                                     size_t src_len,
+                                     size_t rows,
+                                     size_t cols,
+                                     size_t group_size,
+                                     uint8_t *packed,
+                                     size_t packed_len,
+                                     float *scales,
+                                     size_t scales_len,
+                                     const struct cq4_options *options,
+                                     const struct cq4_encoder_options *encoder);
+
+/**
+ * As `cq4_pack_encoded_f32`, from IEEE binary16 bit patterns (converted
+ * exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_encoded_f32`.
+ */
+enum cq4_status cq4_pack_encoded_f16(const uint16_t *src,
+                                     size_t src_len,
+                                     size_t rows,
+                                     size_t cols,
+                                     size_t group_size,
+                                     uint8_t *packed,
+                                     size_t packed_len,
+                                     float *scales,
+                                     size_t scales_len,
+                                     const struct cq4_options *options,
+                                     const struct cq4_encoder_options *encoder);
+
+/**
+ * As `cq4_pack_encoded_f32`, from bfloat16 bit patterns (converted exactly
+ * to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_encoded_f32`.
+ */
+enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
+                                      size_t src_len,
+                                      size_t rows,
+                                      size_t cols,
+                                      size_t group_size,
+                                      uint8_t *packed,
+                                      size_t packed_len,
+                                      float *scales,
+                                      size_t scales_len,
+                                      const struct cq4_options *options,
+                                      const struct cq4_encoder_options *encoder);
 
 /**
  * Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
@@ -738,6 +882,67 @@ enum cq4_status cq4_q4_0_quantize_f32(const float *src,
                                       size_t cols,
                                       uint8_t *blocks,
                                       size_t blocks_len);
+
+/**
+ * Compares the row-major f32 matrix `original[rows * cols]` with what
+ * `cq4_unpack_f32` returns for `packed` and `scales` at `group_size`, and
+ * writes RMSE, max abs error, relative Frobenius error and SNR to `*out`.
+ *
+ * Reads `original[0 .. rows*cols]`, `packed[0 .. layout.packed_len]`,
+ * `scales[0 .. layout.scales_len]`. Writes `*out` on success only.
+ * Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
+ * `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_GROUP_SIZE`,
+ * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS` (`out`),
+ * `CQ4_ERR_INPUT_TOO_SHORT`.
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); `out` is NULL or valid for one write.
+ */
+enum cq4_status cq4_quality_f32(const float *original,
+                                size_t original_len,
+                                const uint8_t *packed,
+                                size_t packed_len,
+                                const float *scales,
+                                size_t scales_len,
+                                size_t rows,
+                                size_t cols,
+                                size_t group_size,
+                                struct cq4_quality *out);
+
+/**
+ * As `cq4_quality_f32`, for an original of IEEE binary16 bit patterns.
+ *
+ * # Safety
+ * As `cq4_quality_f32`.
+ */
+enum cq4_status cq4_quality_f16(const uint16_t *original,
+                                size_t original_len,
+                                const uint8_t *packed,
+                                size_t packed_len,
+                                const float *scales,
+                                size_t scales_len,
+                                size_t rows,
+                                size_t cols,
+                                size_t group_size,
+                                struct cq4_quality *out);
+
+/**
+ * As `cq4_quality_f32`, for an original of bfloat16 bit patterns.
+ *
+ * # Safety
+ * As `cq4_quality_f32`.
+ */
+enum cq4_status cq4_quality_bf16(const uint16_t *original,
+                                 size_t original_len,
+                                 const uint8_t *packed,
+                                 size_t packed_len,
+                                 const float *scales,
+                                 size_t scales_len,
+                                 size_t rows,
+                                 size_t cols,
+                                 size_t group_size,
+                                 struct cq4_quality *out);
 
 /**
  * Returns a static, NUL-terminated message for `status` (any `int`;

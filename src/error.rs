@@ -13,6 +13,8 @@ pub enum Buffer {
     Scales,
     /// GGML Q4_0 blocks.
     Blocks,
+    /// A per-column importance vector.
+    Importance,
     /// The decoded output of an unpack.
     Destination,
 }
@@ -24,6 +26,7 @@ impl fmt::Display for Buffer {
             Buffer::Packed => "packed",
             Buffer::Scales => "scales",
             Buffer::Blocks => "Q4_0 blocks",
+            Buffer::Importance => "importance",
             Buffer::Destination => "destination",
         })
     }
@@ -61,6 +64,8 @@ pub enum Error {
     BadStride { stride: usize, width: usize },
     /// A format with fixed blocks (GGML Q4_0: 32) needs whole blocks per row.
     ColsNotWholeBlocks { cols: usize, block: usize },
+    /// An importance weight that is negative or not finite.
+    BadImportance { index: usize },
 }
 
 impl fmt::Display for Error {
@@ -102,6 +107,9 @@ impl fmt::Display for Error {
             }
             Error::ColsNotWholeBlocks { cols, block } => {
                 write!(f, "{cols} columns are not whole blocks of {block}")
+            }
+            Error::BadImportance { index } => {
+                write!(f, "importance[{index}] is negative or not finite")
             }
         }
     }

@@ -13,6 +13,7 @@
 mod alloc;
 mod candle_api;
 mod element;
+pub mod encoders;
 mod error;
 pub mod ffi;
 mod kernels;
@@ -20,18 +21,21 @@ mod layout;
 mod matmul_api;
 mod options;
 pub mod q4_0;
+mod quality;
 mod slice_api;
 
 pub use candle_api::{gemm_4bit, gemm_4bit_with, pack_4bit_symmetric, unpack_4bit_symmetric};
 pub use element::Element;
+pub use encoders::Encoder;
 pub use error::{Buffer, Error};
 pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 pub use matmul_api::{matmul, matmul_rows_with, matmul_with, PackedMatrix, Precision};
 pub use options::Options;
+pub use quality::{quality, Quality};
 pub use slice_api::{
-    pack, pack_to_vec, pack_to_vec_with, pack_with, unpack, unpack_to_vec, unpack_to_vec_with,
-    unpack_with,
+    pack, pack_encoded, pack_encoded_with, pack_to_vec, pack_to_vec_with, pack_with, unpack,
+    unpack_to_vec, unpack_to_vec_with, unpack_with,
 };
 
 #[cfg(doctest)]

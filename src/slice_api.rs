@@ -6,6 +6,7 @@
 
 use crate::alloc;
 use crate::element::Element;
+use crate::encoders::Encoder;
 use crate::error::{Buffer, Error};
 use crate::kernels;
 use crate::layout::Layout;
@@ -42,17 +43,66 @@ pub fn pack_with<T: Element>(
     packed: &mut [u8],
     scales: &mut [f32],
 ) -> Result<Layout, Error> {
+    pack_encoded_with(
+        options,
+        &Encoder::AbsMax,
+        src,
+        rows,
+        cols,
+        group_size,
+        packed,
+        scales,
+    )
+}
+
+/// [`pack`] with each group's scale chosen by `encoder`: the same layout,
+/// read by the same unpack.
+pub fn pack_encoded<T: Element>(
+    encoder: &Encoder,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) -> Result<Layout, Error> {
+    pack_encoded_with(
+        &Options::default(),
+        encoder,
+        src,
+        rows,
+        cols,
+        group_size,
+        packed,
+        scales,
+    )
+}
+
+/// [`pack_encoded`] with explicit options.
+#[allow(clippy::too_many_arguments)] // mirrors the C entry point
+pub fn pack_encoded_with<T: Element>(
+    options: &Options,
+    encoder: &Encoder,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) -> Result<Layout, Error> {
     let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
+    encoder.check(cols)?;
     Layout::check_output(Buffer::Packed, layout.packed_len, packed.len())?;
     Layout::check_output(Buffer::Scales, layout.scales_len, scales.len())?;
-    kernels::pack(
-        &layout,
-        kernel,
-        options.threads,
+    let (src, packed, scales) = (
         &src[..layout.elements],
         &mut packed[..layout.packed_len],
         &mut scales[..layout.scales_len],
     );
+    match encoder {
+        Encoder::AbsMax => kernels::pack(&layout, kernel, options.threads, src, packed, scales),
+        _ => encoder.pack(&layout, options.threads, src, packed, scales),
+    }
     Ok(layout)
 }
 

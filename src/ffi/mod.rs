@@ -3,17 +3,21 @@
 //! into C and writes nothing when it returns an error.
 
 mod buffers;
+mod encoders;
 mod matmul;
 mod options;
 mod pack_unpack;
 mod q4_0;
+mod quality;
 mod status;
 mod version;
 
+pub use encoders::*;
 pub use matmul::*;
 pub use options::*;
 pub use pack_unpack::*;
 pub use q4_0::*;
+pub use quality::*;
 pub use status::*;
 pub use version::*;
 

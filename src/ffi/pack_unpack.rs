@@ -6,6 +6,7 @@
 use half::{bf16, f16};
 
 use super::buffers::{check_disjoint, Raw};
+use super::encoders::{cq4_encoder_options, read_encoder};
 use super::options::{cq4_options, read_options};
 use super::{cq4_status, guard};
 use crate::element::Element;
@@ -89,7 +90,7 @@ pub unsafe extern "C" fn cq4_layout_get(
 /// # Safety
 /// As documented on [`cq4_pack_f32`].
 #[allow(clippy::too_many_arguments)] // mirrors the C signatures
-unsafe fn pack_any<T: Element>(
+pub(super) unsafe fn pack_any<T: Element>(
     src: *const T,
     src_len: usize,
     rows: usize,
@@ -100,22 +101,32 @@ unsafe fn pack_any<T: Element>(
     scales: *mut f32,
     scales_len: usize,
     options: *const cq4_options,
+    encoder: *const cq4_encoder_options,
 ) -> cq4_status {
     guard(|| {
         let src = Raw::new(src, src_len)?;
         let packed = Raw::new(packed.cast_const(), packed_len)?;
         let scales = Raw::new(scales.cast_const(), scales_len)?;
         let options = read_options(options)?;
+        let encoder = read_encoder(encoder)?;
         let l = Layout::new(rows, cols, group_size)?;
         check_disjoint(
             &[packed.span(l.packed_len), scales.span(l.scales_len)],
-            &[src.span(l.elements)],
+            &[src.span(l.elements), encoder.importance_span(cols)],
         )?;
         // SAFETY: pointers checked non-null, aligned and disjoint above; the
         // caller promised each valid for its declared length.
-        let (src, packed, scales) =
-            unsafe { (src.as_slice(), packed.as_mut_slice(), scales.as_mut_slice()) };
-        slice_api::pack_with(&options, src, rows, cols, group_size, packed, scales)?;
+        let (src, packed, scales, encoder) = unsafe {
+            (
+                src.as_slice(),
+                packed.as_mut_slice(),
+                scales.as_mut_slice(),
+                encoder.to_encoder(),
+            )
+        };
+        slice_api::pack_encoded_with(
+            &options, &encoder, src, rows, cols, group_size, packed, scales,
+        )?;
         Ok(())
     })
 }
@@ -187,7 +198,17 @@ pub unsafe extern "C" fn cq4_pack_f32(
     unsafe {
         let defaults = std::ptr::null();
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            defaults,
+            std::ptr::null(),
         )
     }
 }
@@ -251,7 +272,17 @@ pub unsafe extern "C" fn cq4_pack_f16(
     unsafe {
         let (src, defaults) = (src.cast::<f16>(), std::ptr::null());
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            defaults,
+            std::ptr::null(),
         )
     }
 }
@@ -277,7 +308,17 @@ pub unsafe extern "C" fn cq4_pack_bf16(
     unsafe {
         let (src, defaults) = (src.cast::<bf16>(), std::ptr::null());
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, defaults,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            defaults,
+            std::ptr::null(),
         )
     }
 }
@@ -355,7 +396,17 @@ pub unsafe extern "C" fn cq4_pack_f32_ex(
     // SAFETY: the caller's contract is the one `pack_any` needs.
     unsafe {
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            options,
+            std::ptr::null(),
         )
     }
 }
@@ -381,7 +432,17 @@ pub unsafe extern "C" fn cq4_pack_f16_ex(
     unsafe {
         let src = src.cast::<f16>();
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            options,
+            std::ptr::null(),
         )
     }
 }
@@ -407,7 +468,17 @@ pub unsafe extern "C" fn cq4_pack_bf16_ex(
     unsafe {
         let src = src.cast::<bf16>();
         pack_any(
-            src, src_len, rows, cols, group_size, packed, packed_len, scales, scales_len, options,
+            src,
+            src_len,
+            rows,
+            cols,
+            group_size,
+            packed,
+            packed_len,
+            scales,
+            scales_len,
+            options,
+            std::ptr::null(),
         )
     }
 }

@@ -43,12 +43,14 @@ pub enum cq4_status {
     /// `cols` is not a multiple of the block size a fixed-block format
     /// (GGML Q4_0: 32) needs.
     CQ4_ERR_BAD_COLS = 14,
+    /// An importance weight is negative, infinite or NaN.
+    CQ4_ERR_BAD_IMPORTANCE = 15,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 15] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 16] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -64,6 +66,7 @@ pub(crate) const ALL_STATUSES: [cq4_status; 15] = [
     CQ4_ERR_BAD_STRIDE,
     CQ4_ERR_BAD_PRECISION,
     CQ4_ERR_BAD_COLS,
+    CQ4_ERR_BAD_IMPORTANCE,
 ];
 
 impl cq4_status {
@@ -90,6 +93,7 @@ impl cq4_status {
             CQ4_ERR_BAD_STRIDE => c"the output stride is smaller than the row range",
             CQ4_ERR_BAD_PRECISION => c"unknown cq4_precision",
             CQ4_ERR_BAD_COLS => c"cols is not a multiple of the format's block size",
+            CQ4_ERR_BAD_IMPORTANCE => c"an importance weight is negative or not finite",
         }
     }
 }
@@ -105,6 +109,7 @@ impl From<Error> for cq4_status {
             Error::BadRowRange { .. } => CQ4_ERR_BAD_ROW_RANGE,
             Error::BadStride { .. } => CQ4_ERR_BAD_STRIDE,
             Error::ColsNotWholeBlocks { .. } => CQ4_ERR_BAD_COLS,
+            Error::BadImportance { .. } => CQ4_ERR_BAD_IMPORTANCE,
         }
     }
 }

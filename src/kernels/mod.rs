@@ -203,19 +203,41 @@ pub(crate) fn pack<T: Element>(
     packed: &mut [u8],
     scales: &mut [f32],
 ) {
+    let row_kernel = T::row_kernels(kernel, layout.group_size).pack;
+    pack_rows(
+        layout,
+        threads,
+        src,
+        packed,
+        scales,
+        |src, packed, scales| {
+            // SAFETY: `row_kernels` only returns kernels this CPU runs, for a
+            // group size they handle; the slices are whole rows.
+            unsafe { row_kernel(src, layout.group_size, packed, scales) }
+        },
+    );
+}
+
+/// Runs `pack_row(src_row, packed_row, scales_row)` over every row, on up
+/// to `threads` threads; arguments as for [`pack`].
+pub(crate) fn pack_rows<T: Element>(
+    layout: &Layout,
+    threads: usize,
+    src: &[T],
+    packed: &mut [u8],
+    scales: &mut [f32],
+    pack_row: impl Fn(&[T], &mut [u8], &mut [f32]) + Sync,
+) {
     if layout.elements == 0 {
         return;
     }
-    let row_kernel = T::row_kernels(kernel, layout.group_size).pack;
     let pack_rows = |src: &[T], packed: &mut [u8], scales: &mut [f32]| {
         let rows = src
             .chunks_exact(layout.cols)
             .zip(packed.chunks_exact_mut(layout.packed_row_bytes))
             .zip(scales.chunks_exact_mut(layout.groups_per_row));
         for ((src_row, packed_row), scales_row) in rows {
-            // SAFETY: `row_kernels` only returns kernels this CPU runs, for
-            // a group size they handle; the slices are whole rows.
-            unsafe { row_kernel(src_row, layout.group_size, packed_row, scales_row) };
+            pack_row(src_row, packed_row, scales_row);
         }
     };
     let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);

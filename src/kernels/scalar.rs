@@ -54,13 +54,28 @@ pub fn dequantize(nibble: u8, scale: f32) -> f32 {
 /// Packs one row of `cols` elements into `packed` (`packed_row_bytes`) and
 /// `scales` (`groups_per_row`).
 pub fn pack_row<T: Element>(src: &[T], group_size: usize, packed: &mut [u8], scales: &mut [f32]) {
+    pack_row_scaled(src, group_size, packed, scales, |_, group| {
+        group_scale(group)
+    });
+}
+
+/// [`pack_row`] with each group's scale chosen by `scale_of(k, group)`
+/// (`k` the group's index in the row): how the other encoders write the
+/// same layout.
+pub(crate) fn pack_row_scaled<T: Element>(
+    src: &[T],
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+    scale_of: impl Fn(usize, &[T]) -> f32,
+) {
     let bytes_per_group = group_size.div_ceil(2);
     let groups = src
         .chunks(group_size)
         .zip(packed.chunks_exact_mut(bytes_per_group))
         .zip(scales.iter_mut());
-    for ((group, bytes), scale_out) in groups {
-        let scale = group_scale(group);
+    for (k, ((group, bytes), scale_out)) in groups.enumerate() {
+        let scale = scale_of(k, group);
         *scale_out = scale;
         let nibble = |i: usize| {
             group

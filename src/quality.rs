@@ -1,0 +1,73 @@
+//! How far a packed matrix is from the matrix it was packed from.
+
+use crate::element::Element;
+use crate::error::{Buffer, Error};
+use crate::kernels::scalar;
+use crate::layout::Layout;
+
+/// Error of a packed matrix against its original, from f64 sums over every
+/// element of `e = original - unpacked` (NaN and Inf propagate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quality {
+    /// `sqrt(sum e^2 / elements)`; 0 for an empty matrix.
+    pub rmse: f64,
+    /// `max |e|`.
+    pub max_abs_error: f64,
+    /// `sqrt(sum e^2 / sum original^2)`: 0 when both sums are 0, +Inf when
+    /// only the original's is.
+    pub relative_frobenius: f64,
+    /// `10 log10(sum original^2 / sum e^2)` in dB: +Inf when `e` is all 0.
+    pub snr_db: f64,
+}
+
+/// Compares `original` (`[rows, cols]`) with what unpack returns for
+/// `packed` and `scales` at `group_size`.
+pub fn quality<T: Element>(
+    original: &[T],
+    packed: &[u8],
+    scales: &[f32],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<Quality, Error> {
+    let l = Layout::new(rows, cols, group_size)?;
+    Layout::check_input(Buffer::Source, l.elements, original.len())?;
+    Layout::check_input(Buffer::Packed, l.packed_len, packed.len())?;
+    Layout::check_input(Buffer::Scales, l.scales_len, scales.len())?;
+    let (mut error2, mut signal2, mut max_abs) = (0f64, 0f64, 0f64);
+    let mut decoded = vec![0f32; cols];
+    for r in 0..rows {
+        scalar::unpack_row(
+            &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
+            &scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
+            group_size,
+            &mut decoded,
+        );
+        for (w, &d) in original[r * cols..(r + 1) * cols].iter().zip(&decoded) {
+            let w = w.to_f32() as f64;
+            let e = (w - d as f64).abs();
+            error2 += e * e;
+            signal2 += w * w;
+            // Once NaN, the maximum stays NaN.
+            if e > max_abs || e.is_nan() {
+                max_abs = e;
+            }
+        }
+    }
+    let rmse = if l.elements == 0 {
+        0.0
+    } else {
+        (error2 / l.elements as f64).sqrt()
+    };
+    let (relative_frobenius, snr_db) = if error2 == 0.0 {
+        (0.0, f64::INFINITY)
+    } else {
+        ((error2 / signal2).sqrt(), 10.0 * (signal2 / error2).log10())
+    };
+    Ok(Quality {
+        rmse,
+        max_abs_error: max_abs,
+        relative_frobenius,
+        snr_db,
+    })
+}
