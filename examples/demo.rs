@@ -1,11 +1,12 @@
 //! Packs a random-normal 4096 x 4096 f32 matrix at g = 32, unpacks it, and
-//! prints sizes, compression ratio, reconstruction error and throughput.
+//! prints sizes, compression ratio, reconstruction error and throughput;
+//! then compares the encoders on a matrix shaped like transformer weights.
 //!
 //!     cargo run --release --example demo
 
 use std::time::Instant;
 
-use cortex_q4::{pack, unpack, Layout};
+use cortex_q4::{pack, pack_encoded_with, quality, unpack, Encoder, Layout, Options};
 
 #[path = "../benches/common/data.rs"]
 mod data;
@@ -40,13 +41,7 @@ fn main() -> Result<(), cortex_q4::Error> {
         unpack(&packed, &scales, ROWS, COLS, GROUP_SIZE, &mut restored).unwrap();
     });
 
-    let (mut sq_err, mut sq_sig, mut max_err) = (0f64, 0f64, 0f32);
-    for (w, r) in weights.iter().zip(&restored) {
-        let e = (w - r).abs();
-        max_err = max_err.max(e);
-        sq_err += (e as f64).powi(2);
-        sq_sig += (*w as f64).powi(2);
-    }
+    let q = quality(&weights, &packed, &scales, ROWS, COLS, GROUP_SIZE)?;
     let n = layout.elements as f64;
     let f32_bytes = n * 4.0;
     let q4_bytes = (layout.packed_len + 4 * layout.scales_len) as f64;
@@ -66,12 +61,9 @@ fn main() -> Result<(), cortex_q4::Error> {
         f32_bytes / q4_bytes,
         q4_bytes * 8.0 / n
     );
-    println!("RMSE              {:.5}", (sq_err / n).sqrt());
-    println!("max abs error     {max_err:.5}");
-    println!(
-        "SNR               {:.2} dB",
-        10.0 * (sq_sig / sq_err).log10()
-    );
+    println!("RMSE              {:.5}", q.rmse);
+    println!("max abs error     {:.5}", q.max_abs_error);
+    println!("SNR               {:.2} dB", q.snr_db);
     println!(
         "pack              {:.2} ms, {:.2} GB/s of f32 read",
         pack_s * 1e3,
@@ -82,5 +74,51 @@ fn main() -> Result<(), cortex_q4::Error> {
         unpack_s * 1e3,
         gb(f32_bytes, unpack_s)
     );
+    compare_encoders()
+}
+
+/// RMSE of each encoder (same layout, same decoder) on a structured
+/// matrix, relative to the default, and its packing time on all threads.
+fn compare_encoders() -> Result<(), cortex_q4::Error> {
+    const ROWS: usize = 512;
+    let weights = data::structured(ROWS, COLS, 0x7EA5_0A11);
+    let all_threads = Options::default().with_threads(0);
+    println!("\nencoders on a {ROWS} x {COLS} matrix shaped like transformer weights");
+    println!("(heavy tails, per-row scales, outlier columns); all threads:");
+    println!("| g | absmax / 7 RMSE | signed | search | search time |");
+    println!("|---|---|---|---|---|");
+    for g in [32, 64, 128] {
+        let layout = Layout::new(ROWS, COLS, g)?;
+        let mut packed = vec![0u8; layout.packed_len];
+        let mut scales = vec![0f32; layout.scales_len];
+        let mut rmse = |encoder: &Encoder| -> Result<(f64, f64), cortex_q4::Error> {
+            let t = Instant::now();
+            pack_encoded_with(
+                &all_threads,
+                encoder,
+                &weights,
+                ROWS,
+                COLS,
+                g,
+                &mut packed,
+                &mut scales,
+            )?;
+            let seconds = t.elapsed().as_secs_f64();
+            Ok((
+                quality(&weights, &packed, &scales, ROWS, COLS, g)?.rmse,
+                seconds,
+            ))
+        };
+        let (base, _) = rmse(&Encoder::AbsMax)?;
+        let (signed, _) = rmse(&Encoder::Signed)?;
+        let (search, seconds) = rmse(&Encoder::Search { importance: None })?;
+        let change = |r: f64| (r / base - 1.0) * 100.0;
+        println!(
+            "| {g} | {base:.6} | {:+.1}% | {:+.1}% | {:.0} ms |",
+            change(signed),
+            change(search),
+            seconds * 1e3
+        );
+    }
     Ok(())
 }

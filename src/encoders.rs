@@ -58,68 +58,68 @@ pub fn signed_scale<T: Element>(group: &[T]) -> f32 {
 /// what unpack returns for `w` packed with `scale`; `c_i` = 1 without
 /// importance.
 pub fn weighted_error(group: &[f32], importance: Option<&[f32]>, scale: f32) -> f64 {
-    group
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| {
-            let e = w as f64 - dequantize(quantize(w, scale), scale) as f64;
-            importance.map_or(1.0, |c| c[i] as f64) * e * e
-        })
-        .sum()
+    fit(group, importance, scale).0
 }
 
-/// The least-squares scale for the levels `scale` gives the group:
-/// `sum c w q / sum c q^2` (f64, then f32), if it is finite and not 0.
-fn refit(group: &[f32], importance: Option<&[f32]>, scale: f32) -> Option<f32> {
-    let (mut num, mut den) = (0f64, 0f64);
+/// [`weighted_error`] for `scale`, and the least-squares scale for the
+/// levels `q` it gives: `sum c w q / sum c q^2` (f64 sums, then f32), if
+/// that is finite and not 0.
+fn fit(group: &[f32], importance: Option<&[f32]>, scale: f32) -> (f64, Option<f32>) {
+    let (mut error, mut num, mut den) = (0f64, 0f64, 0f64);
     for (i, &w) in group.iter().enumerate() {
-        let q = (quantize(w, scale) as i32 - 8) as f64;
+        let u = quantize(w, scale);
         let c = importance.map_or(1.0, |c| c[i] as f64);
+        let e = w as f64 - dequantize(u, scale) as f64;
+        let q = (u as i32 - 8) as f64;
+        error += c * e * e;
         num += c * w as f64 * q;
         den += c * q * q;
     }
-    let s = (num / den) as f32;
-    (den > 0.0 && s.is_finite() && s != 0.0).then_some(s)
+    let refit = (num / den) as f32;
+    (
+        error,
+        (den > 0.0 && refit.is_finite() && refit != 0.0).then_some(refit),
+    )
 }
 
-/// The search encoder's candidates for a group of finite values with
-/// largest magnitude `a > 0`, in order:
+/// The search encoder's scale: among the candidates below, the first with
+/// the least [`weighted_error`]. A group holding a NaN or an infinity, or
+/// only zeros, gets the default scale. With `a` the group's largest
+/// magnitude, the candidates are, in order:
 ///
 /// 1. the default scale ([`group_scale`]), then the signed one
 ///    ([`signed_scale`]);
 /// 2. `a / t` then `-a / t` for `t = 6.5, 6.625, ..., 8.5` (17 values);
 /// 3. for each scale above, in order, its least-squares refit: with the
-///    levels `q` it gives, `sum c w q / sum c q^2` (computed in f64,
-///    rounded to f32; left out when not finite or 0).
-pub fn search_candidates(group: &[f32], importance: Option<&[f32]>) -> Vec<f32> {
-    let a = group.iter().fold(0f32, |m, w| m.max(w.abs()));
-    let mut candidates = vec![group_scale(group), signed_scale(group)];
-    for k in 0..=16 {
-        let t = 6.5 + k as f32 / 8.0;
-        candidates.extend([a / t, -(a / t)]);
-    }
-    for i in 0..candidates.len() {
-        if let Some(s) = refit(group, importance, candidates[i]) {
-            candidates.push(s);
-        }
-    }
-    candidates
-}
-
-/// The search encoder's scale: the first of [`search_candidates`] with the
-/// least [`weighted_error`]. A group holding a NaN or an infinity, or only
-/// zeros, gets the default scale.
+///    levels `q` it gives, `sum c w q / sum c q^2` (f64 sums, rounded to
+///    f32; left out when not finite or 0).
 pub fn search_scale<T: Element>(group: &[T], importance: Option<&[f32]>) -> f32 {
     let values: Vec<f32> = group.iter().map(|w| w.to_f32()).collect();
     if values.iter().any(|w| !w.is_finite()) || values.iter().all(|&w| w == 0.0) {
         return group_scale(group);
     }
+    let a = values.iter().fold(0f32, |m, w| m.max(w.abs()));
+    let grid = (0..=16).flat_map(|k| {
+        let t = 6.5 + k as f32 / 8.0;
+        [a / t, -(a / t)]
+    });
     let mut best = (f64::INFINITY, 0f32);
-    for s in search_candidates(&values, importance) {
-        let error = weighted_error(&values, importance, s);
+    let mut consider = |error: f64, scale: f32| {
         if error < best.0 {
-            best = (error, s);
+            best = (error, scale);
         }
+    };
+    let mut refits = Vec::new();
+    for scale in [group_scale(group), signed_scale(group)]
+        .into_iter()
+        .chain(grid)
+    {
+        let (error, refit) = fit(&values, importance, scale);
+        consider(error, scale);
+        refits.extend(refit);
+    }
+    for scale in refits {
+        consider(fit(&values, importance, scale).0, scale);
     }
     best.1
 }
