@@ -48,7 +48,7 @@ impl Results {
     }
 }
 
-fn ratio(num: Option<f64>, den: Option<f64>) -> String {
+pub fn ratio(num: Option<f64>, den: Option<f64>) -> String {
     match (num, den) {
         (Some(n), Some(d)) => format!("{:.2}x", n / d),
         _ => "-".into(),
@@ -57,7 +57,14 @@ fn ratio(num: Option<f64>, den: Option<f64>) -> String {
 
 /// One table row: time, GB/s, then `reference time / this time` for each
 /// reference (above 1 means faster than the reference).
-fn row(out: &mut String, name: &str, g: &str, bytes: f64, t: Option<f64>, refs: &[Option<f64>]) {
+pub fn row(
+    out: &mut String,
+    name: &str,
+    g: &str,
+    bytes: f64,
+    t: Option<f64>,
+    refs: &[Option<f64>],
+) {
     let Some(t) = t else { return };
     let _ = write!(out, "| {name} | {g} | {:.2} | {:.2} |", t / 1e6, bytes / t);
     for r in refs {
