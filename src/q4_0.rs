@@ -10,7 +10,10 @@
 use half::f16;
 
 use crate::error::{Buffer, Error};
+use crate::kernels;
+pub use crate::kernels::q4_0::scalar;
 use crate::layout::{Layout, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
+use crate::options::Options;
 
 /// What export did to scales that f16 cannot hold exactly.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,69 +120,34 @@ pub fn export(
 }
 
 /// Quantizes the f32 matrix `src` (`[rows, cols]`) straight to Q4_0 blocks
-/// with llama.cpp's reference rule (`quantize_row_q4_0_ref`): per block, `m`
-/// the first element of largest magnitude, `d = m / -8`, `id = 1 / d` (0
-/// when `d` is 0), the f16 of `d` stored, and per element
+/// with llama.cpp's reference rule ([`scalar::quantize_block`]): per
+/// block, `m` the first element of largest magnitude, `d = m / -8`,
+/// `id = 1 / d` (0 when `d` is 0), the f16 of `d` stored, and per element
 /// `min(15, (int8_t)(x * id + 8.5))`. Byte-identical to that C code as
 /// x86-64 compilers build it, for every finite input.
 pub fn quantize(src: &[f32], rows: usize, cols: usize, blocks: &mut [u8]) -> Result<(), Error> {
+    quantize_with(&Options::default(), src, rows, cols, blocks)
+}
+
+/// [`quantize`] with explicit options (kernel, threads): the same bytes.
+pub fn quantize_with(
+    options: &Options,
+    src: &[f32],
+    rows: usize,
+    cols: usize,
+    blocks: &mut [u8],
+) -> Result<(), Error> {
+    let kernel = options.kernel()?;
     let (l, block_bytes) = Layout::q4_0(rows, cols)?;
     Layout::check_input(Buffer::Source, l.elements, src.len())?;
     Layout::check_output(Buffer::Blocks, block_bytes, blocks.len())?;
-    let groups = blocks[..block_bytes]
-        .chunks_exact_mut(Q4_0_BLOCK_BYTES)
-        .zip(src[..l.elements].chunks_exact(Q4_0_BLOCK));
-    for (block, x) in groups {
-        let (mut amax, mut max) = (0f32, 0f32);
-        for &v in x {
-            if amax < v.abs() {
-                amax = v.abs();
-                max = v;
-            }
-        }
-        let d = max / -8.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let (d_out, qs) = block.split_at_mut(2);
-        d_out.copy_from_slice(&f16::from_f32(d).to_le_bytes());
-        for (j, q) in qs.iter_mut().enumerate() {
-            let low = c_nibble(x[j] * id + 8.5);
-            let high = c_nibble(x[j + 16] * id + 8.5);
-            // C: `qs = xi0; qs |= xi1 << 4;` stored into a byte.
-            *q = low | (high << 4);
-        }
-    }
+    kernels::q4_0::quantize(
+        kernel,
+        options.threads,
+        rows,
+        cols,
+        &src[..l.elements],
+        &mut blocks[..block_bytes],
+    );
     Ok(())
-}
-
-/// `(uint8_t) MIN(15, (int8_t) t)` as x86-64 C compilers build it: the
-/// float is truncated to a 32-bit integer (`cvttss2si`, which gives
-/// `i32::MIN` for NaN and out-of-range values), then its low byte is the
-/// int8_t.
-#[inline]
-fn c_nibble(t: f32) -> u8 {
-    let truncated = if t.is_nan() || !(-2147483648.0..2147483648.0).contains(&t) {
-        i32::MIN
-    } else {
-        t as i32
-    };
-    (truncated as i8).min(15) as u8
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn c_nibble_follows_x86_truncation() {
-        assert_eq!(c_nibble(8.5), 8);
-        assert_eq!(c_nibble(16.4), 15);
-        assert_eq!(c_nibble(0.7), 0);
-        assert_eq!(c_nibble(-0.7), 0);
-        // (int8_t) -1 then MIN(15, -1) = -1, stored as 0xFF.
-        assert_eq!(c_nibble(-1.5), 0xFF);
-        assert_eq!(c_nibble(f32::INFINITY), 0);
-        assert_eq!(c_nibble(f32::NAN), 0);
-        // 300 -> low byte 44 -> MIN(15, 44) = 15.
-        assert_eq!(c_nibble(300.0), 15);
-    }
 }

@@ -8,8 +8,8 @@ use candle_core::quantized::k_quants::{BlockQ4_0, GgmlType};
 use cortex_q4::ffi::{
     cq4_q4_0_export, cq4_q4_0_import, cq4_q4_0_quantize_f32, cq4_q4_0_report, cq4_status,
 };
-use cortex_q4::q4_0::{export, import, quantize, ExportReport};
-use cortex_q4::{unpack_to_vec, Error, Q4_0_BLOCK_BYTES};
+use cortex_q4::q4_0::{export, import, quantize, quantize_with, ExportReport};
+use cortex_q4::{unpack_to_vec, Error, Kernel, Options, Q4_0_BLOCK_BYTES};
 use half::f16;
 use proptest::prelude::*;
 
@@ -107,6 +107,30 @@ proptest! {
         let mut theirs = vec![BlockQ4_0::zeros(); x.len() / 32];
         BlockQ4_0::from_float(x, &mut theirs);
         prop_assert_eq!(&quantized(x, rows, cols)[..], candle_bytes(&theirs));
+    }
+
+    /// Every kernel and thread count quantizes byte for byte as the scalar
+    /// reference, on any bit pattern (NaN, Inf, subnormals, ties of the
+    /// largest magnitude) and on weights.
+    #[test]
+    fn kernels_quantize_as_the_reference(
+        bits in proptest::collection::vec(any::<u32>(), 4 * 32),
+        weights in weights(4),
+        ties in proptest::collection::vec(prop::sample::select(vec![0.0f32, -0.0, 2.0, -2.0, 1.0]), 4 * 32),
+        threads in 0usize..3,
+    ) {
+        let inputs = [bits.iter().map(|&b| f32::from_bits(b)).collect::<Vec<_>>(), weights, ties];
+        for x in inputs {
+            let reference = Options::default().with_kernel(Kernel::Scalar);
+            let mut want = vec![0u8; 4 * Q4_0_BLOCK_BYTES];
+            quantize_with(&reference, &x, 2, 64, &mut want).unwrap();
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+                let opts = Options::default().with_kernel(kernel).with_threads(threads);
+                let mut got = vec![0u8; 4 * Q4_0_BLOCK_BYTES];
+                quantize_with(&opts, &x, 2, 64, &mut got).unwrap();
+                prop_assert_eq!(&got, &want, "{}", kernel.name());
+            }
+        }
     }
 
     /// Imported blocks decode, through this library's unpack, to the bits

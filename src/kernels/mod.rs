@@ -10,6 +10,7 @@ mod avx512;
 pub mod matmul;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+pub mod q4_0;
 pub mod scalar;
 pub(crate) mod threads;
 
