@@ -44,7 +44,12 @@ fn compile_and_run(name: &str, source: &str, link_args: &[String]) -> String {
         "{name}.c failed to build:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().unwrap();
+    // cargo's LD_LIBRARY_PATH lists target/<profile>, where an older build
+    // may have left a stale library that would win over the rpath.
+    let run = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
     assert!(
         run.status.success(),
         "{name} failed: {}\n{}",
