@@ -2,6 +2,8 @@
 //! it that must equal it byte for byte.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod scalar;
 
@@ -29,6 +31,9 @@ pub(crate) fn quantize(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU runs the kernel (checked just above).
         Kernel::Avx512 if kernel.is_supported() => unsafe { avx512::quantize_blocks(src, blocks) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Kernel::Avx2 if kernel.is_supported() => unsafe { avx2::quantize_blocks(src, blocks) },
         _ => {
             for (x, block) in src
                 .chunks_exact(Q4_0_BLOCK)
