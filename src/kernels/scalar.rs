@@ -13,6 +13,7 @@ pub const MIN_SCALE: f32 = 1e-5;
 /// How close to a half-integer a SIMD kernel's estimate `w * (1 / scale)`
 /// of the quotient may come before the true division decides. The estimate
 /// is within 2^-19 of `w / scale`, so 2^-16 leaves a wide margin.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
 pub(crate) const NEAR_HALF: f32 = 1.0 / 65536.0;
 
 /// The larger of `max` and `value`, where a NaN `value` (quiet or

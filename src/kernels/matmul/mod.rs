@@ -27,10 +27,12 @@ pub struct QuantizedActivations {
     q: Vec<i8>,
     /// The same rows in the split order of [`split_pairs`], for the SIMD
     /// kernels.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     split: Vec<i8>,
     scales: Vec<f32>,
     /// `8 * scale * sum(q)` per group: the part of `sum((u - 8) * q)` that
     /// does not depend on the weights, scaled.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     offsets: Vec<f32>,
     cols: usize,
     group_size: usize,
@@ -84,16 +86,19 @@ impl QuantizedActivations {
     }
 
     /// Row `b` in the split order.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn split_row(&self, b: usize) -> &[i8] {
         &self.split[b * self.cols..(b + 1) * self.cols]
     }
 
     /// The scales of row `b`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn scales_row(&self, b: usize) -> &[f32] {
         &self.scales[b * self.groups..(b + 1) * self.groups]
     }
 
     /// The offsets of row `b`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     pub(crate) fn offsets_row(&self, b: usize) -> &[f32] {
         &self.offsets[b * self.groups..(b + 1) * self.groups]
     }
@@ -141,6 +146,7 @@ fn fits_split_blocks(group_size: usize) -> bool {
 /// The whole groups inside the whole split blocks of a row: what the SIMD
 /// kernels cover, for group sizes that tile the blocks or are multiples of
 /// 64 (which whole 64-column halves of blocks tile).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
 pub(crate) fn split_groups(cols: usize, group_size: usize) -> usize {
     cols / SPLIT_BLOCK * SPLIT_BLOCK / group_size
 }
@@ -150,6 +156,7 @@ pub enum Activations<'a> {
     /// f32 rows, `[batch, cols]`, in natural and in split order.
     F32 {
         natural: &'a [f32],
+        #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
         split: &'a [f32],
     },
     /// Rows quantized for int8 mode.
@@ -186,6 +193,7 @@ fn scalar_row(
 /// The row kernel of `kernel` for `precision` and `group_size`: its SIMD
 /// version when the CPU runs it and it has a fast path for that group
 /// size, else the scalar twin.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // fast paths by group size
 pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize) -> RowKernel {
     if !kernel.is_supported() {
         return scalar_row;
