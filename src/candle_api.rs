@@ -6,6 +6,7 @@
 use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 
 use crate::element::Element;
+use crate::encoders::Encoder;
 use crate::layout::Layout;
 use crate::matmul_api::{self, PackedMatrix, Precision};
 use crate::options::Options;
@@ -37,20 +38,39 @@ fn with_cpu_slice<T: WithDType, R>(tensor: &Tensor, f: impl FnOnce(&[T]) -> R) -
 
 fn pack_typed<T: Element + WithDType>(
     tensor: &Tensor,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
+    encoder: &Encoder,
+    layout: &Layout,
 ) -> Result<(Vec<u8>, Vec<f32>)> {
+    let (mut packed, mut scales) = (vec![0u8; layout.packed_len], vec![0f32; layout.scales_len]);
     with_cpu_slice(tensor, |src: &[T]| {
-        slice_api::pack_to_vec(src, rows, cols, group_size)
+        slice_api::pack_encoded(
+            encoder,
+            src,
+            layout.rows,
+            layout.cols,
+            layout.group_size,
+            &mut packed,
+            &mut scales,
+        )
     })?
-    .map_err(cq4_error)
+    .map_err(cq4_error)?;
+    Ok((packed, scales))
 }
 
 /// Packs a 2-D `[out_dim, in_dim]` tensor (f32, f16, bf16 or f64) into
 /// `(packed, scales)`: `packed` u8 `[out_dim, ceil(in_dim / g) * ceil(g / 2)]`
 /// and `scales` f32 `[out_dim, ceil(in_dim / g)]`, on the input's device.
 pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor, Tensor)> {
+    pack_4bit_encoded(tensor, group_size, &Encoder::AbsMax)
+}
+
+/// [`pack_4bit_symmetric`] with each group's scale chosen by `encoder`:
+/// the same layout, read by the same unpack.
+pub fn pack_4bit_encoded(
+    tensor: &Tensor,
+    group_size: usize,
+    encoder: &Encoder,
+) -> Result<(Tensor, Tensor)> {
     let &[rows, cols] = tensor.dims() else {
         return Err(Error::Msg(format!(
             "cortex_q4: expected a 2-D tensor [out_dim, in_dim], got shape {:?}",
@@ -59,10 +79,10 @@ pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor
     };
     let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
     let (packed, scales) = match tensor.dtype() {
-        DType::F32 => pack_typed::<f32>(tensor, rows, cols, group_size)?,
-        DType::F16 => pack_typed::<half::f16>(tensor, rows, cols, group_size)?,
-        DType::BF16 => pack_typed::<half::bf16>(tensor, rows, cols, group_size)?,
-        DType::F64 => pack_typed::<f64>(tensor, rows, cols, group_size)?,
+        DType::F32 => pack_typed::<f32>(tensor, encoder, &layout)?,
+        DType::F16 => pack_typed::<half::f16>(tensor, encoder, &layout)?,
+        DType::BF16 => pack_typed::<half::bf16>(tensor, encoder, &layout)?,
+        DType::F64 => pack_typed::<f64>(tensor, encoder, &layout)?,
         other => {
             return Err(Error::Msg(format!(
                 "cortex_q4: cannot pack dtype {other:?}; expected f32, f16, bf16 or f64"
@@ -108,17 +128,46 @@ pub fn unpack_4bit_symmetric(
     original_shape: (usize, usize),
     group_size: usize,
 ) -> Result<Tensor> {
+    unpack_4bit_symmetric_to(packed, scales, original_shape, group_size, DType::F32)
+}
+
+/// [`unpack_4bit_symmetric`] into a tensor of `dtype` (f32, f16, bf16 or
+/// f64): each value is the f32 unpack defines, rounded to nearest even
+/// where `dtype` is narrower.
+pub fn unpack_4bit_symmetric_to(
+    packed: &Tensor,
+    scales: &Tensor,
+    original_shape: (usize, usize),
+    group_size: usize,
+    dtype: DType,
+) -> Result<Tensor> {
     let (rows, cols) = original_shape;
     let layout = Layout::new(rows, cols, group_size).map_err(cq4_error)?;
     check_packed(packed, scales, &layout)?;
     let scales = scales.to_dtype(DType::F32)?;
-    let values = with_cpu_slice(packed, |packed: &[u8]| {
-        with_cpu_slice(&scales, |scales: &[f32]| {
-            slice_api::unpack_to_vec::<f32>(packed, scales, rows, cols, group_size)
+    let unpacked = with_cpu_slice(packed, |packed: &[u8]| {
+        with_cpu_slice(&scales, |scales: &[f32]| match dtype {
+            DType::F32 => unpack_typed::<f32>(packed, scales, &layout),
+            DType::F16 => unpack_typed::<half::f16>(packed, scales, &layout),
+            DType::BF16 => unpack_typed::<half::bf16>(packed, scales, &layout),
+            DType::F64 => unpack_typed::<f64>(packed, scales, &layout),
+            other => Err(Error::Msg(format!(
+                "cortex_q4: cannot unpack to dtype {other:?}; expected f32, f16, bf16 or f64"
+            ))),
         })
-    })??
-    .map_err(cq4_error)?;
-    Tensor::from_vec(values, (rows, cols), &Device::Cpu)?.to_device(packed.device())
+    })???;
+    unpacked.to_device(packed.device())
+}
+
+fn unpack_typed<T: Element + WithDType>(
+    packed: &[u8],
+    scales: &[f32],
+    layout: &Layout,
+) -> Result<Tensor> {
+    let values: Vec<T> =
+        slice_api::unpack_to_vec(packed, scales, layout.rows, layout.cols, layout.group_size)
+            .map_err(cq4_error)?;
+    Tensor::from_vec(values, (layout.rows, layout.cols), &Device::Cpu)
 }
 
 /// `x W^T` for activations `x` (`[batch, cols]`; f32, f16, bf16 or f64)

@@ -24,7 +24,10 @@ pub mod q4_0;
 mod quality;
 mod slice_api;
 
-pub use candle_api::{gemm_4bit, gemm_4bit_with, pack_4bit_symmetric, unpack_4bit_symmetric};
+pub use candle_api::{
+    gemm_4bit, gemm_4bit_with, pack_4bit_encoded, pack_4bit_symmetric, unpack_4bit_symmetric,
+    unpack_4bit_symmetric_to,
+};
 pub use element::Element;
 pub use encoders::Encoder;
 pub use error::{Buffer, Error};

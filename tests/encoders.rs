@@ -132,6 +132,26 @@ proptest! {
 }
 
 #[test]
+fn candle_packs_with_every_encoder() {
+    let w: Vec<f32> = (0..300)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+        .collect();
+    let t = candle_core::Tensor::from_vec(w.clone(), (3, 100), &candle_core::Device::Cpu).unwrap();
+    for encoder in [
+        Encoder::AbsMax,
+        Encoder::Signed,
+        Encoder::Search { importance: None },
+    ] {
+        let (p, s) = cortex_q4::pack_4bit_encoded(&t, 32, &encoder).unwrap();
+        let got = (
+            p.flatten_all().unwrap().to_vec1::<u8>().unwrap(),
+            s.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(got, packed(&encoder, &w, 3, 100, 32));
+    }
+}
+
+#[test]
 fn the_default_encoder_is_pack() {
     let w: Vec<f32> = (0..300)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
