@@ -864,7 +864,7 @@ enum cq4_status cq4_q4_0_export(const uint8_t *packed,
  * Quantizes the row-major f32 matrix `src[rows * cols]` straight to GGML
  * Q4_0 blocks with llama.cpp's reference rule (`quantize_row_q4_0_ref`):
  * byte-identical to it, as x86-64 compilers build it, for every finite
- * input.
+ * input. Default options (best kernel, calling thread only).
  *
  * Reads `src[0 .. rows*cols]`. Writes `blocks[0 .. rows*cols/32*18]`,
  * nothing else. Returns `CQ4_OK`, or without writing anything:
@@ -882,6 +882,22 @@ enum cq4_status cq4_q4_0_quantize_f32(const float *src,
                                       size_t cols,
                                       uint8_t *blocks,
                                       size_t blocks_len);
+
+/**
+ * As `cq4_q4_0_quantize_f32`, with explicit options (NULL = defaults): the
+ * same bytes for every kernel and thread count. Also returns
+ * `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+ *
+ * # Safety
+ * As `cq4_q4_0_import`; `options` is NULL or points to one `cq4_options`.
+ */
+enum cq4_status cq4_q4_0_quantize_f32_ex(const float *src,
+                                         size_t src_len,
+                                         size_t rows,
+                                         size_t cols,
+                                         uint8_t *blocks,
+                                         size_t blocks_len,
+                                         const struct cq4_options *options);
 
 /**
  * Compares the row-major f32 matrix `original[rows * cols]` with what

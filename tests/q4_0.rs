@@ -6,7 +6,8 @@
 
 use candle_core::quantized::k_quants::{BlockQ4_0, GgmlType};
 use cortex_q4::ffi::{
-    cq4_q4_0_export, cq4_q4_0_import, cq4_q4_0_quantize_f32, cq4_q4_0_report, cq4_status,
+    cq4_kernel, cq4_options_default, cq4_q4_0_export, cq4_q4_0_import, cq4_q4_0_quantize_f32,
+    cq4_q4_0_quantize_f32_ex, cq4_q4_0_report, cq4_status,
 };
 use cortex_q4::q4_0::{export, import, quantize, quantize_with, ExportReport};
 use cortex_q4::{unpack_to_vec, Error, Kernel, Options, Q4_0_BLOCK_BYTES};
@@ -332,4 +333,52 @@ fn c_entry_points_refuse_null_pointers() {
             cq4_status::CQ4_OK
         );
     }
+}
+
+#[test]
+fn c_quantize_with_options_gives_the_same_bytes() {
+    let x: Vec<f32> = (0..4 * 256)
+        .map(|i| ((i * 53 % 211) as f32 - 105.0) / 13.0)
+        .collect();
+    let want = quantized(&x, 4, 256);
+    for (kernel, threads) in [
+        (cq4_kernel::CQ4_KERNEL_SCALAR, 0),
+        (cq4_kernel::CQ4_KERNEL_AUTO, 2),
+    ] {
+        let mut opts = cq4_options_default();
+        opts.kernel = kernel as u32;
+        opts.threads = threads;
+        let mut got = vec![0u8; want.len()];
+        // SAFETY: every pointer is valid for its declared length.
+        let status = unsafe {
+            cq4_q4_0_quantize_f32_ex(
+                x.as_ptr(),
+                x.len(),
+                4,
+                256,
+                got.as_mut_ptr(),
+                got.len(),
+                &opts,
+            )
+        };
+        assert_eq!(status, cq4_status::CQ4_OK);
+        assert_eq!(got, want);
+    }
+    let mut opts = cq4_options_default();
+    opts.kernel = 77;
+    let mut got = vec![0xA5u8; want.len()];
+    // SAFETY: as above.
+    let status = unsafe {
+        cq4_q4_0_quantize_f32_ex(
+            x.as_ptr(),
+            x.len(),
+            4,
+            256,
+            got.as_mut_ptr(),
+            got.len(),
+            &opts,
+        )
+    };
+    assert_eq!(status, cq4_status::CQ4_ERR_BAD_OPTIONS);
+    assert!(got.iter().all(|&b| b == 0xA5));
 }

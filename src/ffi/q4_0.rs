@@ -2,6 +2,7 @@
 //! 32 elements), so any pointer is aligned for them.
 
 use super::buffers::{check_disjoint, Raw};
+use super::options::{cq4_options, read_options};
 use super::{cq4_status, guard};
 use crate::layout::Layout;
 use crate::q4_0;
@@ -145,7 +146,7 @@ pub unsafe extern "C" fn cq4_q4_0_export(
 /// Quantizes the row-major f32 matrix `src[rows * cols]` straight to GGML
 /// Q4_0 blocks with llama.cpp's reference rule (`quantize_row_q4_0_ref`):
 /// byte-identical to it, as x86-64 compilers build it, for every finite
-/// input.
+/// input. Default options (best kernel, calling thread only).
 ///
 /// Reads `src[0 .. rows*cols]`. Writes `blocks[0 .. rows*cols/32*18]`,
 /// nothing else. Returns `CQ4_OK`, or without writing anything:
@@ -165,15 +166,46 @@ pub unsafe extern "C" fn cq4_q4_0_quantize_f32(
     blocks: *mut u8,
     blocks_len: usize,
 ) -> cq4_status {
+    // SAFETY: the caller's contract is `cq4_q4_0_quantize_f32_ex`'s.
+    unsafe {
+        cq4_q4_0_quantize_f32_ex(
+            src,
+            src_len,
+            rows,
+            cols,
+            blocks,
+            blocks_len,
+            std::ptr::null(),
+        )
+    }
+}
+
+/// As `cq4_q4_0_quantize_f32`, with explicit options (NULL = defaults): the
+/// same bytes for every kernel and thread count. Also returns
+/// `CQ4_ERR_BAD_OPTIONS` and `CQ4_ERR_UNSUPPORTED_KERNEL`.
+///
+/// # Safety
+/// As `cq4_q4_0_import`; `options` is NULL or points to one `cq4_options`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_q4_0_quantize_f32_ex(
+    src: *const f32,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    blocks: *mut u8,
+    blocks_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
     guard(|| {
         let src = Raw::new(src, src_len)?;
         let blocks = Raw::new(blocks.cast_const(), blocks_len)?;
+        let options = read_options(options)?;
         let (l, block_bytes) = Layout::q4_0(rows, cols)?;
         check_disjoint(&[blocks.span(block_bytes)], &[src.span(l.elements)])?;
         // SAFETY: pointers checked non-null, aligned and disjoint above; the
         // caller promised each valid for its declared length.
         let (src, blocks) = unsafe { (src.as_slice(), blocks.as_mut_slice()) };
-        q4_0::quantize(src, rows, cols, blocks)?;
+        q4_0::quantize_with(&options, src, rows, cols, blocks)?;
         Ok(())
     })
 }
