@@ -101,7 +101,7 @@ pub fn pack_encoded_with<T: Element>(
     );
     match encoder {
         Encoder::AbsMax => kernels::pack(&layout, kernel, options.threads, src, packed, scales),
-        _ => encoder.pack(&layout, options.threads, src, packed, scales),
+        _ => encoder.pack(&layout, kernel, options.threads, src, packed, scales),
     }
     Ok(layout)
 }

@@ -11,7 +11,7 @@ use cortex_q4::ffi::{
 };
 use cortex_q4::{
     pack_encoded, pack_encoded_with, pack_to_vec, quality, unpack_to_vec, Buffer, Encoder, Error,
-    Layout, Options,
+    Kernel, Layout, Options,
 };
 use proptest::prelude::*;
 
@@ -114,6 +114,27 @@ proptest! {
                 }
                 prop_assert_eq!(s[r * groups + k], m / -8.0);
                 prop_assert_eq!(decoded[first], m);
+            }
+        }
+    }
+
+    /// Every kernel's encoders give the reference's bytes, with and without
+    /// importance.
+    #[test]
+    fn kernels_encode_as_the_reference((rows, cols, g, w) in matrix(), weights in importance(150)) {
+        let weights = &weights[..cols];
+        let encoders = [Encoder::Signed, Encoder::Search { importance: None }, Encoder::Search { importance: Some(weights) }];
+        for encoder in encoders {
+            let run = |kernel: Kernel| {
+                let l = Layout::new(rows, cols, g).unwrap();
+                let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+                let opts = Options::default().with_kernel(kernel);
+                pack_encoded_with(&opts, &encoder, &w, rows, cols, g, &mut p, &mut s).unwrap();
+                (p, s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let reference = run(Kernel::Scalar);
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+                prop_assert_eq!(&run(kernel), &reference, "{} {:?}", kernel.name(), encoder);
             }
         }
     }

@@ -162,7 +162,7 @@ fn quantize(x: __m512, scale: __m512, inverse: __m512) -> __m512i {
 /// rounding half away from zero, exactly as `scalar::quantize` does.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn quantize_exact(q: __m512) -> __m512i {
+pub(crate) fn quantize_exact(q: __m512) -> __m512i {
     let truncated = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(q);
     // q - trunc(q) is exact, so this is the true distance to the integer.
     let frac = _mm512_abs_ps(_mm512_sub_ps(q, truncated));
