@@ -139,6 +139,31 @@ proptest! {
         }
     }
 
+    /// The same on special values: signed ties of the largest magnitude,
+    /// NaN, infinities, zeros, subnormals, exact half-integer quotients.
+    #[test]
+    fn kernels_encode_specials_as_the_reference(
+        w in proptest::collection::vec(prop::sample::select(vec![
+            0.0f32, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1.0, -1.0, 2.0, -2.0,
+            8.0, -8.0, 7.5, -7.5, 0.5, -0.5, 1e-40, -1e-40, f32::MAX, -f32::MAX, 3.0e-5,
+        ]), 2 * 96),
+        g in prop::sample::select(vec![16usize, 32, 48, 96]),
+    ) {
+        for encoder in [Encoder::Signed, Encoder::Search { importance: None }] {
+            let run = |kernel: Kernel| {
+                let l = Layout::new(2, 96, g).unwrap();
+                let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+                let opts = Options::default().with_kernel(kernel);
+                pack_encoded_with(&opts, &encoder, &w, 2, 96, g, &mut p, &mut s).unwrap();
+                (p, s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let reference = run(Kernel::Scalar);
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+                prop_assert_eq!(&run(kernel), &reference, "{} {:?}", kernel.name(), encoder);
+            }
+        }
+    }
+
     /// Every encoder gives the same bytes on every thread count.
     #[test]
     fn encoders_do_not_depend_on_threads((rows, cols, g, w) in matrix(), threads in 0usize..4) {

@@ -1,11 +1,62 @@
-//! AVX-512 twin of the search encoder's [`super::scalar::fit`]: sixteen
+//! AVX-512 twins of the encoders' references: the signed encoder over
+//! whole groups, and the search's [`super::scalar::fit`] with sixteen
 //! candidate scales per register, each lane summing over the elements in
 //! order with the reference's operations, so every sum is bit-identical.
 
 use std::arch::x86_64::*;
 
 use super::scalar::refit;
-use crate::kernels::avx512::quantize_exact;
+use crate::kernels::avx512::{quantize_exact, quantize_groups};
+use crate::kernels::scalar::MIN_SCALE;
+
+/// Packs whole groups (`group_size % 16 == 0`) with the signed encoder, as
+/// [`super::scalar::signed_scale`] and `scalar::quantize` do.
+///
+/// # Safety
+/// The CPU supports AVX-512 F, BW and VL; `group_size % 16 == 0`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn pack_signed(
+    src: &[f32],
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let mut inverses = vec![0f32; scales.len()];
+    for ((group, scale), inverse) in src
+        .chunks_exact(group_size)
+        .zip(scales.iter_mut())
+        .zip(&mut inverses)
+    {
+        let mut lane_max = _mm512_setzero_ps();
+        for v in group.chunks_exact(16) {
+            // SAFETY: `v` holds 16 f32.
+            let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
+            // vmaxps returns its second operand when either is NaN: NaN
+            // elements are ignored, as in the reference.
+            lane_max = _mm512_max_ps(_mm512_abs_ps(x), lane_max);
+        }
+        let amax = _mm512_reduce_max_ps(lane_max);
+        // The first element reaching the largest magnitude is the
+        // reference's `m`.
+        let mut m = 0f32;
+        if amax > 0.0 {
+            for v in group.chunks_exact(16) {
+                // SAFETY: `v` holds 16 f32.
+                let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
+                let hits = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_abs_ps(x), _mm512_set1_ps(amax));
+                if hits != 0 {
+                    m = v[hits.trailing_zeros() as usize];
+                    break;
+                }
+            }
+        }
+        let s = (amax / 8.0).max(MIN_SCALE);
+        *scale = if m > 0.0 { -s } else { s };
+        *inverse = 1.0 / *scale;
+    }
+    // SAFETY: the caller's CPU and group size; |w / scale| <= 8, clamped.
+    unsafe { quantize_groups::<true>(src, group_size, scales, &inverses, packed) };
+}
 
 /// What [`super::scalar::fit`] gives for each of `scales`.
 ///

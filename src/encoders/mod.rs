@@ -10,6 +10,8 @@ pub mod scalar;
 
 pub use scalar::{search_scale, signed_scale, weighted_error};
 
+use std::borrow::Cow;
+
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels::{self, Kernel};
@@ -67,6 +69,24 @@ impl Encoder<'_> {
         use kernels::scalar::{pack_row, pack_row_scaled};
         match *self {
             Encoder::AbsMax => pack_row(src, g, packed, scales),
+            #[cfg(target_arch = "x86_64")]
+            Encoder::Signed
+                if kernel == Kernel::Avx512 && kernel.is_supported() && g.is_multiple_of(16) =>
+            {
+                let row: Cow<[f32]> = T::as_f32(src).map_or_else(
+                    || Cow::Owned(src.iter().map(|w| w.to_f32()).collect()),
+                    Cow::Borrowed,
+                );
+                let whole = src.len() / g;
+                let (head, tail) = row.split_at(whole * g);
+                let (packed_head, packed_tail) = packed.split_at_mut(whole * g / 2);
+                let (scales_head, scales_tail) = scales.split_at_mut(whole);
+                // SAFETY: the CPU runs AVX-512 and g % 16 == 0 (checked).
+                unsafe { avx512::pack_signed(head, g, packed_head, scales_head) };
+                pack_row_scaled(tail, g, packed_tail, scales_tail, |_, group| {
+                    signed_scale(group)
+                });
+            }
             Encoder::Signed => {
                 pack_row_scaled(src, g, packed, scales, |_, group| signed_scale(group))
             }

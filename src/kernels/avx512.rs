@@ -63,27 +63,46 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
             );
         }
         scales_out.copy_from_slice(&scale_of[..scales_out.len()]);
+        // SAFETY: this function's target features, the caller's group size;
+        // every scale is at least max |w| / 7, so no clamp is needed.
+        unsafe { quantize_groups::<false>(src, group_size, &scale_of, &inverse_of, packed) };
+    }
+}
 
-        let groups = src
-            .chunks_exact(group_size)
-            .zip(packed.chunks_exact_mut(group_size / 2));
-        for (j, (group, bytes)) in groups.enumerate() {
-            let (scale, inverse) = (_mm512_set1_ps(scale_of[j]), _mm512_set1_ps(inverse_of[j]));
-            for (v, out) in group
-                .chunks_exact(LANES)
-                .zip(bytes.chunks_exact_mut(LANES / 2))
-            {
-                // SAFETY: `v` holds 16 f32 and `out` 8 bytes.
-                unsafe {
-                    let nibbles = quantize(_mm512_loadu_ps(v.as_ptr()), scale, inverse);
-                    // Lanes 2j and 2j+1 share a 64-bit lane: take bits 0..4
-                    // from the even one and bits 4..8 from the odd one shifted
-                    // down (a bit select), then keep each 64-bit lane's low byte.
-                    let odd = _mm512_srli_epi64::<28>(nibbles);
-                    let pairs =
-                        _mm512_ternarylogic_epi64::<0xE4>(nibbles, odd, _mm512_set1_epi64(0x0F));
-                    _mm_storel_epi64(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi8(pairs));
-                }
+/// Packs whole groups of `src` with the given scales and their inverses
+/// (one per group), as `scalar::quantize` would, provided every
+/// `|w / scale|` is at most 7.0001, or at most 8 with `CLAMP` (the signed
+/// encoder's `max |w| / 8`: quotients reach 8 and are clamped to 7).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL; `group_size % 16 == 0`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(crate) unsafe fn quantize_groups<const CLAMP: bool>(
+    src: &[f32],
+    group_size: usize,
+    scale_of: &[f32],
+    inverse_of: &[f32],
+    packed: &mut [u8],
+) {
+    let groups = src
+        .chunks_exact(group_size)
+        .zip(packed.chunks_exact_mut(group_size / 2));
+    for (j, (group, bytes)) in groups.enumerate() {
+        let (scale, inverse) = (_mm512_set1_ps(scale_of[j]), _mm512_set1_ps(inverse_of[j]));
+        for (v, out) in group
+            .chunks_exact(LANES)
+            .zip(bytes.chunks_exact_mut(LANES / 2))
+        {
+            // SAFETY: `v` holds 16 f32 and `out` 8 bytes.
+            unsafe {
+                let nibbles = quantize::<CLAMP>(_mm512_loadu_ps(v.as_ptr()), scale, inverse);
+                // Lanes 2j and 2j+1 share a 64-bit lane: take bits 0..4
+                // from the even one and bits 4..8 from the odd one shifted
+                // down (a bit select), then keep each 64-bit lane's low byte.
+                let odd = _mm512_srli_epi64::<28>(nibbles);
+                let pairs =
+                    _mm512_ternarylogic_epi64::<0xE4>(nibbles, odd, _mm512_set1_epi64(0x0F));
+                _mm_storel_epi64(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi8(pairs));
             }
         }
     }
@@ -134,15 +153,24 @@ fn transpose_max(mut v: [__m512; BATCH]) -> __m512 {
 }
 
 /// `scalar::quantize(x, scale)` per lane. `fma(x, 1 / scale, 8)` estimates
-/// `x / scale + 8` within 2^-19 (|x / scale| is at most 7.0001), so its
-/// nearest integer is the exact nibble unless the estimate lies within
-/// `NEAR_HALF` of a half-integer, where the true quotient could round the
-/// other way or be a tie (which nearest-even and half-away-from-zero round
-/// apart). Those rare vectors, and NaN, take the true division.
+/// `x / scale + 8` within 2^-19 (|x / scale| is at most 7.0001, or 8 with
+/// `CLAMP`), so its nearest integer is the exact nibble unless the estimate
+/// lies within `NEAR_HALF` of a half-integer, where the true quotient could
+/// round the other way or be a tie (which nearest-even and
+/// half-away-from-zero round apart). Those rare vectors, and NaN, take the
+/// true division. With `CLAMP`, estimates above 15 (quotients above 7)
+/// become 15 first.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn quantize(x: __m512, scale: __m512, inverse: __m512) -> __m512i {
+fn quantize<const CLAMP: bool>(x: __m512, scale: __m512, inverse: __m512) -> __m512i {
     let estimate = _mm512_fmadd_ps(x, inverse, _mm512_set1_ps(8.0));
+    let estimate = if CLAMP {
+        // vminps returns its second operand when either is NaN: a NaN
+        // estimate stays NaN and takes the true division below.
+        _mm512_min_ps(_mm512_set1_ps(15.0), estimate)
+    } else {
+        estimate
+    };
     // Adding 2^23 rounds to the nearest integer (ties to even) and leaves it
     // in the low mantissa bits: the nibble, as the estimate is in [1, 15].
     let magic = _mm512_set1_ps(8_388_608.0);
