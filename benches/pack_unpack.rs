@@ -4,7 +4,8 @@
 //!     cargo bench --bench pack_unpack
 //!
 //! Prints criterion's lines, then a table of GB/s (f32 bytes touched) and
-//! ratios, also written to target/criterion/cortex_q4_pack_unpack.md.
+//! ratios, and f16 / bf16 against f32 at g = 32, also written to
+//! target/criterion/cortex_q4_pack_unpack.md.
 
 mod common;
 
@@ -14,8 +15,9 @@ use std::time::{Duration, SystemTime};
 use candle_core::quantized::k_quants::{BlockQ4_0, GgmlType};
 use candle_core::{Device, Tensor};
 use common::peers;
-use cortex_q4::{Kernel, Layout, Options};
+use cortex_q4::{Element, Kernel, Layout, Options};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use half::{bf16, f16};
 
 const ROWS: usize = 4096;
 const COLS: usize = 4096;
@@ -190,6 +192,48 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     group.finish();
 }
 
+/// Pack and unpack of the same matrix as f16 or bf16 at g = 32, one
+/// thread, every kernel: `<name>_pack_1t` / `<name>_unpack_1t`, functions
+/// `cortex_<kernel>`, beside the f32 numbers of `pack_1t` / `unpack_1t`.
+fn bench_half<T: Element>(c: &mut Criterion, name: &str, weights: &[f32]) {
+    const G: usize = 32;
+    let src: Vec<T> = weights.iter().map(|&w| T::from_f32(w)).collect();
+    let l = Layout::new(ROWS, COLS, G).unwrap();
+    let (mut packed, mut scales) = (vec![1u8; l.packed_len], vec![1f32; l.scales_len]);
+    let mut group = c.benchmark_group(format!("{name}_pack_1t"));
+    group.throughput(Throughput::Elements((ROWS * COLS) as u64));
+    for kernel in kernels() {
+        let opts = Options::default().with_kernel(kernel);
+        group.bench_function(
+            BenchmarkId::new(format!("cortex_{}", kernel.name()), G),
+            |b| {
+                b.iter(|| {
+                    cortex_q4::pack_with(&opts, &src, ROWS, COLS, G, &mut packed, &mut scales)
+                        .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+
+    let mut dst = src;
+    let mut group = c.benchmark_group(format!("{name}_unpack_1t"));
+    group.throughput(Throughput::Elements((ROWS * COLS) as u64));
+    for kernel in kernels() {
+        let opts = Options::default().with_kernel(kernel);
+        group.bench_function(
+            BenchmarkId::new(format!("cortex_{}", kernel.name()), G),
+            |b| {
+                b.iter(|| {
+                    cortex_q4::unpack_with(&opts, &packed, &scales, ROWS, COLS, G, &mut dst)
+                        .unwrap()
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
 fn main() {
     let started = SystemTime::now();
     let weights = common::data::random_normal(ROWS * COLS, 0x5EED_C0DE);
@@ -202,6 +246,8 @@ fn main() {
         .configure_from_args();
     bench_pack(&mut c, &data);
     bench_unpack(&mut c, &data);
+    bench_half::<f16>(&mut c, "f16", &data.weights);
+    bench_half::<bf16>(&mut c, "bf16", &data.weights);
     c.final_summary();
     common::summary::pack_unpack(started);
 }

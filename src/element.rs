@@ -66,8 +66,8 @@ impl Element for f64 {
 }
 
 impl sealed::Sealed for f16 {
-    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
-        RowKernels::scalar()
+    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
+        kernels::convert::f16_row_kernels(kernel, group_size)
     }
 }
 
@@ -83,8 +83,8 @@ impl Element for f16 {
 }
 
 impl sealed::Sealed for bf16 {
-    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
-        RowKernels::scalar()
+    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
+        kernels::convert::bf16_row_kernels(kernel, group_size)
     }
 }
 

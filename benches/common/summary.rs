@@ -151,7 +151,47 @@ pub fn pack_unpack(started: SystemTime) {
             );
         }
     }
+    half_vs_f32(&r, &mut out);
     r.publish("cortex_q4_pack_unpack.md", &out);
+}
+
+/// f16 and bf16 against f32 at g = 32, one thread, kernel by kernel; a
+/// ratio above 1 means the 16-bit type takes longer.
+fn half_vs_f32(r: &Results, out: &mut String) {
+    let _ = write!(
+        out,
+        "
+### f16 and bf16 against f32, one thread, g = 32
+
+| type | kernel | pack ms | / f32 pack | unpack ms | / f32 unpack |
+|---|---|---|---|---|---|
+"
+    );
+    let ms = |t: Option<f64>| t.map_or("-".into(), |t| format!("{:.2}", t / 1e6));
+    for ty in ["f32", "f16", "bf16"] {
+        for kernel in Kernel::ALL.map(|k| format!("cortex_{}", k.name())) {
+            let time = |op: &str, ty: &str| {
+                let group = if ty == "f32" {
+                    format!("{op}_1t")
+                } else {
+                    format!("{ty}_{op}_1t")
+                };
+                r.ns(&group, &kernel, "32")
+            };
+            let (pack, unpack) = (time("pack", ty), time("unpack", ty));
+            if pack.is_none() && unpack.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "| {ty} | {kernel} | {} | {} | {} | {} |",
+                ms(pack),
+                ratio(pack, time("pack", "f32")),
+                ms(unpack),
+                ratio(unpack, time("unpack", "f32")),
+            );
+        }
+    }
 }
 
 /// The table of `benches/matmul.rs`: one layer of `weights` weights held in

@@ -10,6 +10,7 @@ pub mod scalar;
 
 pub use scalar::{search_scale, signed_scale, weighted_error};
 
+#[cfg(target_arch = "x86_64")]
 use std::borrow::Cow;
 
 use crate::element::Element;

@@ -7,6 +7,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
+pub(crate) mod convert;
 pub mod matmul;
 #[cfg(target_arch = "aarch64")]
 mod neon;
