@@ -60,7 +60,7 @@ impl QuantizedActivations {
                 scales[b * groups + k] = scale;
                 if scale > 0.0 {
                     for (qv, &v) in q_group.iter_mut().zip(group) {
-                        *qv = (v / scale).round().clamp(-127.0, 127.0) as i8;
+                        *qv = round_to_i8(v / scale);
                     }
                 }
             }
@@ -113,6 +113,23 @@ impl QuantizedActivations {
     pub fn scale(&self, b: usize, k: usize) -> f32 {
         self.scales[b * self.groups + k]
     }
+}
+
+/// `q.round().clamp(-127.0, 127.0) as i8` (half away from zero; NaN gives
+/// 0) without a call to libm's `roundf`: truncate, then step away from
+/// zero when the exact remainder is at least one half.
+#[inline]
+fn round_to_i8(q: f32) -> i8 {
+    let t = q as i32;
+    let frac = q - t as f32;
+    let rounded = if frac >= 0.5 {
+        t.saturating_add(1)
+    } else if frac <= -0.5 {
+        t.saturating_sub(1)
+    } else {
+        t
+    };
+    rounded.clamp(-127, 127) as i8
 }
 
 /// Columns per block of the split order.
@@ -214,5 +231,48 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => avx2::row_int8,
         _ => scalar_row,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_to_i8_is_round_then_clamp() {
+        let specials = [
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            0.49999997,
+            -0.49999997,
+            126.5,
+            127.49,
+            127.5,
+            -127.5,
+            1e9,
+            -1e9,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            3e9,
+            -3e9,
+            1e-40,
+        ];
+        let mut seed = 0x1234_5678u32;
+        let random = std::iter::repeat_with(|| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            (seed as f32 / u32::MAX as f32 - 0.5) * 300.0
+        });
+        for q in specials.into_iter().chain(random.take(100_000)) {
+            assert_eq!(round_to_i8(q), q.round().clamp(-127.0, 127.0) as i8, "{q}");
+        }
     }
 }
