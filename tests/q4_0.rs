@@ -341,14 +341,11 @@ fn c_quantize_with_options_gives_the_same_bytes() {
         .map(|i| ((i * 53 % 211) as f32 - 105.0) / 13.0)
         .collect();
     let want = quantized(&x, 4, 256);
-    for (kernel, threads) in [
-        (cq4_kernel::CQ4_KERNEL_SCALAR, 0),
-        (cq4_kernel::CQ4_KERNEL_AUTO, 2),
-    ] {
+    let run = |kernel: u32, threads: u32| {
         let mut opts = cq4_options_default();
-        opts.kernel = kernel as u32;
+        opts.kernel = kernel;
         opts.threads = threads;
-        let mut got = vec![0u8; want.len()];
+        let mut got = vec![0xA5u8; want.len()];
         // SAFETY: every pointer is valid for its declared length.
         let status = unsafe {
             cq4_q4_0_quantize_f32_ex(
@@ -361,24 +358,18 @@ fn c_quantize_with_options_gives_the_same_bytes() {
                 &opts,
             )
         };
-        assert_eq!(status, cq4_status::CQ4_OK);
-        assert_eq!(got, want);
-    }
-    let mut opts = cq4_options_default();
-    opts.kernel = 77;
-    let mut got = vec![0xA5u8; want.len()];
-    // SAFETY: as above.
-    let status = unsafe {
-        cq4_q4_0_quantize_f32_ex(
-            x.as_ptr(),
-            x.len(),
-            4,
-            256,
-            got.as_mut_ptr(),
-            got.len(),
-            &opts,
-        )
+        (status, got)
     };
+    for (kernel, threads) in [
+        (cq4_kernel::CQ4_KERNEL_SCALAR, 0),
+        (cq4_kernel::CQ4_KERNEL_AUTO, 2),
+    ] {
+        assert_eq!(
+            run(kernel as u32, threads),
+            (cq4_status::CQ4_OK, want.clone())
+        );
+    }
+    let (status, got) = run(77, 1);
     assert_eq!(status, cq4_status::CQ4_ERR_BAD_OPTIONS);
     assert!(got.iter().all(|&b| b == 0xA5));
 }
