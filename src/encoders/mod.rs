@@ -5,6 +5,8 @@
 //! defined by the references in [`scalar`], with SIMD twins beside them.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod scalar;
 
@@ -100,6 +102,13 @@ impl Encoder<'_> {
                             // SAFETY: the CPU runs AVX-512 (checked just above).
                             scalar::search_scale_with(group, weights, |v, c, s| unsafe {
                                 avx512::fits(v, c, s)
+                            })
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        Kernel::Avx2 if kernel.is_supported() => {
+                            // SAFETY: the CPU runs AVX2 and FMA (checked just above).
+                            scalar::search_scale_with(group, weights, |v, c, s| unsafe {
+                                avx2::fits(v, c, s)
                             })
                         }
                         _ => search_scale(group, weights),

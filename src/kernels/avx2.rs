@@ -120,7 +120,7 @@ fn clamp_to_nibble(rounded: __m256, q: __m256) -> __m256i {
 /// rounding half away from zero, exactly as `scalar::quantize` does.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn quantize_exact(q: __m256) -> __m256i {
+pub(crate) fn quantize_exact(q: __m256) -> __m256i {
     let truncated = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(q);
     // q - trunc(q) is exact, so this is the true distance to the integer.
     let frac = abs(_mm256_sub_ps(q, truncated));

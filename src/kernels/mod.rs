@@ -4,7 +4,7 @@
 //! or per call through [`Options`](crate::Options).
 
 #[cfg(target_arch = "x86_64")]
-mod avx2;
+pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512;
 pub(crate) mod convert;
