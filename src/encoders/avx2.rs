@@ -1,11 +1,61 @@
-//! AVX2 twin of the search's [`super::scalar::fit`]: eight candidate scales
-//! per register, each lane summing over the elements in order with the
-//! reference's operations, so every sum is bit-identical.
+//! AVX2 twins of the encoders' references: the signed encoder over whole
+//! groups, and the search's [`super::scalar::fit`] with eight candidate
+//! scales per register, each lane summing over the elements in order with
+//! the reference's operations, so every sum is bit-identical.
 
 use std::arch::x86_64::*;
 
 use super::scalar::refit;
-use crate::kernels::avx2::quantize_exact;
+use crate::kernels::avx2::{abs, horizontal_max, quantize_exact, quantize_group};
+use crate::kernels::scalar::MIN_SCALE;
+
+/// Packs whole groups (`group_size % 8 == 0`) with the signed encoder, as
+/// [`super::scalar::signed_scale`] and `scalar::quantize` do.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `group_size % 8 == 0`.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn pack_signed(
+    src: &[f32],
+    group_size: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let groups = src
+        .chunks_exact(group_size)
+        .zip(packed.chunks_exact_mut(group_size / 2))
+        .zip(scales.iter_mut());
+    for ((group, bytes), scale) in groups {
+        let mut lane_max = _mm256_setzero_ps();
+        for v in group.chunks_exact(8) {
+            // SAFETY: `v` holds 8 f32.
+            let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+            // vmaxps returns its second operand when either is NaN: NaN
+            // elements are ignored, as in the reference.
+            lane_max = _mm256_max_ps(abs(x), lane_max);
+        }
+        let amax = horizontal_max(lane_max);
+        // The first element reaching the largest magnitude is the
+        // reference's `m`.
+        let mut m = 0f32;
+        if amax > 0.0 {
+            for v in group.chunks_exact(8) {
+                // SAFETY: `v` holds 8 f32.
+                let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+                let hits =
+                    _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(abs(x), _mm256_set1_ps(amax)));
+                if hits != 0 {
+                    m = v[hits.trailing_zeros() as usize];
+                    break;
+                }
+            }
+        }
+        let s = (amax / 8.0).max(MIN_SCALE);
+        *scale = if m > 0.0 { -s } else { s };
+        // SAFETY: the caller's CPU and group size.
+        unsafe { quantize_group(group, bytes, *scale) };
+    }
+}
 
 /// What [`super::scalar::fit`] gives for each of `scales`.
 ///

@@ -76,19 +76,19 @@ impl Encoder<'_> {
             Encoder::Signed
                 if kernel == Kernel::Avx512 && kernel.is_supported() && g.is_multiple_of(16) =>
             {
-                let row: Cow<[f32]> = T::as_f32(src).map_or_else(
-                    || Cow::Owned(src.iter().map(|w| w.to_f32()).collect()),
-                    Cow::Borrowed,
-                );
-                let whole = src.len() / g;
-                let (head, tail) = row.split_at(whole * g);
-                let (packed_head, packed_tail) = packed.split_at_mut(whole * g / 2);
-                let (scales_head, scales_tail) = scales.split_at_mut(whole);
                 // SAFETY: the CPU runs AVX-512 and g % 16 == 0 (checked).
-                unsafe { avx512::pack_signed(head, g, packed_head, scales_head) };
-                pack_row_scaled(tail, g, packed_tail, scales_tail, |_, group| {
-                    signed_scale(group)
-                });
+                pack_signed_simd(src, g, packed, scales, |s, g, p, sc| unsafe {
+                    avx512::pack_signed(s, g, p, sc)
+                })
+            }
+            #[cfg(target_arch = "x86_64")]
+            Encoder::Signed
+                if kernel == Kernel::Avx2 && kernel.is_supported() && g.is_multiple_of(8) =>
+            {
+                // SAFETY: the CPU runs AVX2 and FMA and g % 8 == 0 (checked).
+                pack_signed_simd(src, g, packed, scales, |s, g, p, sc| unsafe {
+                    avx2::pack_signed(s, g, p, sc)
+                })
             }
             Encoder::Signed => {
                 pack_row_scaled(src, g, packed, scales, |_, group| signed_scale(group))
@@ -138,4 +138,28 @@ impl Encoder<'_> {
             |src, packed, scales| self.pack_row(kernel, src, layout.group_size, packed, scales),
         );
     }
+}
+
+/// The signed encoder on one row: `whole_groups` (a SIMD twin) over the
+/// row's whole groups, as f32, and the reference over its ragged last one.
+#[cfg(target_arch = "x86_64")]
+fn pack_signed_simd<T: Element>(
+    src: &[T],
+    g: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+    whole_groups: impl Fn(&[f32], usize, &mut [u8], &mut [f32]),
+) {
+    let row: Cow<[f32]> = T::as_f32(src).map_or_else(
+        || Cow::Owned(src.iter().map(|w| w.to_f32()).collect()),
+        Cow::Borrowed,
+    );
+    let whole = src.len() / g;
+    let (head, tail) = row.split_at(whole * g);
+    let (packed_head, packed_tail) = packed.split_at_mut(whole * g / 2);
+    let (scales_head, scales_tail) = scales.split_at_mut(whole);
+    whole_groups(head, g, packed_head, scales_head);
+    kernels::scalar::pack_row_scaled(tail, g, packed_tail, scales_tail, |_, group| {
+        signed_scale(group)
+    });
 }

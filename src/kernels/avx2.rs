@@ -29,7 +29,7 @@ impl super::FullGroups for Avx2 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn abs(x: __m256) -> __m256 {
+pub(crate) fn abs(x: __m256) -> __m256 {
     _mm256_andnot_ps(_mm256_set1_ps(-0.0), x)
 }
 
@@ -50,36 +50,49 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         }
         let scale = (horizontal_max(max_abs) / 7.0).max(MIN_SCALE);
         *scale_out = scale;
-        let inverse = _mm256_set1_ps(1.0 / scale);
-        let scale = _mm256_set1_ps(scale);
-        for (v, out) in group
-            .chunks_exact(LANES)
-            .zip(bytes.chunks_exact_mut(LANES / 2))
-        {
-            // SAFETY: `v` holds 8 f32.
-            let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
-            let nibbles = quantize(x, scale, inverse);
-            // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down to
-            // bits 4..8, then gather each 64-bit lane's low byte.
-            let pairs = _mm256_or_si256(nibbles, _mm256_srli_epi64::<28>(nibbles));
-            let gather = _mm256_setr_epi8(
-                0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, //
-                0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
-            );
-            let gathered = _mm256_shuffle_epi8(pairs, gather);
-            let four = _mm_unpacklo_epi16(
-                _mm256_castsi256_si128(gathered),
-                _mm256_extracti128_si256::<1>(gathered),
-            );
-            out.copy_from_slice(&_mm_cvtsi128_si32(four).to_le_bytes());
-        }
+        // SAFETY: this function's target features, the caller's group size.
+        unsafe { quantize_group(group, bytes, scale) };
+    }
+}
+
+/// Packs one whole group with `scale`, as `scalar::quantize` would: the
+/// quotients are clamped, so scales below `max |w| / 7` (the signed
+/// encoder's) work too.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `group.len() % 8 == 0` and `bytes` holds
+/// half as many bytes.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn quantize_group(group: &[f32], bytes: &mut [u8], scale: f32) {
+    let inverse = _mm256_set1_ps(1.0 / scale);
+    let scale = _mm256_set1_ps(scale);
+    for (v, out) in group
+        .chunks_exact(LANES)
+        .zip(bytes.chunks_exact_mut(LANES / 2))
+    {
+        // SAFETY: `v` holds 8 f32.
+        let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+        let nibbles = quantize(x, scale, inverse);
+        // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down to
+        // bits 4..8, then gather each 64-bit lane's low byte.
+        let pairs = _mm256_or_si256(nibbles, _mm256_srli_epi64::<28>(nibbles));
+        let gather = _mm256_setr_epi8(
+            0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, //
+            0, 8, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        );
+        let gathered = _mm256_shuffle_epi8(pairs, gather);
+        let four = _mm_unpacklo_epi16(
+            _mm256_castsi256_si128(gathered),
+            _mm256_extracti128_si256::<1>(gathered),
+        );
+        out.copy_from_slice(&_mm_cvtsi128_si32(four).to_le_bytes());
     }
 }
 
 /// Largest lane of a vector holding no NaN.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn horizontal_max(v: __m256) -> f32 {
+pub(crate) fn horizontal_max(v: __m256) -> f32 {
     let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     let m = _mm_max_ss(m, _mm_movehdup_ps(m));
