@@ -62,6 +62,7 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
 /// # Safety
 /// The CPU supports AVX2 and FMA; `group.len() % 8 == 0` and `bytes` holds
 /// half as many bytes.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn quantize_group(group: &[f32], bytes: &mut [u8], scale: f32) {
     let inverse = _mm256_set1_ps(1.0 / scale);
