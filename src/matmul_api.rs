@@ -5,6 +5,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 pub use crate::kernels::matmul::Precision;
@@ -240,16 +242,10 @@ impl Plan {
             if task_rows >= rows.len() {
                 run(rows.clone());
             } else {
-                // The calling thread takes the first task itself instead of
-                // waiting for a pool thread to wake up for it.
-                let task = |start: usize| start..(start + task_rows).min(rows.end);
-                let run = &run;
-                rayon::in_place_scope(|scope| {
-                    for start in rows.clone().step_by(task_rows).skip(1) {
-                        scope.spawn(move |_| run(task(start)));
-                    }
-                    run(task(rows.start));
-                });
+                let starts: Vec<usize> = rows.clone().step_by(task_rows).collect();
+                starts
+                    .into_par_iter()
+                    .for_each(|start| run(start..(start + task_rows).min(rows.end)));
             }
         }
     }
