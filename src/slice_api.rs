@@ -99,10 +99,7 @@ pub fn pack_encoded_with<T: Element>(
         &mut packed[..layout.packed_len],
         &mut scales[..layout.scales_len],
     );
-    match encoder {
-        Encoder::AbsMax => kernels::pack(&layout, kernel, options.threads, src, packed, scales),
-        _ => encoder.pack(&layout, kernel, options.threads, src, packed, scales),
-    }
+    encoder.pack(&layout, kernel, options.threads, src, packed, scales);
     Ok(layout)
 }
 

@@ -129,6 +129,10 @@ impl Encoder<'_> {
         packed: &mut [u8],
         scales: &mut [f32],
     ) {
+        if let Encoder::AbsMax = self {
+            // The format's own kernels.
+            return kernels::pack(layout, kernel, threads, src, packed, scales);
+        }
         kernels::pack_rows(
             layout,
             threads,
