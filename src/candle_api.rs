@@ -5,6 +5,7 @@
 
 use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 
+use crate::alloc;
 use crate::element::Element;
 use crate::encoders::Encoder;
 use crate::layout::Layout;
@@ -41,7 +42,10 @@ fn pack_typed<T: Element + WithDType>(
     encoder: &Encoder,
     layout: &Layout,
 ) -> Result<(Vec<u8>, Vec<f32>)> {
-    let (mut packed, mut scales) = (vec![0u8; layout.packed_len], vec![0f32; layout.scales_len]);
+    let (mut packed, mut scales) = (
+        alloc::zeroed(layout.packed_len, 0u8),
+        alloc::zeroed(layout.scales_len, 0f32),
+    );
     with_cpu_slice(tensor, |src: &[T]| {
         slice_api::pack_encoded(
             encoder,
