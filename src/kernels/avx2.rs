@@ -140,15 +140,7 @@ pub(crate) fn quantize_exact(q: __m256) -> __m256i {
     let frac = abs(_mm256_sub_ps(q, truncated));
     let away = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
     let one = _mm256_or_ps(_mm256_and_ps(q, _mm256_set1_ps(-0.0)), _mm256_set1_ps(1.0));
-    let rounded = _mm256_add_ps(truncated, _mm256_and_ps(away, one));
-    let clamped = _mm256_min_ps(
-        _mm256_max_ps(rounded, _mm256_set1_ps(-8.0)),
-        _mm256_set1_ps(7.0),
-    );
-    // NaN lanes become 0 before the conversion.
-    let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(q, q);
-    let q = _mm256_cvttps_epi32(_mm256_and_ps(ordered, clamped));
-    _mm256_add_epi32(q, _mm256_set1_epi32(8))
+    clamp_to_nibble(_mm256_add_ps(truncated, _mm256_and_ps(away, one)), q)
 }
 
 #[target_feature(enable = "avx2,fma")]
