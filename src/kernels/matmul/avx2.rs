@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{scalar, split_groups, Activations, BATCH_TILE, SPLIT_BLOCK};
+use super::{prefetch_ahead, scalar, split_groups, Activations, BATCH_TILE, SPLIT_BLOCK};
 use crate::kernels::avx2::decode8;
 
 /// Columns decoded at a time, then reused by every activation row.
@@ -34,6 +34,8 @@ pub(super) unsafe fn row_exact(
     for (k, &scale) in scales[..groups].iter().enumerate() {
         let scale = _mm256_set1_ps(scale);
         let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
+        prefetch_ahead(bytes.as_ptr());
+        prefetch_ahead(&scales[k]);
         for b in bytes.chunks_exact(4) {
             // SAFETY: `decoded` has room for 8 more (CHUNK % 8 == 0).
             unsafe {
@@ -151,6 +153,7 @@ pub(super) unsafe fn row_int8(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn half_block_dot(packed: &[u8], split: &[i8], m: usize) -> __m256i {
     let even = SPLIT_BLOCK * (m / 2) + SPLIT_BLOCK / 4 * (m % 2);
+    prefetch_ahead(packed.as_ptr().wrapping_add(32 * m));
     // SAFETY: the caller's promise; the odd values sit 64 after the even.
     let (w, x_even, x_odd) = unsafe {
         (
@@ -185,6 +188,7 @@ fn sums_g32(
     let mut offset = _mm256_setzero_ps();
     for k0 in (0..scales.len()).step_by(8) {
         let n = (scales.len() - k0).min(8);
+        prefetch_ahead(scales[k0..].as_ptr());
         let window = |v: &[f32]| {
             let mut w = [0f32; 8];
             w[..n].copy_from_slice(&v[k0..k0 + n]);
@@ -261,6 +265,7 @@ fn sums_g64k(
     let mut acc = _mm256_setzero_ps();
     let mut offset = 0f32;
     for (k, &w_scale) in scales.iter().enumerate() {
+        prefetch_ahead(&scales[k]);
         let mut dots = _mm256_setzero_si256();
         for m in k * halves_per_group..(k + 1) * halves_per_group {
             // SAFETY: half block m lies in group k < `scales.len()`, inside

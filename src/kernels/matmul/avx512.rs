@@ -5,8 +5,8 @@
 use std::arch::x86_64::*;
 
 use super::{
-    fits_split_blocks, scalar, split_groups, Activations, QuantizedActivations, BATCH_TILE,
-    SPLIT_BLOCK,
+    fits_split_blocks, prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations,
+    BATCH_TILE, SPLIT_BLOCK,
 };
 use crate::kernels::avx512::weight_table;
 
@@ -106,6 +106,7 @@ fn quarter_offsets(i: usize) -> (usize, usize) {
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn decode32_split(bytes: *const u8, table: __m512) -> [__m512; 2] {
+    prefetch_ahead(bytes);
     // SAFETY: the caller's promise.
     let wide = _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(bytes.cast()) });
     // vpermps reads only an index's low 4 bits: the low nibble, then the
@@ -259,6 +260,7 @@ const ROWS_IN_REGISTERS: usize = 4;
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn nibbles(block: *const u8) -> [__m512i; 2] {
+    prefetch_ahead(block);
     // SAFETY: the caller's promise.
     let w = unsafe { _mm512_loadu_si512(block.cast()) };
     let low_nibbles = _mm512_set1_epi8(0x0F);
@@ -297,10 +299,10 @@ fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> (&[i8], &[f3
 }
 
 /// g = 32 or 64 (`PER_BLOCK` = 128 / g groups per block), for `ROWS`
-/// activation rows from `first`. Scales are multiplied 16 groups at a
-/// time and spread to the lanes of each block by a permute. Returns, per
-/// row, lanes summing to `sum_k w_scale_k * (x_scale_k * sum(u * q) -
-/// offset_k)`.
+/// activation rows from `first`. Scales are multiplied 16 groups (a
+/// window) at a time and spread to the lanes of each block by a permute.
+/// Returns, per row, lanes summing to `sum_k w_scale_k * (x_scale_k *
+/// sum(u * q) - offset_k)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
     packed: &[u8],
@@ -309,53 +311,92 @@ fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
     groups: usize,
     first: usize,
 ) -> [__m512; ROWS] {
-    const WINDOW: usize = 16;
-    let per_window = WINDOW / PER_BLOCK;
     // Cut to the whole blocks, so that every block read below is in bounds.
     let blocks = groups / PER_BLOCK;
     let packed = &packed[..SPLIT_BLOCK / 2 * blocks];
     let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
     let lanes = lanes_of_blocks::<PER_BLOCK>();
-    // Alternate blocks feed two accumulators, to halve the FMA chain.
-    let (mut even, mut odd) = ([_mm512_setzero_ps(); ROWS], [_mm512_setzero_ps(); ROWS]);
-    for k0 in (0..groups).step_by(WINDOW) {
-        let n = (groups - k0).min(WINDOW);
-        let mask = ((1u32 << n) - 1) as u16;
-        // SAFETY: the masked loads read `n` scales from `k0`, all in bounds.
-        let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales[k0..].as_ptr()) };
+    let mut sums = Sums {
+        dots: [[_mm512_setzero_ps(); ROWS]; 2],
+        offsets: [_mm512_setzero_ps(); ROWS],
+    };
+    let full_windows = groups / WINDOW;
+    for w in 0..full_windows {
+        // SAFETY: the window's groups are below `groups`.
+        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, &x, &lanes, WINDOW * w, WINDOW) };
+    }
+    if !groups.is_multiple_of(WINDOW) {
+        let k0 = WINDOW * full_windows;
+        // SAFETY: as above, for the last `groups - k0` groups.
+        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, &x, &lanes, k0, groups - k0) };
+    }
+    std::array::from_fn(|t| {
+        _mm512_sub_ps(
+            _mm512_add_ps(sums.dots[0][t], sums.dots[1][t]),
+            sums.offsets[t],
+        )
+    })
+}
+
+/// Groups whose scales [`sums_small_groups`] loads together.
+const WINDOW: usize = 16;
+
+/// Per activation row, the scaled dot products (alternate blocks feed two
+/// accumulators, to halve the FMA chain) and the offsets, apart.
+struct Sums<const ROWS: usize> {
+    dots: [[__m512; ROWS]; 2],
+    offsets: [__m512; ROWS],
+}
+
+impl<const ROWS: usize> Sums<ROWS> {
+    /// Adds the `n` groups from `k0` (whole blocks, at most a window).
+    /// Inlined, the full windows' block loop unrolls.
+    ///
+    /// # Safety
+    /// `k0 + n <= groups`, the groups `packed` and each row of `x` were
+    /// cut to.
+    #[inline(always)]
+    unsafe fn add_window<const PER_BLOCK: usize>(
+        &mut self,
+        packed: &[u8],
+        scales: &[f32],
+        x: &[(&[i8], &[f32], &[f32]); ROWS],
+        lanes: &[__m512i; 8],
+        k0: usize,
+        n: usize,
+    ) {
+        let mask = (((1u32 << n) - 1) & 0xFFFF) as u16;
+        prefetch_ahead(scales.as_ptr().wrapping_add(k0));
+        // SAFETY: the masked loads read `n` values from `k0`, all in bounds
+        // (the caller's promise).
+        let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales.as_ptr().add(k0)) };
         let mut combined = [_mm512_setzero_ps(); ROWS];
         for (t, &(_, x_scales, offsets)) in x.iter().enumerate() {
-            // SAFETY: as above, for the activation row's scales and offsets.
+            // SAFETY: as above.
             let (x_scale, offset) = unsafe {
                 (
-                    _mm512_maskz_loadu_ps(mask, x_scales[k0..].as_ptr()),
-                    _mm512_maskz_loadu_ps(mask, offsets[k0..].as_ptr()),
+                    _mm512_maskz_loadu_ps(mask, x_scales.as_ptr().add(k0)),
+                    _mm512_maskz_loadu_ps(mask, offsets.as_ptr().add(k0)),
                 )
             };
             combined[t] = _mm512_mul_ps(w_scales, x_scale);
-            even[t] = _mm512_fnmadd_ps(w_scales, offset, even[t]);
+            self.offsets[t] = _mm512_fmadd_ps(w_scales, offset, self.offsets[t]);
         }
         let first_block = k0 / PER_BLOCK;
-        let n_blocks = n / PER_BLOCK;
-        for jj in (0..n_blocks.min(per_window)).step_by(2) {
-            // SAFETY: the blocks are below `blocks`, inside the slices cut
-            // above.
-            unsafe {
-                even = add_block(even, packed, &x, first_block + jj, lanes[jj], &combined);
-                if jj + 1 < n_blocks {
-                    odd = add_block(
-                        odd,
-                        packed,
-                        &x,
-                        first_block + jj + 1,
-                        lanes[jj + 1],
-                        &combined,
-                    );
-                }
-            }
+        for (jj, &lanes) in lanes.iter().enumerate().take(n / PER_BLOCK) {
+            // SAFETY: the block holds groups below `k0 + n`.
+            self.dots[jj % 2] = unsafe {
+                add_block(
+                    self.dots[jj % 2],
+                    packed,
+                    x,
+                    first_block + jj,
+                    lanes,
+                    &combined,
+                )
+            };
         }
     }
-    std::array::from_fn(|t| _mm512_add_ps(even[t], odd[t]))
 }
 
 /// Lane i of block jj of a window of 16 groups holds group
@@ -436,6 +477,7 @@ fn sums_large_groups<const ROWS: usize>(
     let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
     let mut acc = [_mm512_setzero_ps(); ROWS];
     for (k, &w_scale) in scales[..groups].iter().enumerate() {
+        prefetch_ahead(&scales[k]);
         let mut dots = [_mm512_setzero_si512(); ROWS];
         for j in k * blocks_per_group..(k + 1) * blocks_per_group {
             // SAFETY: j < blocks: inside the slices cut above.
@@ -455,4 +497,59 @@ fn sums_large_groups<const ROWS: usize>(
         }
     }
     acc
+}
+
+/// [`scalar::quantize_activations`], 16 values at a time (the last ones
+/// masked): the same maximum (NaN never wins `vmaxps` as its first
+/// operand), the same true division, and the reference's rounding
+/// (truncate, then step away from zero on a remainder of at least one
+/// half) in f32.
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL; `q` is as long as `group`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn quantize_activations(group: &[f32], q: &mut [i8]) -> (f32, i32) {
+    let mask = |i: usize| match group.len() - i {
+        16.. => u16::MAX,
+        left => (1u16 << left) - 1,
+    };
+    let load = |i: usize| {
+        // SAFETY: the mask covers the values of `group` from `i` on.
+        unsafe { _mm512_maskz_loadu_ps(mask(i), group.as_ptr().add(i)) }
+    };
+    let mut max = _mm512_setzero_ps();
+    for i in (0..group.len()).step_by(16) {
+        max = _mm512_max_ps(_mm512_abs_ps(load(i)), max);
+    }
+    let scale = _mm512_reduce_max_ps(max) / 127.0;
+    // Never NaN: the maximum ignores NaN and starts from 0.
+    if scale <= 0.0 {
+        q.fill(0);
+        return (scale, 0);
+    }
+    let (half, one, limit) = (
+        _mm512_set1_ps(0.5),
+        _mm512_set1_ps(1.0),
+        _mm512_set1_ps(127.0),
+    );
+    let mut sum = _mm512_setzero_si512();
+    for i in (0..group.len()).step_by(16) {
+        let x = _mm512_div_ps(load(i), _mm512_set1_ps(scale));
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(x);
+        let frac = _mm512_sub_ps(x, t);
+        let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, half);
+        let down = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(frac, _mm512_sub_ps(_mm512_setzero_ps(), half));
+        let t = _mm512_mask_sub_ps(_mm512_mask_add_ps(t, up, t, one), down, t, one);
+        let t = _mm512_max_ps(
+            _mm512_min_ps(t, limit),
+            _mm512_sub_ps(_mm512_setzero_ps(), limit),
+        );
+        // NaN quotients (NaN or infinite x) give 0, as `as i8` does; so
+        // do the masked-off lanes (0 / scale).
+        let v = _mm512_maskz_cvttps_epi32(_mm512_cmp_ps_mask::<_CMP_ORD_Q>(x, x), t);
+        sum = _mm512_add_epi32(sum, v);
+        // SAFETY: the mask covers the values of `q` from `i` on.
+        unsafe { _mm512_mask_cvtepi32_storeu_epi8(q.as_mut_ptr().add(i).cast(), mask(i), v) };
+    }
+    (scale, _mm512_reduce_add_epi32(sum))
 }
