@@ -3,15 +3,24 @@
 /// Below this many elements a task is not worth a thread hand-off.
 const MIN_TASK_ELEMENTS: usize = 1 << 16;
 
+/// Tasks per thread when a call may use the whole pool: smaller tasks let
+/// rayon's work stealing even out threads that the system slows down
+/// (one task per thread leaves the whole call waiting on the slowest).
+const TASKS_PER_THREAD: usize = 4;
+
 /// Rows per task for a call asking for `threads` threads (0 = every thread
-/// of the pool, 1 = the calling thread only). One task per thread at most,
-/// so a call never occupies more threads than it asked for; a result
-/// `>= rows` means "run on the calling thread".
+/// of the pool, 1 = the calling thread only). A call that asks for fewer
+/// threads than the pool has gets one task per thread at most, so that it
+/// never occupies more threads than it asked for; one that may use the
+/// whole pool gets a few tasks per thread. A result `>= rows` means "run
+/// on the calling thread".
 pub(crate) fn rows_per_task(rows: usize, cols: usize, threads: usize) -> usize {
-    let threads = match threads {
-        0 => rayon::current_num_threads(),
+    let pool = rayon::current_num_threads();
+    let tasks = match threads {
+        0 => pool * TASKS_PER_THREAD,
+        n if n >= pool && n > 1 => pool * TASKS_PER_THREAD,
         n => n,
     };
     let min_rows = MIN_TASK_ELEMENTS.div_ceil(cols.max(1));
-    rows.div_ceil(threads.max(1)).max(min_rows).max(1)
+    rows.div_ceil(tasks.max(1)).max(min_rows).max(1)
 }
