@@ -42,9 +42,42 @@ pub struct QuantizedActivations {
 impl QuantizedActivations {
     /// Quantizes `batch` rows of `cols` values: per group of `group_size`,
     /// `scale = max |x| / 127` (NaN ignored) and `q = round(x / scale)`
-    /// (0 where the scale is 0), as [`scalar::quantize_activations`] does.
+    /// (0 where the scale is 0), as [`scalar::quantize_activations`] does,
+    /// or its SIMD twin.
     pub fn new(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
-        let quantize_group = activation_kernel();
+        #[cfg(target_arch = "x86_64")]
+        if Kernel::Avx512.is_supported() {
+            // SAFETY: the CPU runs AVX-512 F/BW/VL.
+            return unsafe { Self::new_avx512(x, batch, cols, group_size) };
+        }
+        Self::build(x, batch, cols, group_size, scalar::quantize_activations)
+    }
+
+    /// [`Self::new`] with the AVX-512 twin, inlined (with the split copy)
+    /// into code compiled for AVX-512.
+    ///
+    /// # Safety
+    /// The CPU supports AVX-512 F/BW/VL.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn new_avx512(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
+        Self::build(x, batch, cols, group_size, |group, q| {
+            // SAFETY: this function's target features; `q` is as long as
+            // `group`.
+            unsafe { avx512::quantize_activations(group, q) }
+        })
+    }
+
+    /// Quantizes each group with `quantize_group` (the reference or a
+    /// twin: it fills `q` and returns the scale and `sum(q)`).
+    #[inline(always)]
+    fn build(
+        x: &[f32],
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+        quantize_group: impl Fn(&[f32], &mut [i8]) -> (f32, i32),
+    ) -> Self {
         let groups = cols.div_ceil(group_size);
         let mut q = vec![0i8; batch * cols];
         let mut scales = vec![0f32; batch * groups];
@@ -54,9 +87,7 @@ impl QuantizedActivations {
             let q_row = &mut q[b * cols..(b + 1) * cols];
             let groups_of = row.chunks(group_size).zip(q_row.chunks_mut(group_size));
             for (k, (group, q_group)) in groups_of.enumerate() {
-                // SAFETY: `activation_kernel` only returns kernels this CPU
-                // runs; `q_group` is as long as `group`.
-                let (scale, sum) = unsafe { quantize_group(group, q_group) };
+                let (scale, sum) = quantize_group(group, q_group);
                 scales[b * groups + k] = scale;
                 offsets[b * groups + k] = 8.0 * scale * sum as f32;
             }
@@ -130,6 +161,7 @@ pub(crate) const SPLIT_BLOCK: usize = 128;
 /// their odd-indexed values. A 64-byte load of packed weights splits into
 /// low nibbles (even columns) and high nibbles (odd columns) in the same
 /// order. Values after the last whole block keep their order.
+#[inline]
 pub(crate) fn split_pairs<T: Copy>(x: &[T], cols: usize) -> Vec<T> {
     let mut split = x.to_vec();
     for (row, out) in x.chunks_exact(cols).zip(split.chunks_exact_mut(cols)) {
@@ -196,19 +228,6 @@ fn scalar_row(
         }
         Activations::Int8(q) => scalar::row_int8(packed, scales, g, q, out),
     }
-}
-
-/// Quantizes one group of activations into `q`, returning its scale and
-/// `sum(q)`: [`scalar::quantize_activations`] or a SIMD twin.
-type ActivationKernel = unsafe fn(group: &[f32], q: &mut [i8]) -> (f32, i32);
-
-/// The fastest activation kernel this CPU runs.
-fn activation_kernel() -> ActivationKernel {
-    #[cfg(target_arch = "x86_64")]
-    if Kernel::Avx512.is_supported() {
-        return avx512::quantize_activations;
-    }
-    scalar::quantize_activations
 }
 
 /// The row kernel of `kernel` for `precision` and `group_size`: its SIMD
@@ -282,27 +301,42 @@ mod tests {
             })
     }
 
-    fn quantized(kernel: ActivationKernel, group: &[f32]) -> (u32, i32, Vec<i8>) {
-        let mut q = vec![0x55u8 as i8; group.len()];
-        // SAFETY: the test only runs kernels the CPU supports, and `q` is
-        // as long as `group`.
-        let (scale, sum) = unsafe { kernel(group, &mut q) };
-        (scale.to_bits(), sum, q)
+    /// Everything `new` builds, floats as bits (an infinite scale gives a
+    /// NaN offset).
+    fn parts(q: &QuantizedActivations) -> (Vec<i8>, Vec<i8>, Vec<u32>, Vec<u32>) {
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect();
+        (
+            q.q.clone(),
+            q.split.clone(),
+            bits(&q.scales),
+            bits(&q.offsets),
+        )
+    }
+
+    fn check(x: &[f32], batch: usize, cols: usize, group_size: usize) {
+        let reference =
+            QuantizedActivations::build(x, batch, cols, group_size, scalar::quantize_activations);
+        let fast = QuantizedActivations::new(x, batch, cols, group_size);
+        assert_eq!(parts(&fast), parts(&reference), "g = {group_size}");
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #![proptest_config(ProptestConfig::with_cases(1000))]
 
         #[test]
-        fn activation_kernel_matches_reference(group in group()) {
-            let fast = activation_kernel();
-            let expected = quantized(scalar::quantize_activations, &group);
-            prop_assert_eq!(quantized(fast, &group), expected);
+        fn activations_match_reference(
+            rows in proptest::collection::vec(group(), 1..4),
+            group_size in prop_oneof![prop::sample::select(vec![16usize, 32, 64, 128]), 1usize..300],
+        ) {
+            // Rows cut to one length, so that some groups are ragged.
+            let cols = rows.iter().map(Vec::len).min().unwrap();
+            let x: Vec<f32> = rows.iter().flat_map(|r| r[..cols].iter().copied()).collect();
+            check(&x, rows.len(), cols, group_size);
         }
     }
 
     #[test]
-    fn activation_kernel_matches_reference_on_whole_special_groups() {
+    fn activations_match_reference_on_whole_special_rows() {
         let specials = [
             0.0f32,
             -0.0,
@@ -312,14 +346,10 @@ mod tests {
             1e-41,
             f32::MAX,
         ];
-        for v in specials {
-            let group = vec![v; 32];
-            let fast = activation_kernel();
-            assert_eq!(
-                quantized(fast, &group),
-                quantized(scalar::quantize_activations, &group),
-                "{v}"
-            );
+        for (v, cols) in specials.into_iter().zip([32, 7, 33, 16, 1, 300, 31]) {
+            for group_size in [16, 32, 5] {
+                check(&vec![v; cols], 1, cols, group_size);
+            }
         }
     }
 }

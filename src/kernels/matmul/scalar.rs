@@ -90,10 +90,7 @@ pub fn row_int8(
 /// Quantizes one group of activations for [`super::Precision::Int8`]:
 /// `scale = max |x| / 127` (NaN ignored), `q = round(x / scale)` (0 where
 /// the scale is 0). Returns the scale and `sum(q)`.
-///
-/// # Safety
-/// None: `unsafe` only to share a type with the SIMD twins.
-pub unsafe fn quantize_activations(group: &[f32], q: &mut [i8]) -> (f32, i32) {
+pub fn quantize_activations(group: &[f32], q: &mut [i8]) -> (f32, i32) {
     let max_abs = group.iter().map(|v| v.abs()).fold(0.0f32, max_ignoring_nan);
     let scale = max_abs / 127.0;
     for (qv, &v) in q.iter_mut().zip(group) {
