@@ -365,7 +365,7 @@ impl<const ROWS: usize> Sums<ROWS> {
         k0: usize,
         n: usize,
     ) {
-        let mask = (((1u32 << n) - 1) & 0xFFFF) as u16;
+        let mask = ((1u32 << n) - 1) as u16;
         prefetch_ahead(scales.as_ptr().wrapping_add(k0));
         // SAFETY: the masked loads read `n` values from `k0`, all in bounds
         // (the caller's promise).
