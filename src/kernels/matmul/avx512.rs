@@ -207,15 +207,17 @@ pub(super) unsafe fn row_int8(
             3 => finish(sums::<3>(packed, scales, group_size, q, groups, first), out),
             _ => finish(sums::<4>(packed, scales, group_size, q, groups, first), out),
         }
-        for (t, y) in out.iter_mut().enumerate() {
-            *y += scalar::dot_int8(
-                packed,
-                scales,
-                group_size,
-                q,
-                first + t,
-                groups..scales.len(),
-            );
+        if groups < scales.len() {
+            for (t, y) in out.iter_mut().enumerate() {
+                *y += scalar::dot_int8(
+                    packed,
+                    scales,
+                    group_size,
+                    q,
+                    first + t,
+                    groups..scales.len(),
+                );
+            }
         }
         first += rows;
     }
@@ -290,6 +292,7 @@ unsafe fn block_dot(acc: __m512i, [low, high]: [__m512i; 2], xq: *const i8) -> _
 
 /// Row `b`'s cut to the first `blocks` split blocks, its scales and its
 /// offsets.
+#[inline]
 fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> (&[i8], &[f32], &[f32]) {
     (
         &q.split_row(b)[..SPLIT_BLOCK * blocks],
