@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 pub use crate::kernels::matmul::Precision;
-use crate::kernels::matmul::{self, Activations, QuantizedActivations, BATCH_TILE};
+use crate::kernels::matmul::{self, Activations, QuantizedActivations, WeightRows, BATCH_TILE};
 use crate::kernels::threads;
 use crate::layout::Layout;
 use crate::options::Options;
@@ -48,12 +48,14 @@ impl<'a> PackedMatrix<'a> {
         &self.layout
     }
 
-    fn row(&self, r: usize) -> (&'a [u8], &'a [f32]) {
+    /// Rows `rows`, as the kernels read them.
+    fn rows(&self, rows: Range<usize>) -> WeightRows<'_> {
         let l = &self.layout;
-        (
-            &self.packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
-            &self.scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
-        )
+        WeightRows {
+            packed: &self.packed[rows.start * l.packed_row_bytes..rows.end * l.packed_row_bytes],
+            scales: &self.scales[rows.start * l.groups_per_row..rows.end * l.groups_per_row],
+            layout: l,
+        }
     }
 }
 
@@ -104,6 +106,10 @@ pub fn matmul_rows_with<X: Element>(
     unsafe { plan.execute(w, x, precision, y.as_mut_ptr()) };
     Ok(())
 }
+
+/// Weight rows per kernel call: its outputs stay on the stack, and what a
+/// kernel prepares once per call (activation slices, tables) is shared.
+const ROWS_PER_CALL: usize = 16;
 
 /// A checked product: what it computes and how many output elements, from
 /// its output pointer, it may write.
@@ -216,26 +222,22 @@ impl Plan {
                 }
             };
             let run = |task_rows: Range<usize>| {
-                let mut out = [0f32; BATCH_TILE];
-                for r in task_rows {
-                    let (packed, scales) = w.row(r);
+                let mut out = [0f32; ROWS_PER_CALL * BATCH_TILE];
+                for start in task_rows.clone().step_by(ROWS_PER_CALL) {
+                    let chunk = start..(start + ROWS_PER_CALL).min(task_rows.end);
+                    let out = &mut out[..chunk.len() * tile_batch];
                     // SAFETY: `row_kernel` only returns kernels this CPU runs,
                     // for a group size and precision they handle; `acts`
-                    // matches the precision.
-                    unsafe {
-                        row_kernel(
-                            packed,
-                            scales,
-                            l.group_size,
-                            l.cols,
-                            &acts,
-                            &mut out[..tile_batch],
-                        )
-                    };
-                    for (b, &v) in out[..tile_batch].iter().enumerate() {
-                        // SAFETY: inside the planned output (the caller's
-                        // promise), and no other task writes row `r`.
-                        unsafe { sink.write(tile * BATCH_TILE + b, r - rows.start, v) };
+                    // matches the precision; `out` holds `tile_batch`
+                    // values per row of the chunk, which is not empty
+                    // (nor are the columns).
+                    unsafe { row_kernel.run(&w.rows(chunk.clone()), &acts, out) };
+                    for (r, row_out) in chunk.zip(out.chunks_exact(tile_batch)) {
+                        for (b, &v) in row_out.iter().enumerate() {
+                            // SAFETY: inside the planned output (the caller's
+                            // promise), and no other task writes row `r`.
+                            unsafe { sink.write(tile * BATCH_TILE + b, r - rows.start, v) };
+                        }
                     }
                 }
             };

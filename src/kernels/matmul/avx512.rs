@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 
 use super::{
     fits_split_blocks, prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations,
-    BATCH_TILE, SPLIT_BLOCK,
+    WeightRows, BATCH_TILE, SPLIT_BLOCK,
 };
 use crate::kernels::avx512::weight_table;
 
@@ -177,77 +177,80 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
     }
 }
 
-/// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
-/// sums: the integer dot products are exact. Each 128-column block of
-/// weights is split into nibbles once and used by every activation row.
+/// `int8` precision, as [`scalar::row_int8`] on each weight row of `w`, up
+/// to the order of the f32 sums: the integer dot products are exact. Each
+/// 128-column block of weights is split into nibbles once and used by up
+/// to four activation rows; what depends only on the activations is
+/// prepared once per call.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI; `int8_fits(group_size)`; `acts`
-/// is quantized.
+/// is quantized; `w` holds at least one row and `out` `w.len() * batch`
+/// values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn row_int8(
-    packed: &[u8],
-    scales: &[f32],
-    group_size: usize,
-    cols: usize,
-    acts: &Activations,
-    out: &mut [f32],
-) {
+pub(super) unsafe fn rows_int8(w: &WeightRows, acts: &Activations, out: &mut [f32]) {
     let Activations::Int8(q) = acts else {
         return;
     };
-    let groups = split_groups(cols, group_size);
+    let batch = out.len() / w.len();
     let mut first = 0;
-    while first < out.len() {
-        let rows = (out.len() - first).min(ROWS_IN_REGISTERS);
-        let out = &mut out[first..first + rows];
+    while first < batch {
+        let rows = (batch - first).min(ROWS_IN_REGISTERS);
         match rows {
-            1 => finish(sums::<1>(packed, scales, group_size, q, groups, first), out),
-            2 => finish(sums::<2>(packed, scales, group_size, q, groups, first), out),
-            3 => finish(sums::<3>(packed, scales, group_size, q, groups, first), out),
-            _ => finish(sums::<4>(packed, scales, group_size, q, groups, first), out),
+            1 => int8_tile::<1>(w, q, first, out),
+            2 => int8_tile::<2>(w, q, first, out),
+            3 => int8_tile::<3>(w, q, first, out),
+            _ => int8_tile::<4>(w, q, first, out),
         }
-        if groups < scales.len() {
-            for (t, y) in out.iter_mut().enumerate() {
-                *y += scalar::dot_int8(
+        first += rows;
+    }
+}
+
+/// Activation rows `first..first + ROWS` against every weight row of `w`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn int8_tile<const ROWS: usize>(
+    w: &WeightRows,
+    q: &QuantizedActivations,
+    first: usize,
+    out: &mut [f32],
+) {
+    let (group_size, cols) = (w.layout.group_size, w.layout.cols);
+    let groups = split_groups(cols, group_size);
+    let blocks = groups * group_size / SPLIT_BLOCK;
+    let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
+    let lanes = if group_size == 64 {
+        lanes_of_blocks::<2>()
+    } else {
+        lanes_of_blocks::<4>()
+    };
+    for (packed, scales, out) in w.with_outputs(out) {
+        // Cut to the whole blocks, so that every block read is in bounds.
+        let packed_simd = &packed[..SPLIT_BLOCK / 2 * blocks];
+        // SAFETY: `packed_simd` and each split row of `x` hold the `blocks`
+        // whole blocks of the first `groups` groups; the scale and offset
+        // rows hold every group of a row.
+        let sums = unsafe {
+            match group_size {
+                32 => sums_small_groups::<4, ROWS>(packed_simd, scales, &x, &lanes, groups),
+                64 => sums_small_groups::<2, ROWS>(packed_simd, scales, &x, &lanes, groups),
+                _ => sums_large_groups::<ROWS>(packed_simd, scales, group_size, &x, groups),
+            }
+        };
+        for (t, sum) in sums.into_iter().enumerate() {
+            let tail = if groups < scales.len() {
+                scalar::dot_int8(
                     packed,
                     scales,
                     group_size,
                     q,
                     first + t,
                     groups..scales.len(),
-                );
-            }
+                )
+            } else {
+                0.0
+            };
+            out[first + t] = _mm512_reduce_add_ps(sum) + tail;
         }
-        first += rows;
-    }
-}
-
-/// Writes the sum of each row's lanes.
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn finish<const ROWS: usize>(sums: [__m512; ROWS], out: &mut [f32]) {
-    for (y, sum) in out.iter_mut().zip(sums) {
-        *y = _mm512_reduce_add_ps(sum);
-    }
-}
-
-/// Per activation row from `first`, lanes summing to its products with the
-/// first `groups` groups.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn sums<const ROWS: usize>(
-    packed: &[u8],
-    scales: &[f32],
-    group_size: usize,
-    q: &QuantizedActivations,
-    groups: usize,
-    first: usize,
-) -> [__m512; ROWS] {
-    match group_size {
-        32 => sums_small_groups::<4, ROWS>(packed, scales, q, groups, first),
-        64 => sums_small_groups::<2, ROWS>(packed, scales, q, groups, first),
-        _ => sums_large_groups::<ROWS>(packed, scales, group_size, q, groups, first),
     }
 }
 
@@ -290,10 +293,12 @@ unsafe fn block_dot(acc: __m512i, [low, high]: [__m512i; 2], xq: *const i8) -> _
     _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, low, even), high, odd)
 }
 
+/// An activation row in the split order, its scales and its offsets.
+type RowSlices<'a> = (&'a [i8], &'a [f32], &'a [f32]);
+
 /// Row `b`'s cut to the first `blocks` split blocks, its scales and its
 /// offsets.
-#[inline]
-fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> (&[i8], &[f32], &[f32]) {
+fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> RowSlices<'_> {
     (
         &q.split_row(b)[..SPLIT_BLOCK * blocks],
         q.scales_row(b),
@@ -301,37 +306,39 @@ fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> (&[i8], &[f3
     )
 }
 
-/// g = 32 or 64 (`PER_BLOCK` = 128 / g groups per block), for `ROWS`
-/// activation rows from `first`. Scales are multiplied 16 groups (a
+/// g = 32 or 64 (`PER_BLOCK` = 128 / g groups per block): one weight row
+/// (cut to its whole blocks) against the `ROWS` activation rows of `x`,
+/// over the first `groups` groups. Scales are multiplied 16 groups (a
 /// window) at a time and spread to the lanes of each block by a permute.
 /// Returns, per row, lanes summing to `sum_k w_scale_k * (x_scale_k *
 /// sum(u * q) - offset_k)`.
+///
+/// # Safety
+/// `packed` and the split row of each `x` hold the whole blocks of the
+/// first `groups` groups; `scales` and the scales and offsets of each `x`
+/// hold at least `groups` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
+unsafe fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
     packed: &[u8],
     scales: &[f32],
-    q: &QuantizedActivations,
+    x: &[RowSlices; ROWS],
+    lanes: &[__m512i; 8],
     groups: usize,
-    first: usize,
 ) -> [__m512; ROWS] {
-    // Cut to the whole blocks, so that every block read below is in bounds.
-    let blocks = groups / PER_BLOCK;
-    let packed = &packed[..SPLIT_BLOCK / 2 * blocks];
-    let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
-    let lanes = lanes_of_blocks::<PER_BLOCK>();
     let mut sums = Sums {
         dots: [[_mm512_setzero_ps(); ROWS]; 2],
         offsets: [_mm512_setzero_ps(); ROWS],
     };
     let full_windows = groups / WINDOW;
     for w in 0..full_windows {
-        // SAFETY: the window's groups are below `groups`.
-        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, &x, &lanes, WINDOW * w, WINDOW) };
+        // SAFETY: the window's groups are below `groups` (the caller's
+        // promise covers them).
+        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, x, lanes, WINDOW * w, WINDOW) };
     }
     if !groups.is_multiple_of(WINDOW) {
         let k0 = WINDOW * full_windows;
         // SAFETY: as above, for the last `groups - k0` groups.
-        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, &x, &lanes, k0, groups - k0) };
+        unsafe { sums.add_window::<PER_BLOCK>(packed, scales, x, lanes, k0, groups - k0) };
     }
     std::array::from_fn(|t| {
         _mm512_sub_ps(
@@ -363,7 +370,7 @@ impl<const ROWS: usize> Sums<ROWS> {
         &mut self,
         packed: &[u8],
         scales: &[f32],
-        x: &[(&[i8], &[f32], &[f32]); ROWS],
+        x: &[RowSlices; ROWS],
         lanes: &[__m512i; 8],
         k0: usize,
         n: usize,
@@ -437,7 +444,7 @@ fn lanes_of_blocks<const PER_BLOCK: usize>() -> [__m512i; 8] {
 unsafe fn add_block<const ROWS: usize>(
     mut acc: [__m512; ROWS],
     packed: &[u8],
-    x: &[(&[i8], &[f32], &[f32]); ROWS],
+    x: &[RowSlices; ROWS],
     j: usize,
     lanes: __m512i,
     combined: &[__m512; ROWS],
@@ -464,26 +471,25 @@ unsafe fn add_block<const ROWS: usize>(
 
 /// g a multiple of 128: whole blocks per group, integer sums across them;
 /// returns what [`sums_small_groups`] returns.
+///
+/// # Safety
+/// As [`sums_small_groups`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn sums_large_groups<const ROWS: usize>(
+unsafe fn sums_large_groups<const ROWS: usize>(
     packed: &[u8],
     scales: &[f32],
     group_size: usize,
-    q: &QuantizedActivations,
+    x: &[RowSlices; ROWS],
     groups: usize,
-    first: usize,
 ) -> [__m512; ROWS] {
     let blocks_per_group = group_size / SPLIT_BLOCK;
-    // Cut to the whole groups, so that every block read below is in bounds.
-    let blocks = groups * blocks_per_group;
-    let packed = &packed[..SPLIT_BLOCK / 2 * blocks];
-    let x: [_; ROWS] = std::array::from_fn(|t| row_slices(q, blocks, first + t));
     let mut acc = [_mm512_setzero_ps(); ROWS];
     for (k, &w_scale) in scales[..groups].iter().enumerate() {
         prefetch_ahead(&scales[k]);
         let mut dots = [_mm512_setzero_si512(); ROWS];
         for j in k * blocks_per_group..(k + 1) * blocks_per_group {
-            // SAFETY: j < blocks: inside the slices cut above.
+            // SAFETY: block j holds part of group k < `groups`: inside
+            // `packed` and each split row (the caller's promise).
             let weights = unsafe { nibbles(packed.as_ptr().add(SPLIT_BLOCK / 2 * j)) };
             for (t, &(split, _, _)) in x.iter().enumerate() {
                 // SAFETY: as above.

@@ -8,6 +8,7 @@ mod avx512;
 pub mod scalar;
 
 use super::Kernel;
+use crate::layout::Layout;
 
 /// Activation rows handled by one pass over the weights.
 pub const BATCH_TILE: usize = 64;
@@ -203,9 +204,40 @@ pub enum Activations<'a> {
     Int8(&'a QuantizedActivations),
 }
 
+/// Consecutive whole rows of a packed matrix, as the kernels read them.
+pub(crate) struct WeightRows<'a> {
+    /// The rows' packed bytes.
+    pub(crate) packed: &'a [u8],
+    /// The rows' scales.
+    pub(crate) scales: &'a [f32],
+    /// The matrix's layout: strides, group size, columns.
+    pub(crate) layout: &'a Layout,
+}
+
+impl<'a> WeightRows<'a> {
+    /// How many rows.
+    pub(crate) fn len(&self) -> usize {
+        self.scales.len() / self.layout.groups_per_row
+    }
+
+    /// Each row's packed bytes and scales with its share of `out` (the
+    /// outputs of every activation row, weight row by weight row).
+    pub(crate) fn with_outputs<'o>(
+        &self,
+        out: &'o mut [f32],
+    ) -> impl Iterator<Item = (&'a [u8], &'a [f32], &'o mut [f32])> {
+        let l = self.layout;
+        let batch = out.len() / self.len();
+        let rows = self.packed.chunks_exact(l.packed_row_bytes);
+        rows.zip(self.scales.chunks_exact(l.groups_per_row))
+            .zip(out.chunks_exact_mut(batch))
+            .map(|((packed, scales), out)| (packed, scales, out))
+    }
+}
+
 /// One weight row (its packed bytes and scales) against every activation
 /// row of a tile, writing one output per activation row into `out`.
-pub(crate) type RowKernel = unsafe fn(
+type OneRow = unsafe fn(
     packed: &[u8],
     scales: &[f32],
     group_size: usize,
@@ -213,6 +245,41 @@ pub(crate) type RowKernel = unsafe fn(
     acts: &Activations,
     out: &mut [f32],
 );
+
+/// Consecutive weight rows (at least one, `cols > 0`) against every
+/// activation row of a tile, writing `out[i * batch + b]` for weight row
+/// `i` and activation row `b`.
+type RowsAtOnce = unsafe fn(w: &WeightRows, acts: &Activations, out: &mut [f32]);
+
+/// A product kernel: one row at a time, or rows at once (sharing the work
+/// that does not depend on the weight row).
+#[derive(Clone, Copy)]
+pub(crate) enum RowKernel {
+    OneRow(OneRow),
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // made for the x86-64 kernels
+    RowsAtOnce(RowsAtOnce),
+}
+
+impl RowKernel {
+    /// Runs the kernel over `w`: see [`RowsAtOnce`].
+    ///
+    /// # Safety
+    /// The kernel came from [`row_kernel`] for `w`'s group size and the
+    /// precision of `acts`; `out` holds `w.len() * batch` values.
+    pub(crate) unsafe fn run(self, w: &WeightRows, acts: &Activations, out: &mut [f32]) {
+        match self {
+            RowKernel::OneRow(one_row) => {
+                let l = w.layout;
+                for (packed, scales, out) in w.with_outputs(out) {
+                    // SAFETY: the caller's promise.
+                    unsafe { one_row(packed, scales, l.group_size, l.cols, acts, out) };
+                }
+            }
+            // SAFETY: the caller's promise.
+            RowKernel::RowsAtOnce(rows) => unsafe { rows(w, acts, out) },
+        }
+    }
+}
 
 fn scalar_row(
     packed: &[u8],
@@ -235,14 +302,19 @@ fn scalar_row(
 /// size, else the scalar twin.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // fast paths by group size
 pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize) -> RowKernel {
+    use RowKernel::OneRow;
     if !kernel.is_supported() {
-        return scalar_row;
+        return OneRow(scalar_row);
     }
     match (kernel, precision) {
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Exact) if fits_split_blocks(group_size) => avx512::row_exact,
+        (Kernel::Avx512, Precision::Exact) if fits_split_blocks(group_size) => {
+            OneRow(avx512::row_exact)
+        }
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => avx512::row_int8,
+        (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => {
+            RowKernel::RowsAtOnce(avx512::rows_int8)
+        }
         // Group sizes (or CPUs without VNNI) the AVX-512 kernels have no
         // fast path for: the AVX2 kernels, on the same CPU.
         #[cfg(target_arch = "x86_64")]
@@ -250,10 +322,10 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
             row_kernel(Kernel::Avx2, precision, group_size)
         }
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => avx2::row_exact,
+        (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => OneRow(avx2::row_exact),
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => avx2::row_int8,
-        _ => scalar_row,
+        (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => OneRow(avx2::row_int8),
+        _ => OneRow(scalar_row),
     }
 }
 
