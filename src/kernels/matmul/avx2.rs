@@ -1,19 +1,29 @@
-//! AVX2 + FMA fused kernel: `exact` for group sizes that are multiples of
-//! 8. Ragged tails go to the scalar twin.
+//! AVX2 + FMA fused kernels: `exact` for group sizes that are multiples
+//! of 16, `int8` for 32 and multiples of 64, both over the whole split
+//! blocks of a row. Ragged tails go to the scalar twins.
 
 use std::arch::x86_64::*;
 
 use super::{prefetch_ahead, scalar, split_groups, Activations, BATCH_TILE, SPLIT_BLOCK};
-use crate::kernels::avx2::decode8;
 
 /// Columns decoded at a time, then reused by every activation row.
 const CHUNK: usize = 256;
 
+/// Columns per decoded chunk: the 8 packed bytes of [`decode16_split`].
+const SPAN: usize = 16;
+
+/// Whether the exact kernel has a fast path for `group_size`: a 16-column
+/// chunk then never straddles two groups.
+pub(super) fn exact_fits(group_size: usize) -> bool {
+    group_size.is_multiple_of(SPAN)
+}
+
 /// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
-/// sums.
+/// sums: 16 weights at a time, each `(u - 8) * scale` as unpack computes
+/// it, against the activations in the split order.
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA; `group_size % 8 == 0`; `acts` is f32.
+/// The CPU supports AVX2 and FMA; `exact_fits(group_size)`; `acts` is f32.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn row_exact(
     packed: &[u8],
@@ -23,49 +33,105 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32 { natural: x, .. } = acts else {
+    let Activations::F32 { natural, split } = acts else {
         return;
     };
-    let groups = cols / group_size;
-    let whole = groups * group_size;
+    // The whole split blocks; with an even group size, column c sits in
+    // byte c / 2.
+    let whole = cols / SPLIT_BLOCK * SPLIT_BLOCK;
+    let packed_simd = &packed[..whole / 2];
     let mut sums = [0f32; BATCH_TILE];
-    let mut decoded = [0f32; CHUNK];
-    let (mut filled, mut first_col) = (0, 0);
-    for (k, &scale) in scales[..groups].iter().enumerate() {
-        let scale = _mm256_set1_ps(scale);
-        let bytes = &packed[k * group_size / 2..(k + 1) * group_size / 2];
-        prefetch_ahead(bytes.as_ptr());
-        prefetch_ahead(&scales[k]);
-        for b in bytes.chunks_exact(4) {
-            // SAFETY: `decoded` has room for 8 more (CHUNK % 8 == 0).
-            unsafe {
-                _mm256_storeu_ps(decoded[filled..filled + 8].as_mut_ptr(), decode8(b, scale))
-            };
-            filled += 8;
-            if filled == CHUNK {
-                add_dots(&decoded, x, cols, first_col, &mut sums[..out.len()]);
-                first_col += CHUNK;
-                filled = 0;
+    if out.len() == 1 {
+        sums[0] = dot_row(packed_simd, scales, group_size, &split[..whole]);
+    } else {
+        let mut decoded = [0f32; CHUNK];
+        for first_col in (0..whole).step_by(CHUNK) {
+            let span = (whole - first_col).min(CHUNK);
+            for c in (first_col..first_col + span).step_by(SPAN) {
+                let (even, odd) = span_offsets(c);
+                // SAFETY: the span's 8 bytes are inside `packed_simd`, and
+                // both offsets modulo CHUNK leave room for 8 f32.
+                unsafe {
+                    let [low, high] =
+                        decode16_split(packed_simd.as_ptr().add(c / 2), scales[c / group_size]);
+                    _mm256_storeu_ps(decoded.as_mut_ptr().add(even % CHUNK), low);
+                    _mm256_storeu_ps(decoded.as_mut_ptr().add(odd % CHUNK), high);
+                }
             }
+            add_dots(
+                &decoded[..span],
+                split,
+                cols,
+                first_col,
+                &mut sums[..out.len()],
+            );
         }
     }
-    add_dots(
-        &decoded[..filled],
-        x,
-        cols,
-        first_col,
-        &mut sums[..out.len()],
-    );
     for (b, y) in out.iter_mut().enumerate() {
-        *y = sums[b]
-            + scalar::dot_exact(
-                packed,
-                scales,
-                group_size,
-                &x[b * cols..(b + 1) * cols],
-                whole..cols,
-            );
+        let x = &natural[b * cols..(b + 1) * cols];
+        *y = sums[b] + scalar::dot_exact(packed, scales, group_size, x, whole..cols);
     }
+}
+
+/// Where the even and the odd columns of the 16 columns from `c` (a
+/// multiple of 16) sit in the split order.
+#[inline]
+fn span_offsets(c: usize) -> (usize, usize) {
+    let even = c / SPLIT_BLOCK * SPLIT_BLOCK + (c % SPLIT_BLOCK) / 2;
+    (even, even + SPLIT_BLOCK / 2)
+}
+
+/// The 16 weights of 8 packed bytes (inside one group): the even columns,
+/// then the odd ones, each `(u - 8) * scale`.
+///
+/// # Safety
+/// `bytes` is readable for 8 bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn decode16_split(bytes: *const u8, scale: f32) -> [__m256; 2] {
+    prefetch_ahead(bytes);
+    // SAFETY: the caller's promise.
+    let wide = _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(bytes.cast()) });
+    let (eight, scale) = (_mm256_set1_epi32(8), _mm256_set1_ps(scale));
+    let low = _mm256_and_si256(wide, _mm256_set1_epi32(0xF));
+    let high = _mm256_srli_epi32::<4>(wide);
+    [low, high].map(|u| _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(u, eight)), scale))
+}
+
+/// One activation row (split order) against the whole split blocks of one
+/// weight row, decoding straight into four accumulators.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, split: &[f32]) -> f32 {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for (i, c) in (0..split.len()).step_by(SPAN).enumerate() {
+        let (even, odd) = span_offsets(c);
+        let pair = 2 * (i % 2);
+        // SAFETY: the span's 8 bytes and 16 split values are inside
+        // `packed` and `split`, which cover the same whole blocks.
+        unsafe {
+            let [low, high] = decode16_split(packed.as_ptr().add(c / 2), scales[c / group_size]);
+            acc[pair] = _mm256_fmadd_ps(low, _mm256_loadu_ps(split.as_ptr().add(even)), acc[pair]);
+            acc[pair + 1] = _mm256_fmadd_ps(
+                high,
+                _mm256_loadu_ps(split.as_ptr().add(odd)),
+                acc[pair + 1],
+            );
+        }
+    }
+    horizontal_sum(_mm256_add_ps(
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
+    ))
+}
+
+/// The sum of the 8 lanes of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn horizontal_sum(v: __m256) -> f32 {
+    let half = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
+    _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)))
 }
 
 /// Adds `decoded . x[b][first_col..]` to `sums[b]` for every activation row.
@@ -85,10 +151,10 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
                 );
             }
         }
-        let acc = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-        *sum += _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
+        *sum += horizontal_sum(_mm256_add_ps(
+            _mm256_add_ps(acc[0], acc[1]),
+            _mm256_add_ps(acc[2], acc[3]),
+        ));
     }
 }
 
@@ -135,10 +201,7 @@ pub(super) unsafe fn row_int8(
                 offsets,
             )
         };
-        let half = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-        let quarter = _mm_add_ps(half, _mm_movehl_ps(half, half));
-        let simd = _mm_cvtss_f32(_mm_add_ss(quarter, _mm_movehdup_ps(quarter)));
-        *y = simd - offset
+        *y = horizontal_sum(acc) - offset
             + scalar::dot_int8(packed, scales, group_size, q, b, groups..scales.len());
     }
 }

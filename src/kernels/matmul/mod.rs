@@ -322,7 +322,7 @@ pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize
             row_kernel(Kernel::Avx2, precision, group_size)
         }
         #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx2, Precision::Exact) if group_size.is_multiple_of(8) => OneRow(avx2::row_exact),
+        (Kernel::Avx2, Precision::Exact) if avx2::exact_fits(group_size) => OneRow(avx2::row_exact),
         #[cfg(target_arch = "x86_64")]
         (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => OneRow(avx2::row_int8),
         _ => OneRow(scalar_row),
