@@ -104,19 +104,28 @@ unsafe fn decode16_split(bytes: *const u8, scale: f32) -> [__m256; 2] {
 #[target_feature(enable = "avx2,fma")]
 fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, split: &[f32]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
-    for (i, c) in (0..split.len()).step_by(SPAN).enumerate() {
-        let (even, odd) = span_offsets(c);
-        let pair = 2 * (i % 2);
-        // SAFETY: the span's 8 bytes and 16 split values are inside
-        // `packed` and `split`, which cover the same whole blocks.
-        unsafe {
-            let [low, high] = decode16_split(packed.as_ptr().add(c / 2), scales[c / group_size]);
-            acc[pair] = _mm256_fmadd_ps(low, _mm256_loadu_ps(split.as_ptr().add(even)), acc[pair]);
-            acc[pair + 1] = _mm256_fmadd_ps(
-                high,
-                _mm256_loadu_ps(split.as_ptr().add(odd)),
-                acc[pair + 1],
-            );
+    // The group of the current span, followed without a division.
+    let (mut group, mut group_end) = (0, group_size);
+    // Two spans per step (whole blocks hold an even number), each into its
+    // own pair of accumulators, at indices the compiler keeps in registers.
+    for c in (0..split.len()).step_by(2 * SPAN) {
+        for (pair, c) in [(0, c), (2, c + SPAN)] {
+            if c == group_end {
+                group += 1;
+                group_end += group_size;
+            }
+            let (even, odd) = span_offsets(c);
+            // SAFETY: the span's 8 bytes and 16 split values are inside
+            // `packed` and `split`, which cover the same whole blocks.
+            unsafe {
+                let [low, high] = decode16_split(packed.as_ptr().add(c / 2), scales[group]);
+                let (x_even, x_odd) = (
+                    _mm256_loadu_ps(split.as_ptr().add(even)),
+                    _mm256_loadu_ps(split.as_ptr().add(odd)),
+                );
+                acc[pair] = _mm256_fmadd_ps(low, x_even, acc[pair]);
+                acc[pair + 1] = _mm256_fmadd_ps(high, x_odd, acc[pair + 1]);
+            }
         }
     }
     horizontal_sum(_mm256_add_ps(
