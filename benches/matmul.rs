@@ -259,6 +259,19 @@ fn main() {
                     b.iter(|| cortex(&layer, &xs, batch, precision, &opts, &mut y))
                 });
             }
+            // What a CPU without AVX-512 runs, on this one.
+            #[cfg(target_arch = "x86_64")]
+            if threads == 1 && batch == 1 && Kernel::auto() == Kernel::Avx512 {
+                let avx2 = opts.with_kernel(Kernel::Avx2);
+                for (precision, name) in [
+                    (Precision::Int8, "cortex_int8"),
+                    (Precision::Exact, "cortex_exact"),
+                ] {
+                    group.bench_function(BenchmarkId::new(name, "avx2"), |b| {
+                        b.iter(|| cortex(&layer, &xs, batch, precision, &avx2, &mut y))
+                    });
+                }
+            }
             group.bench_function(BenchmarkId::new("candle_vec_dot", "q8_0"), |b| {
                 b.iter(|| candle_vec_dot(&layer, &xs, batch, threads != 1, &mut y))
             });
