@@ -261,18 +261,19 @@ fn sums_g32(
     for k0 in (0..scales.len()).step_by(8) {
         let n = (scales.len() - k0).min(8);
         prefetch_ahead(scales[k0..].as_ptr());
-        let window = |v: &[f32]| {
-            let mut w = [0f32; 8];
-            w[..n].copy_from_slice(&v[k0..k0 + n]);
-            w
-        };
-        let (w8, x8, o8) = (window(scales), window(x_scales), window(offsets));
-        // SAFETY: each array holds 8 f32.
+        // Lanes below `n` load; the others read as 0 (masked loads never
+        // touch the memory of masked-off lanes).
+        let mask = _mm256_cmpgt_epi32(
+            _mm256_set1_epi32(n as i32),
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        );
+        // SAFETY: the unmasked lanes read `n` values from `k0`, in bounds
+        // of each slice (all hold at least `scales.len()` values).
         let (w8, x8, o8) = unsafe {
             (
-                _mm256_loadu_ps(w8.as_ptr()),
-                _mm256_loadu_ps(x8.as_ptr()),
-                _mm256_loadu_ps(o8.as_ptr()),
+                _mm256_maskload_ps(scales[k0..].as_ptr(), mask),
+                _mm256_maskload_ps(x_scales[k0..].as_ptr(), mask),
+                _mm256_maskload_ps(offsets[k0..].as_ptr(), mask),
             )
         };
         let combined = _mm256_mul_ps(w8, x8);
