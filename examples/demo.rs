@@ -1,12 +1,16 @@
 //! Packs a random-normal 4096 x 4096 f32 matrix at g = 32, unpacks it, and
 //! prints sizes, compression ratio, reconstruction error and throughput;
-//! then compares the encoders on a matrix shaped like transformer weights.
+//! multiplies a vector by the packed matrix in both precisions; then
+//! compares the encoders on a matrix shaped like transformer weights.
 //!
 //!     cargo run --release --example demo
 
 use std::time::Instant;
 
-use cortex_q4::{pack, pack_encoded_with, quality, unpack, Encoder, Layout, Options};
+use cortex_q4::{
+    matmul_with, pack, pack_encoded_with, quality, unpack, Encoder, Layout, Options, PackedMatrix,
+    Precision,
+};
 
 #[path = "../benches/common/data.rs"]
 mod data;
@@ -74,7 +78,42 @@ fn main() -> Result<(), cortex_q4::Error> {
         unpack_s * 1e3,
         gb(f32_bytes, unpack_s)
     );
+    products(&packed, &scales, &restored)?;
     compare_encoders()
+}
+
+/// `y = W x` with the packed matrix in both precisions, timed on one
+/// thread, and each result's worst error against an f64 product of the
+/// unpacked weights, relative to `sum |w x|` of that output.
+fn products(packed: &[u8], scales: &[f32], unpacked: &[f32]) -> Result<(), cortex_q4::Error> {
+    let w = PackedMatrix::new(packed, scales, ROWS, COLS, GROUP_SIZE)?;
+    let x = data::random_normal(COLS, 0xAC71_7A7E);
+    let one_thread = Options::default().with_threads(1);
+    let bytes = (packed.len() + 4 * scales.len()) as f64;
+    println!(
+        "
+y = W x with the packed matrix, one activation row, one thread"
+    );
+    println!("(10 MiB of weights, so they stay in cache between runs):");
+    for (precision, name) in [(Precision::Exact, "exact"), (Precision::Int8, "int8")] {
+        let mut y = vec![0f32; ROWS];
+        let seconds = best_of(|| matmul_with(&one_thread, &w, &x, 1, precision, &mut y).unwrap());
+        let worst = unpacked
+            .chunks_exact(COLS)
+            .zip(&y)
+            .map(|(row, &got)| {
+                let terms = row.iter().zip(&x).map(|(&w, &x)| w as f64 * x as f64);
+                let (sum, abs) = terms.fold((0.0, 0.0), |(s, a), t| (s + t, a + t.abs()));
+                (got as f64 - sum).abs() / abs
+            })
+            .fold(0.0, f64::max);
+        println!(
+            "{name:<17} {:.3} ms, {:.1} GB/s of weights, worst error {worst:.1e} of sum |w x|",
+            seconds * 1e3,
+            bytes / seconds / 1e9
+        );
+    }
+    Ok(())
 }
 
 /// RMSE of each encoder (same layout, same decoder) on a structured
