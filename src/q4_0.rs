@@ -144,8 +144,7 @@ pub fn quantize_with(
     kernels::q4_0::quantize(
         kernel,
         options.threads,
-        rows,
-        cols,
+        &l,
         &src[..l.elements],
         &mut blocks[..block_bytes],
     );

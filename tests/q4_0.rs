@@ -197,6 +197,35 @@ fn export_reports_scales_f16_cannot_hold() {
             rounded: 1
         }
     );
+    // The C entry point reports the same counts, field by field.
+    let mut c_blocks = vec![0u8; blocks.len()];
+    let mut c_report = cq4_q4_0_report::default();
+    // SAFETY: every pointer is valid for its declared length; `c_report`
+    // for one write.
+    let status = unsafe {
+        cq4_q4_0_export(
+            packed.as_ptr(),
+            packed.len(),
+            scales.as_ptr(),
+            scales.len(),
+            1,
+            32 * scales.len(),
+            c_blocks.as_mut_ptr(),
+            c_blocks.len(),
+            &mut c_report,
+        )
+    };
+    assert_eq!(status, cq4_status::CQ4_OK);
+    assert_eq!(c_blocks, blocks);
+    assert_eq!(
+        c_report,
+        cq4_q4_0_report {
+            scales: 8,
+            overflowed: 1,
+            subnormal_loss: 3,
+            rounded: 1
+        }
+    );
     let d = |i: usize| f16::from_le_bytes([blocks[18 * i], blocks[18 * i + 1]]);
     assert_eq!(d(2), f16::INFINITY);
     assert_eq!(d(4), f16::ZERO);
@@ -205,6 +234,28 @@ fn export_reports_scales_f16_cannot_hold() {
     let want: Vec<u8> = (0..16).map(|j| j * 0x11).collect();
     for block in blocks.chunks_exact(Q4_0_BLOCK_BYTES) {
         assert_eq!(&block[2..], &want[..]);
+    }
+}
+
+#[test]
+fn large_matrices_split_over_threads_give_the_same_blocks() {
+    // Big enough that several tasks really run on the pool.
+    let (rows, cols) = (300, 1024);
+    let src: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0)
+        .collect();
+    let reference = Options::default()
+        .with_kernel(Kernel::Scalar)
+        .with_threads(1);
+    let mut want = vec![0u8; rows * cols / 32 * Q4_0_BLOCK_BYTES];
+    quantize_with(&reference, &src, rows, cols, &mut want).unwrap();
+    for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+        for threads in [0, 2, 3, 7] {
+            let opts = Options::default().with_kernel(kernel).with_threads(threads);
+            let mut got = vec![0xA5u8; want.len()];
+            quantize_with(&opts, &src, rows, cols, &mut got).unwrap();
+            assert_eq!(got, want, "{} threads {threads}", kernel.name());
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::arch::x86_64::*;
 
-use half::f16;
+use super::scalar;
 
 /// Quantizes whole blocks of 32 values into 18-byte blocks, byte for byte
 /// as [`super::scalar::quantize_block`].
@@ -41,9 +41,7 @@ pub(super) unsafe fn quantize_blocks(src: &[f32], blocks: &mut [u8]) {
         } else {
             0.0
         };
-        let d = max / -8.0;
-        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
-        block[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+        let id = _mm256_set1_ps(scalar::write_scale(max, block));
         // Two roundings, as C's `x * id + 8.5`, then cvttps2dq. For finite
         // `id`, |x * id| <= 8.0001, so the integers are 0..=16 and pack
         // without saturating; cvttps2dq's i32::MIN (NaN, out of range)

@@ -10,17 +10,16 @@ pub mod scalar;
 use rayon::prelude::*;
 
 use super::{threads, Kernel};
-use crate::layout::{Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
+use crate::layout::{Layout, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 
-/// Quantizes `src` (`rows` rows of `cols`, a multiple of 32) into `blocks`
-/// (exactly `rows * cols / 32 * 18` bytes) with `kernel`'s twin where it
-/// has one and the CPU runs it, else the reference, on up to `threads`
-/// threads.
+/// Quantizes `src` (the matrix of `layout`, from [`Layout::q4_0`]) into
+/// `blocks` (exactly the byte count `Layout::q4_0` gives) with `kernel`'s
+/// twin where it has one and the CPU runs it, else the reference, on up to
+/// `threads` threads.
 pub(crate) fn quantize(
     kernel: Kernel,
     threads: usize,
-    rows: usize,
-    cols: usize,
+    layout: &Layout,
     src: &[f32],
     blocks: &mut [u8],
 ) {
@@ -43,11 +42,12 @@ pub(crate) fn quantize(
             }
         }
     };
+    let (rows, cols) = (layout.rows, layout.cols);
     let task_rows = threads::rows_per_task(rows, cols, threads);
     if task_rows >= rows {
         return run(src, blocks);
     }
-    let row_bytes = cols / Q4_0_BLOCK * Q4_0_BLOCK_BYTES;
+    let row_bytes = layout.groups_per_row * Q4_0_BLOCK_BYTES;
     src.par_chunks(task_rows * cols)
         .zip(blocks.par_chunks_mut(task_rows * row_bytes))
         .for_each(|(src, blocks)| run(src, blocks));

@@ -15,15 +15,26 @@ pub fn quantize_block(x: &[f32], block: &mut [u8]) {
             max = v;
         }
     }
-    let d = max / -8.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let (d_out, qs) = block[..18].split_at_mut(2);
-    d_out.copy_from_slice(&f16::from_f32(d).to_le_bytes());
-    for (j, q) in qs.iter_mut().enumerate() {
+    let id = write_scale(max, block);
+    for (j, q) in block[2..18].iter_mut().enumerate() {
         let low = c_nibble(x[j] * id + 8.5);
         let high = c_nibble(x[j + 16] * id + 8.5);
         // C: `qs = xi0; qs |= xi1 << 4;` stored into a byte.
         *q = low | (high << 4);
+    }
+}
+
+/// The block's scale from its element of largest magnitude `max`: stores
+/// the f16 of `d = max / -8` little-endian in the block's first two bytes
+/// and returns `id = 1 / d` (0 when `d` is 0), as every kernel must.
+#[inline]
+pub(super) fn write_scale(max: f32, block: &mut [u8]) -> f32 {
+    let d = max / -8.0;
+    block[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+    if d != 0.0 {
+        1.0 / d
+    } else {
+        0.0
     }
 }
 
