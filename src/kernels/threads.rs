@@ -16,10 +16,11 @@ const TASKS_PER_THREAD: usize = 4;
 /// on the calling thread".
 pub(crate) fn rows_per_task(rows: usize, cols: usize, threads: usize) -> usize {
     let pool = rayon::current_num_threads();
-    let tasks = match threads {
-        0 => pool * TASKS_PER_THREAD,
-        n if n >= pool && n > 1 => pool * TASKS_PER_THREAD,
-        n => n,
+    let wanted = if threads == 0 { pool } else { threads };
+    let tasks = if pool > 1 && wanted >= pool {
+        pool * TASKS_PER_THREAD
+    } else {
+        wanted
     };
     let min_rows = MIN_TASK_ELEMENTS.div_ceil(cols.max(1));
     rows.div_ceil(tasks.max(1)).max(min_rows).max(1)
