@@ -5,7 +5,6 @@
 
 use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 
-use crate::alloc;
 use crate::element::Element;
 use crate::encoders::Encoder;
 use crate::layout::Layout;
@@ -42,23 +41,17 @@ fn pack_typed<T: Element + WithDType>(
     encoder: &Encoder,
     layout: &Layout,
 ) -> Result<(Vec<u8>, Vec<f32>)> {
-    let (mut packed, mut scales) = (
-        alloc::zeroed(layout.packed_len, 0u8),
-        alloc::zeroed(layout.scales_len, 0f32),
-    );
     with_cpu_slice(tensor, |src: &[T]| {
-        slice_api::pack_encoded(
+        slice_api::pack_encoded_to_vec_with(
+            &Options::default(),
             encoder,
             src,
             layout.rows,
             layout.cols,
             layout.group_size,
-            &mut packed,
-            &mut scales,
         )
     })?
-    .map_err(cq4_error)?;
-    Ok((packed, scales))
+    .map_err(cq4_error)
 }
 
 /// Packs a 2-D `[out_dim, in_dim]` tensor (f32, f16, bf16 or f64) into

@@ -37,8 +37,8 @@ pub use matmul_api::{matmul, matmul_rows_with, matmul_with, PackedMatrix, Precis
 pub use options::Options;
 pub use quality::{quality, Quality};
 pub use slice_api::{
-    pack, pack_encoded, pack_encoded_with, pack_to_vec, pack_to_vec_with, pack_with, unpack,
-    unpack_to_vec, unpack_to_vec_with, unpack_with,
+    pack, pack_encoded, pack_encoded_to_vec_with, pack_encoded_with, pack_to_vec, pack_to_vec_with,
+    pack_with, unpack, unpack_to_vec, unpack_to_vec_with, unpack_with,
 };
 
 #[cfg(doctest)]

@@ -121,12 +121,26 @@ pub fn pack_to_vec_with<T: Element>(
     cols: usize,
     group_size: usize,
 ) -> Result<(Vec<u8>, Vec<f32>), Error> {
+    pack_encoded_to_vec_with(options, &Encoder::AbsMax, src, rows, cols, group_size)
+}
+
+/// [`pack_to_vec_with`] with each group's scale chosen by `encoder`.
+pub fn pack_encoded_to_vec_with<T: Element>(
+    options: &Options,
+    encoder: &Encoder,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+) -> Result<(Vec<u8>, Vec<f32>), Error> {
     // Checked before allocating, so a bad call allocates nothing.
     let (layout, _) = checked_pack(options, src, rows, cols, group_size)?;
+    encoder.check(cols)?;
     let mut packed = alloc::zeroed(layout.packed_len, 0u8);
     let mut scales = alloc::zeroed(layout.scales_len, 0f32);
-    pack_with(
+    pack_encoded_with(
         options,
+        encoder,
         src,
         rows,
         cols,
