@@ -212,17 +212,15 @@ proptest! {
         let got = unpack_4bit_symmetric(&pt, &st, (rows, cols), g).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let want: Vec<f32> = unpack_to_vec(&want_p, &want_s, rows, cols, g).unwrap();
         prop_assert_eq!(bits(&got), bits(&want));
-        // Straight into narrower (and wider) dtypes, as the slice API does.
+        // Straight into narrower (and wider) dtypes: the f32 values rounded
+        // (or widened) as `half` and `as f64` do.
         let to = |dtype| unpack_4bit_symmetric_to(&pt, &st, (rows, cols), g, dtype).unwrap().flatten_all().unwrap();
-        let halfs: Vec<f16> = unpack_to_vec(&want_p, &want_s, rows, cols, g).unwrap();
         let got = to(candle_core::DType::F16).to_vec1::<f16>().unwrap();
-        prop_assert_eq!(got.iter().map(|h| h.to_bits()).collect::<Vec<_>>(), halfs.iter().map(|h| h.to_bits()).collect::<Vec<_>>());
-        let brains: Vec<bf16> = unpack_to_vec(&want_p, &want_s, rows, cols, g).unwrap();
+        prop_assert_eq!(got.iter().map(|h| h.to_bits()).collect::<Vec<_>>(), want.iter().map(|&w| f16::from_f32(w).to_bits()).collect::<Vec<_>>());
         let got = to(candle_core::DType::BF16).to_vec1::<bf16>().unwrap();
-        prop_assert_eq!(got.iter().map(|h| h.to_bits()).collect::<Vec<_>>(), brains.iter().map(|h| h.to_bits()).collect::<Vec<_>>());
-        let doubles: Vec<f64> = unpack_to_vec(&want_p, &want_s, rows, cols, g).unwrap();
+        prop_assert_eq!(got.iter().map(|h| h.to_bits()).collect::<Vec<_>>(), want.iter().map(|&w| bf16::from_f32(w).to_bits()).collect::<Vec<_>>());
         let got = to(candle_core::DType::F64).to_vec1::<f64>().unwrap();
-        prop_assert_eq!(got.iter().map(|d| d.to_bits()).collect::<Vec<_>>(), doubles.iter().map(|d| d.to_bits()).collect::<Vec<_>>());
+        prop_assert_eq!(got.iter().map(|d| d.to_bits()).collect::<Vec<_>>(), want.iter().map(|&w| (w as f64).to_bits()).collect::<Vec<_>>());
         prop_assert!(unpack_4bit_symmetric_to(&pt, &st, (rows, cols), g, candle_core::DType::U8).is_err());
     }
 }
