@@ -172,7 +172,8 @@ fn quantize<const CLAMP: bool>(x: __m512, scale: __m512, inverse: __m512) -> __m
         estimate
     };
     // Adding 2^23 rounds to the nearest integer (ties to even) and leaves it
-    // in the low mantissa bits: the nibble, as the estimate is in [1, 15].
+    // in the low mantissa bits: the nibble, as the estimate is in [0, 15]
+    // (0 only with `CLAMP`, for a quotient of -8).
     let magic = _mm512_set1_ps(8_388_608.0);
     let shifted = _mm512_add_ps(estimate, magic);
     let nearest = _mm512_sub_ps(shifted, magic);

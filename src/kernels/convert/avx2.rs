@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::avx2::Avx2;
-use super::{convert_rest, Convert};
+use super::{convert_rest, Convert, QUIET};
 
 /// Lanes per register.
 const LANES: usize = 8;
@@ -76,9 +76,6 @@ fn is_nan(bits: __m256i) -> __m256i {
     _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7F80_0000))
 }
 
-/// The bit `half` sets in a NaN to quiet it, as f32 bits.
-const QUIET: i32 = 0x0040_0000;
-
 /// A 16-bit left shift, NaNs quieted, as on `super::avx512::widen_bf16`.
 #[target_feature(enable = "avx2,fma")]
 fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
@@ -88,7 +85,7 @@ fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
         unsafe {
             let h = _mm_loadu_si128(s.as_ptr().cast());
             let bits = _mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(h));
-            let quiet = _mm256_and_si256(is_nan(bits), _mm256_set1_epi32(QUIET));
+            let quiet = _mm256_and_si256(is_nan(bits), _mm256_set1_epi32(QUIET as i32));
             _mm256_storeu_si256(d.as_mut_ptr().cast(), _mm256_or_si256(bits, quiet));
         }
     }
@@ -106,7 +103,7 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
             let lowest_kept = _mm256_and_si256(_mm256_srli_epi32::<16>(bits), _mm256_set1_epi32(1));
             let bias = _mm256_add_epi32(lowest_kept, _mm256_set1_epi32(0x7FFF));
             let rounded = _mm256_add_epi32(bits, bias);
-            let quiet = _mm256_or_si256(bits, _mm256_set1_epi32(QUIET));
+            let quiet = _mm256_or_si256(bits, _mm256_set1_epi32(QUIET as i32));
             let bits = _mm256_blendv_epi8(rounded, quiet, is_nan(bits));
             // Each lane's high half, 0..=0xFFFF, survives the unsigned
             // saturation of packus.

@@ -6,7 +6,7 @@ use std::arch::x86_64::*;
 use half::{bf16, f16};
 
 use super::super::avx512::Avx512;
-use super::{convert_rest, Convert};
+use super::{convert_rest, Convert, QUIET};
 
 /// Lanes per register.
 const LANES: usize = 16;
@@ -74,9 +74,6 @@ fn is_nan(bits: __m512i) -> __mmask16 {
     _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x)
 }
 
-/// The bits `half` sets in a NaN to quiet it, as f32 bits.
-const QUIET: i32 = 0x0040_0000;
-
 /// A 16-bit left shift, but `half` quiets NaNs: it sets the top mantissa bit.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
@@ -86,7 +83,8 @@ fn widen_bf16(src: &[bf16], dst: &mut [f32]) {
         unsafe {
             let h = _mm256_loadu_si256(s.as_ptr().cast());
             let bits = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h));
-            let bits = _mm512_mask_or_epi32(bits, is_nan(bits), bits, _mm512_set1_epi32(QUIET));
+            let bits =
+                _mm512_mask_or_epi32(bits, is_nan(bits), bits, _mm512_set1_epi32(QUIET as i32));
             _mm512_storeu_si512(d.as_mut_ptr().cast(), bits);
         }
     }
@@ -107,7 +105,8 @@ fn narrow_bf16(src: &[f32], dst: &mut [bf16]) {
             let lowest_kept = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
             let bias = _mm512_add_epi32(lowest_kept, _mm512_set1_epi32(0x7FFF));
             let rounded = _mm512_add_epi32(bits, bias);
-            let bits = _mm512_mask_or_epi32(rounded, is_nan(bits), bits, _mm512_set1_epi32(QUIET));
+            let bits =
+                _mm512_mask_or_epi32(rounded, is_nan(bits), bits, _mm512_set1_epi32(QUIET as i32));
             let high = _mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(bits));
             _mm256_storeu_si256(d.as_mut_ptr().cast(), high);
         }

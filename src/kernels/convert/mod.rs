@@ -23,6 +23,14 @@ use crate::element::Element;
 /// source and destination chunks.
 const CHUNK: usize = 1024;
 
+/// The bit `half` sets in a NaN's f32 bits to quiet it when widening or
+/// narrowing bf16.
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)]
+const QUIET: u32 = 0x0040_0000;
+
 /// Conversions between `T` and f32 for one SIMD kernel, equal element by
 /// element to `T::to_f32` (widen) and `T::from_f32` (narrow).
 trait Convert<T>: FullGroups {

@@ -7,13 +7,10 @@ use std::arch::aarch64::*;
 use half::bf16;
 
 use super::super::neon::Neon;
-use super::{convert_rest, Convert};
+use super::{convert_rest, Convert, QUIET};
 
 /// Lanes per register.
 const LANES: usize = 4;
-
-/// The bit `half` sets in a NaN to quiet it, as f32 bits.
-const QUIET: u32 = 0x0040_0000;
 
 impl Convert<bf16> for Neon {
     unsafe fn widen(src: &[bf16], dst: &mut [f32]) {
