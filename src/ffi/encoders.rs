@@ -63,9 +63,11 @@ impl EncoderChoice {
     /// The importance pointer, if any, is valid for `importance_len` reads
     /// during the call (the caller's contract).
     pub(super) unsafe fn to_encoder<'a>(&self) -> Encoder<'a> {
+        const SIGNED: u32 = cq4_encoder::CQ4_ENCODER_SIGNED as u32;
+        const SEARCH: u32 = cq4_encoder::CQ4_ENCODER_SEARCH as u32;
         match (self.id, &self.importance) {
-            (1, _) => Encoder::Signed,
-            (2, importance) => Encoder::Search {
+            (SIGNED, _) => Encoder::Signed,
+            (SEARCH, importance) => Encoder::Search {
                 // SAFETY: the caller's promise.
                 importance: importance.as_ref().map(|r| unsafe { r.as_slice() }),
             },
