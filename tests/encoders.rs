@@ -10,9 +10,10 @@ use cortex_q4::ffi::{
     cq4_status,
 };
 use cortex_q4::{
-    pack_encoded, pack_encoded_with, pack_to_vec, quality, unpack_to_vec, Buffer, Encoder, Error,
-    Kernel, Layout, Options,
+    pack_encoded, pack_encoded_with, pack_to_vec, quality, scalar, unpack_to_vec, Buffer, Element,
+    Encoder, Error, Kernel, Layout, Options,
 };
+use half::{bf16, f16};
 use proptest::prelude::*;
 
 fn packed(encoder: &Encoder, w: &[f32], rows: usize, cols: usize, g: usize) -> (Vec<u8>, Vec<f32>) {
@@ -20,6 +21,22 @@ fn packed(encoder: &Encoder, w: &[f32], rows: usize, cols: usize, g: usize) -> (
     let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
     pack_encoded(encoder, w, rows, cols, g, &mut p, &mut s).unwrap();
     (p, s)
+}
+
+/// `src` packed by `encoder` with `kernel`, scales as bits.
+fn encoded<T: Element>(
+    kernel: Kernel,
+    encoder: &Encoder,
+    src: &[T],
+    rows: usize,
+    cols: usize,
+    g: usize,
+) -> (Vec<u8>, Vec<u32>) {
+    let l = Layout::new(rows, cols, g).unwrap();
+    let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+    let opts = Options::default().with_kernel(kernel);
+    pack_encoded_with(&opts, encoder, src, rows, cols, g, &mut p, &mut s).unwrap();
+    (p, s.iter().map(|x| x.to_bits()).collect())
 }
 
 /// Per group, `sum c (w - unpacked)^2` in f64, computed from unpack's
@@ -124,17 +141,17 @@ proptest! {
     fn kernels_encode_as_the_reference((rows, cols, g, w) in matrix(), weights in importance(150)) {
         let weights = &weights[..cols];
         let encoders = [Encoder::Signed, Encoder::Search { importance: None }, Encoder::Search { importance: Some(weights) }];
+        // f16 and bf16 sources reach the twins through their own widening.
+        let halves: Vec<f16> = w.iter().map(|&v| f16::from_f32(v)).collect();
+        let brains: Vec<bf16> = w.iter().map(|&v| bf16::from_f32(v)).collect();
         for encoder in encoders {
-            let run = |kernel: Kernel| {
-                let l = Layout::new(rows, cols, g).unwrap();
-                let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
-                let opts = Options::default().with_kernel(kernel);
-                pack_encoded_with(&opts, &encoder, &w, rows, cols, g, &mut p, &mut s).unwrap();
-                (p, s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
-            };
-            let reference = run(Kernel::Scalar);
+            let reference = encoded(Kernel::Scalar, &encoder, &w, rows, cols, g);
+            let reference_f16 = encoded(Kernel::Scalar, &encoder, &halves, rows, cols, g);
+            let reference_bf16 = encoded(Kernel::Scalar, &encoder, &brains, rows, cols, g);
             for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
-                prop_assert_eq!(&run(kernel), &reference, "{} {:?}", kernel.name(), encoder);
+                prop_assert_eq!(&encoded(kernel, &encoder, &w, rows, cols, g), &reference, "{} {:?}", kernel.name(), encoder);
+                prop_assert_eq!(&encoded(kernel, &encoder, &halves, rows, cols, g), &reference_f16, "{} {:?} f16", kernel.name(), encoder);
+                prop_assert_eq!(&encoded(kernel, &encoder, &brains, rows, cols, g), &reference_bf16, "{} {:?} bf16", kernel.name(), encoder);
             }
         }
     }
@@ -178,6 +195,26 @@ proptest! {
 }
 
 #[test]
+fn encoders_split_over_threads_give_the_same_bytes() {
+    // Big enough that several tasks really run on the pool.
+    let (rows, cols, g) = (48, 4096, 32);
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 7919) % 2001) as f32 / 100.0 - 10.0)
+        .collect();
+    for encoder in [Encoder::Signed, Encoder::Search { importance: None }] {
+        let want = encoded(Kernel::auto(), &encoder, &w, rows, cols, g);
+        for threads in [0, 2, 3] {
+            let l = Layout::new(rows, cols, g).unwrap();
+            let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+            let opts = Options::default().with_threads(threads);
+            pack_encoded_with(&opts, &encoder, &w, rows, cols, g, &mut p, &mut s).unwrap();
+            let s: Vec<u32> = s.iter().map(|x| x.to_bits()).collect();
+            assert_eq!((p, s), want, "{encoder:?} threads {threads}");
+        }
+    }
+}
+
+#[test]
 fn candle_packs_with_every_encoder() {
     let w: Vec<f32> = (0..300)
         .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
@@ -206,6 +243,17 @@ fn the_default_encoder_is_pack() {
         packed(&Encoder::AbsMax, &w, 3, 100, 32),
         pack_to_vec(&w, 3, 100, 32).unwrap()
     );
+    // And both are the format's reference, row by row.
+    let l = Layout::new(3, 100, 32).unwrap();
+    let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+    for ((row, p), s) in w
+        .chunks_exact(100)
+        .zip(p.chunks_exact_mut(l.packed_row_bytes))
+        .zip(s.chunks_exact_mut(l.groups_per_row))
+    {
+        scalar::pack_row(row, 32, p, s);
+    }
+    assert_eq!(packed(&Encoder::AbsMax, &w, 3, 100, 32), (p, s));
 }
 
 #[test]
@@ -346,6 +394,10 @@ proptest! {
         };
         prop_assert_eq!(status, status_of(&verdict));
         prop_assert_eq!((&p, &s), (&want_p, &want_s));
+        if verdict.is_err() {
+            // Nothing written, by either surface.
+            prop_assert!(p.iter().all(|&b| b == 0xA5) && s.iter().all(|&x| x == -1.0));
+        }
 
         if status == cq4_status::CQ4_OK {
             let mut report = cq4_quality::default();
