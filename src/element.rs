@@ -1,17 +1,11 @@
 //! The float types the API reads and writes. Every one is converted to f32
-//! first, so the format itself only knows f32.
+//! first, so the format itself only knows f32. This module only describes
+//! the types; which kernels serve each is the kernel table's business.
 
 use half::{bf16, f16};
 
-use crate::kernels::{self, Kernel, RowKernels};
-
 mod sealed {
-    use crate::kernels::{Kernel, RowKernels};
-
     pub trait Sealed: Sized {
-        /// The row kernels for this element type.
-        fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self>;
-
         /// The values as f32 without a copy, where they are f32.
         fn as_f32(_: &[Self]) -> Option<&[f32]> {
             None
@@ -28,10 +22,6 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
 }
 
 impl sealed::Sealed for f32 {
-    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
-        kernels::f32_row_kernels(kernel, group_size)
-    }
-
     fn as_f32(values: &[Self]) -> Option<&[f32]> {
         Some(values)
     }
@@ -48,11 +38,7 @@ impl Element for f32 {
     }
 }
 
-impl sealed::Sealed for f64 {
-    fn row_kernels(_: Kernel, _: usize) -> RowKernels<Self> {
-        RowKernels::scalar()
-    }
-}
+impl sealed::Sealed for f64 {}
 
 impl Element for f64 {
     #[inline(always)]
@@ -65,11 +51,7 @@ impl Element for f64 {
     }
 }
 
-impl sealed::Sealed for f16 {
-    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
-        kernels::convert::f16_row_kernels(kernel, group_size)
-    }
-}
+impl sealed::Sealed for f16 {}
 
 impl Element for f16 {
     #[inline(always)]
@@ -82,11 +64,7 @@ impl Element for f16 {
     }
 }
 
-impl sealed::Sealed for bf16 {
-    fn row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<Self> {
-        kernels::convert::bf16_row_kernels(kernel, group_size)
-    }
-}
+impl sealed::Sealed for bf16 {}
 
 impl Element for bf16 {
     #[inline(always)]

@@ -217,7 +217,13 @@ impl Plan {
                     }
                 }
                 Precision::Int8 => {
-                    quantized = QuantizedActivations::new(x_tile, tile_batch, l.cols, l.group_size);
+                    quantized = QuantizedActivations::new(
+                        self.kernel,
+                        x_tile,
+                        tile_batch,
+                        l.cols,
+                        l.group_size,
+                    );
                     Activations::Int8(&quantized)
                 }
             };

@@ -6,17 +6,13 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::avx2::Avx2;
 use super::{convert_rest, Convert, QUIET};
+use crate::kernels::pack::avx2::Avx2;
 
 /// Lanes per register.
 const LANES: usize = 8;
 
 impl Convert<f16> for Avx2 {
-    fn is_supported() -> bool {
-        is_x86_feature_detected!("f16c")
-    }
-
     unsafe fn widen(src: &[f16], dst: &mut [f32]) {
         // SAFETY: the caller guarantees AVX2, FMA and F16C.
         unsafe { widen_f16(src, dst) }

@@ -5,8 +5,8 @@ use std::arch::x86_64::*;
 
 use half::{bf16, f16};
 
-use super::super::avx512::Avx512;
 use super::{convert_rest, Convert, QUIET};
+use crate::kernels::pack::avx512::Avx512;
 
 /// Lanes per register.
 const LANES: usize = 16;

@@ -14,9 +14,16 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-use half::{bf16, f16};
+use half::bf16;
+#[cfg(target_arch = "x86_64")]
+use half::f16;
 
-use super::{pack_row_with, unpack_row_with, FullGroups, Kernel, RowKernels};
+#[cfg(target_arch = "aarch64")]
+use super::pack::neon::Neon;
+use super::pack::{self, multiple_of, pack_row_with, unpack_row_with, FullGroups, RowKernels};
+#[cfg(target_arch = "x86_64")]
+use super::pack::{avx2::Avx2, avx512::Avx512};
+use super::table::Entry;
 use crate::element::Element;
 
 /// f32 elements of the stack buffer: 4 KiB, which stays in L1 beside the
@@ -33,17 +40,12 @@ const QUIET: u32 = 0x0040_0000;
 
 /// Conversions between `T` and f32 for one SIMD kernel, equal element by
 /// element to `T::to_f32` (widen) and `T::from_f32` (narrow).
-trait Convert<T>: FullGroups {
-    /// Whether this CPU has what the conversions need beyond the kernel's
-    /// own features.
-    fn is_supported() -> bool {
-        true
-    }
-
+pub(crate) trait Convert<T>: FullGroups {
     /// Writes `src` as f32 to `dst` (as long as `src`).
     ///
     /// # Safety
-    /// The CPU runs the kernel and [`Convert::is_supported`] holds.
+    /// The CPU runs the kernel and what the conversions need beyond it
+    /// (the table checks: F16C for AVX2's f16).
     unsafe fn widen(src: &[T], dst: &mut [f32]);
 
     /// Writes `src` rounded to `T` to `dst` (as long as `src`).
@@ -53,50 +55,45 @@ trait Convert<T>: FullGroups {
     unsafe fn narrow(src: &[f32], dst: &mut [T]);
 }
 
-/// The f16 row kernels of `kernel` for `group_size`: SIMD where the f32
-/// twin has a fast path and the CPU converts, else the reference.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub(crate) fn f16_row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<f16> {
-    if !kernel.is_supported() {
-        return RowKernels::scalar();
-    }
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => simd::<f16, super::avx512::Avx512>(group_size),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => simd::<f16, super::avx2::Avx2>(group_size),
-        // NEON's f16 conversions need `float16x4_t`, not stable in Rust.
-        _ => RowKernels::scalar(),
-    }
-}
-
-/// The bf16 row kernels, chosen as [`f16_row_kernels`] chooses.
-pub(crate) fn bf16_row_kernels(kernel: Kernel, group_size: usize) -> RowKernels<bf16> {
-    if !kernel.is_supported() {
-        return RowKernels::scalar();
-    }
-    match kernel {
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => simd::<bf16, super::avx512::Avx512>(group_size),
-        #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => simd::<bf16, super::avx2::Avx2>(group_size),
-        #[cfg(target_arch = "aarch64")]
-        Kernel::Neon => simd::<bf16, super::neon::Neon>(group_size),
-        _ => RowKernels::scalar(),
-    }
-}
-
-/// `K`'s kernels for `T` when `group_size` suits it and the CPU converts,
-/// else the reference. The caller has checked that the CPU runs `K`.
-fn simd<T: Element, K: Convert<T>>(group_size: usize) -> RowKernels<T> {
-    if !group_size.is_multiple_of(K::LANES) || !K::is_supported() {
-        return RowKernels::scalar();
-    }
+/// `K`'s row kernels for `T`, for group sizes that are multiples of
+/// `K::LANES`.
+const fn converted<T: Element, K: Convert<T>>() -> RowKernels<T> {
     RowKernels {
         pack: pack_row::<T, K>,
         unpack: unpack_row::<T, K>,
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_F16: Entry<RowKernels<f16>> = Entry::simd(
+    multiple_of::<{ Avx2::LANES }>,
+    converted::<f16, Avx2>(),
+    &pack::SCALAR_F16,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_BF16: Entry<RowKernels<bf16>> = Entry::simd(
+    multiple_of::<{ Avx2::LANES }>,
+    converted::<bf16, Avx2>(),
+    &pack::SCALAR_BF16,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_F16: Entry<RowKernels<f16>> = Entry::simd(
+    multiple_of::<{ Avx512::LANES }>,
+    converted::<f16, Avx512>(),
+    &AVX2_F16,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_BF16: Entry<RowKernels<bf16>> = Entry::simd(
+    multiple_of::<{ Avx512::LANES }>,
+    converted::<bf16, Avx512>(),
+    &AVX2_BF16,
+);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_BF16: Entry<RowKernels<bf16>> = Entry::simd(
+    multiple_of::<{ Neon::LANES }>,
+    converted::<bf16, Neon>(),
+    &pack::SCALAR_BF16,
+);
 
 /// A buffer of whole groups: on the stack, or one group on the heap where
 /// a group is longer than [`CHUNK`].
@@ -184,6 +181,8 @@ mod tests {
     //! and on f32 patterns that cover every rounding case of the narrowing.
 
     use super::*;
+    use crate::kernels::Kernel;
+    use half::f16;
 
     /// Every f32 whose high 16 bits are anything and whose low 16 bits are
     /// one of the patterns that decide rounding to f16 or bf16 (ties, just
@@ -249,24 +248,26 @@ mod tests {
     }
 
     #[cfg(target_arch = "x86_64")]
-    fn check_target<K: Convert<f16> + Convert<bf16>>(kernel: Kernel, narrow: &[f32]) {
+    fn check_target<K: Convert<f16> + Convert<bf16>>(
+        kernel: Kernel,
+        f16_needs_f16c: bool,
+        narrow: &[f32],
+    ) {
         if !kernel.is_supported() {
             return;
         }
-        if <K as Convert<f16>>::is_supported() {
+        if !f16_needs_f16c || crate::kernels::cpu::has_f16c() {
             check::<f16, K>(f16::from_bits, f16::to_bits, narrow);
         }
-        if <K as Convert<bf16>>::is_supported() {
-            check::<bf16, K>(bf16::from_bits, bf16::to_bits, narrow);
-        }
+        check::<bf16, K>(bf16::from_bits, bf16::to_bits, narrow);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x86_conversions_equal_half() {
         let narrow = narrowing_cases();
-        check_target::<super::super::avx512::Avx512>(Kernel::Avx512, &narrow);
-        check_target::<super::super::avx2::Avx2>(Kernel::Avx2, &narrow);
+        check_target::<Avx512>(Kernel::Avx512, false, &narrow);
+        check_target::<Avx2>(Kernel::Avx2, true, &narrow);
     }
 
     #[cfg(target_arch = "aarch64")]
@@ -274,7 +275,7 @@ mod tests {
     fn neon_conversions_equal_half() {
         if Kernel::Neon.is_supported() {
             let narrow = narrowing_cases();
-            check::<bf16, super::super::neon::Neon>(bf16::from_bits, bf16::to_bits, &narrow);
+            check::<bf16, Neon>(bf16::from_bits, bf16::to_bits, &narrow);
         }
     }
 
@@ -289,8 +290,8 @@ mod tests {
             let narrow: Vec<f32> = (start..start + step)
                 .map(|b| f32::from_bits(b as u32))
                 .collect();
-            check_target::<super::super::avx512::Avx512>(Kernel::Avx512, &narrow);
-            check_target::<super::super::avx2::Avx2>(Kernel::Avx2, &narrow);
+            check_target::<Avx512>(Kernel::Avx512, false, &narrow);
+            check_target::<Avx2>(Kernel::Avx2, true, &narrow);
         }
     }
 }

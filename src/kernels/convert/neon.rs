@@ -6,8 +6,8 @@ use std::arch::aarch64::*;
 
 use half::bf16;
 
-use super::super::neon::Neon;
 use super::{convert_rest, Convert, QUIET};
+use crate::kernels::pack::neon::Neon;
 
 /// Lanes per register.
 const LANES: usize = 4;

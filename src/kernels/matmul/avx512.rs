@@ -5,18 +5,13 @@
 use std::arch::x86_64::*;
 
 use super::{
-    fits_split_blocks, prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations,
-    WeightRows, BATCH_TILE, SPLIT_BLOCK,
+    prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations, WeightRows,
+    BATCH_TILE, SPLIT_BLOCK,
 };
-use crate::kernels::avx512::weight_table;
+use crate::kernels::simd::avx512::weight_table;
 
 /// Columns decoded at a time, then reused by every activation row.
 const CHUNK: usize = 256;
-
-/// Whether the int8 kernel has a fast path for `group_size`.
-pub(super) fn int8_fits(group_size: usize) -> bool {
-    is_x86_feature_detected!("avx512vnni") && fits_split_blocks(group_size)
-}
 
 /// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
 /// sums. Per group, the 16 possible weights `(u - 8) * scale` are computed
@@ -184,7 +179,7 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
 /// prepared once per call.
 ///
 /// # Safety
-/// The CPU supports AVX-512 F/BW/VL/VNNI; `int8_fits(group_size)`; `acts`
+/// The CPU supports AVX-512 F/BW/VL/VNNI; `fits_split_blocks(group_size)`; `acts`
 /// is quantized; `w` holds at least one row and `out` `w.len() * batch`
 /// values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]

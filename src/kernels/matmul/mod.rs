@@ -7,6 +7,7 @@ mod avx2;
 mod avx512;
 pub mod scalar;
 
+use super::table::Entry;
 use super::Kernel;
 use crate::layout::Layout;
 
@@ -15,6 +16,7 @@ pub const BATCH_TILE: usize = 64;
 
 /// How a fused product computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Precision {
     /// Each weight decoded exactly as unpack does, f32 products and sums.
     Exact,
@@ -44,13 +46,15 @@ impl QuantizedActivations {
     /// Quantizes `batch` rows of `cols` values: per group of `group_size`,
     /// `scale = max |x| / 127` (NaN ignored) and `q = round(x / scale)`
     /// (0 where the scale is 0), as [`scalar::quantize_activations`] does,
-    /// or its SIMD twin.
-    pub fn new(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if Kernel::Avx512.is_supported() {
-            // SAFETY: the CPU runs AVX-512 F/BW/VL.
-            return unsafe { Self::new_avx512(x, batch, cols, group_size) };
-        }
+    /// with `kernel`'s twin of it.
+    pub fn new(kernel: Kernel, x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
+        let quantize = kernel.table().activations.pick(group_size);
+        // SAFETY: the table only holds kernels this CPU runs.
+        unsafe { quantize(x, batch, cols, group_size) }
+    }
+
+    /// [`Self::new`] with the reference.
+    fn reference(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
         Self::build(x, batch, cols, group_size, scalar::quantize_activations)
     }
 
@@ -297,35 +301,52 @@ fn scalar_row(
     }
 }
 
-/// The row kernel of `kernel` for `precision` and `group_size`: its SIMD
-/// version when the CPU runs it and it has a fast path for that group
-/// size, else the scalar twin.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))] // fast paths by group size
+/// Quantizes the activations of a product: `(x, batch, cols, group_size)`
+/// as for [`QuantizedActivations::new`].
+pub(crate) type ActivationsFn = unsafe fn(&[f32], usize, usize, usize) -> QuantizedActivations;
+
+pub(crate) static SCALAR_EXACT: Entry<RowKernel> = Entry::reference(RowKernel::OneRow(scalar_row));
+pub(crate) static SCALAR_INT8: Entry<RowKernel> = Entry::reference(RowKernel::OneRow(scalar_row));
+pub(crate) static SCALAR_ACTIVATIONS: Entry<ActivationsFn> =
+    Entry::reference(QuantizedActivations::reference);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_EXACT: Entry<RowKernel> = Entry::simd(
+    avx2::exact_fits,
+    RowKernel::OneRow(avx2::row_exact),
+    &SCALAR_EXACT,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_INT8: Entry<RowKernel> = Entry::simd(
+    avx2::int8_fits,
+    RowKernel::OneRow(avx2::row_int8),
+    &SCALAR_INT8,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_EXACT: Entry<RowKernel> = Entry::simd(
+    fits_split_blocks,
+    RowKernel::OneRow(avx512::row_exact),
+    &AVX2_EXACT,
+);
+/// Needs VNNI besides the family's features (the table checks).
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_INT8: Entry<RowKernel> = Entry::simd(
+    fits_split_blocks,
+    RowKernel::RowsAtOnce(avx512::rows_int8),
+    &AVX2_INT8,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_ACTIVATIONS: Entry<ActivationsFn> = Entry::simd(
+    super::table::any_group_size,
+    QuantizedActivations::new_avx512,
+    &SCALAR_ACTIVATIONS,
+);
+
+/// The row kernel of `kernel`'s table for `precision` and `group_size`.
 pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize) -> RowKernel {
-    use RowKernel::OneRow;
-    if !kernel.is_supported() {
-        return OneRow(scalar_row);
-    }
-    match (kernel, precision) {
-        #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Exact) if fits_split_blocks(group_size) => {
-            OneRow(avx512::row_exact)
-        }
-        #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, Precision::Int8) if avx512::int8_fits(group_size) => {
-            RowKernel::RowsAtOnce(avx512::rows_int8)
-        }
-        // Group sizes (or CPUs without VNNI) the AVX-512 kernels have no
-        // fast path for: the AVX2 kernels, on the same CPU.
-        #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx512, _) if Kernel::Avx2.is_supported() => {
-            row_kernel(Kernel::Avx2, precision, group_size)
-        }
-        #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx2, Precision::Exact) if avx2::exact_fits(group_size) => OneRow(avx2::row_exact),
-        #[cfg(target_arch = "x86_64")]
-        (Kernel::Avx2, Precision::Int8) if avx2::int8_fits(group_size) => OneRow(avx2::row_int8),
-        _ => OneRow(scalar_row),
+    let table = kernel.table();
+    match precision {
+        Precision::Exact => table.product_exact.pick(group_size),
+        Precision::Int8 => table.product_int8.pick(group_size),
     }
 }
 
@@ -388,8 +409,14 @@ mod tests {
     fn check(x: &[f32], batch: usize, cols: usize, group_size: usize) {
         let reference =
             QuantizedActivations::build(x, batch, cols, group_size, scalar::quantize_activations);
-        let fast = QuantizedActivations::new(x, batch, cols, group_size);
-        assert_eq!(parts(&fast), parts(&reference), "g = {group_size}");
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+            let fast = QuantizedActivations::new(kernel, x, batch, cols, group_size);
+            assert_eq!(
+                parts(&fast),
+                parts(&reference),
+                "{kernel:?}, g = {group_size}"
+            );
+        }
     }
 
     proptest! {

@@ -9,13 +9,37 @@ pub mod scalar;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::table::any_group_size;
+use super::table::Entry;
 use super::{threads, Kernel};
 use crate::layout::{Layout, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 
+/// Quantizes whole blocks: `src` holds 32 values per 18-byte block of
+/// `blocks`.
+pub(crate) type BlocksFn = unsafe fn(&[f32], &mut [u8]);
+
+/// The reference over whole blocks.
+fn reference_blocks(src: &[f32], blocks: &mut [u8]) {
+    for (x, block) in src
+        .chunks_exact(Q4_0_BLOCK)
+        .zip(blocks.chunks_exact_mut(Q4_0_BLOCK_BYTES))
+    {
+        scalar::quantize_block(x, block);
+    }
+}
+
+pub(crate) static SCALAR: Entry<BlocksFn> = Entry::reference(reference_blocks);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2: Entry<BlocksFn> =
+    Entry::simd(any_group_size, avx2::quantize_blocks, &SCALAR);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512: Entry<BlocksFn> =
+    Entry::simd(any_group_size, avx512::quantize_blocks, &AVX2);
+
 /// Quantizes `src` (the matrix of `layout`, from [`Layout::q4_0`]) into
 /// `blocks` (exactly the byte count `Layout::q4_0` gives) with `kernel`'s
-/// twin where it has one and the CPU runs it, else the reference, on up to
-/// `threads` threads.
+/// table, on up to `threads` threads.
 pub(crate) fn quantize(
     kernel: Kernel,
     threads: usize,
@@ -26,22 +50,10 @@ pub(crate) fn quantize(
     if src.is_empty() {
         return;
     }
-    let run = |src: &[f32], blocks: &mut [u8]| match kernel {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU runs the kernel (checked just above).
-        Kernel::Avx512 if kernel.is_supported() => unsafe { avx512::quantize_blocks(src, blocks) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Kernel::Avx2 if kernel.is_supported() => unsafe { avx2::quantize_blocks(src, blocks) },
-        _ => {
-            for (x, block) in src
-                .chunks_exact(Q4_0_BLOCK)
-                .zip(blocks.chunks_exact_mut(Q4_0_BLOCK_BYTES))
-            {
-                scalar::quantize_block(x, block);
-            }
-        }
-    };
+    let quantize_blocks = kernel.table().q4_0.pick(Q4_0_BLOCK);
+    // SAFETY: the table only holds kernels this CPU runs; the slices are
+    // whole blocks.
+    let run = |src: &[f32], blocks: &mut [u8]| unsafe { quantize_blocks(src, blocks) };
     let (rows, cols) = (layout.rows, layout.cols);
     let task_rows = threads::rows_per_task(rows, cols, threads);
     if task_rows >= rows {

@@ -2,7 +2,7 @@
 //! what each computes; SIMD twins must choose the same scales.
 
 use crate::element::Element;
-use crate::kernels::scalar::{dequantize, group_scale, quantize, MIN_SCALE};
+use crate::kernels::pack::scalar::{dequantize, group_scale, quantize, MIN_SCALE};
 
 /// The first element of largest magnitude, with its sign; NaN elements
 /// are ignored and an all-zero (or all-NaN) group gives 0.
@@ -87,9 +87,17 @@ pub(crate) fn first_candidates(values: &[f32]) -> [f32; 36] {
 ///    levels `q` it gives, `sum c w q / sum c q^2` (f64 sums, rounded to
 ///    f32; left out when not finite or 0).
 pub fn search_scale<T: Element>(group: &[T], importance: Option<&[f32]>) -> f32 {
-    search_scale_with(group, importance, |values, importance, scales| {
-        scales.iter().map(|&s| fit(values, importance, s)).collect()
-    })
+    search_scale_with(group, importance, fits)
+}
+
+/// What [`fit`] gives for each of `scales`: the reference the search's
+/// twins follow.
+pub(crate) fn fits(
+    values: &[f32],
+    importance: Option<&[f32]>,
+    scales: &[f32],
+) -> Vec<(f64, Option<f32>)> {
+    scales.iter().map(|&s| fit(values, importance, s)).collect()
 }
 
 /// [`search_scale`], with `fits(values, importance, scales)` giving what

@@ -6,8 +6,8 @@
 use std::arch::x86_64::*;
 
 use super::scalar::refit;
-use crate::kernels::avx512::{quantize_exact, quantize_groups};
-use crate::kernels::scalar::MIN_SCALE;
+use crate::kernels::pack::scalar::MIN_SCALE;
+use crate::kernels::simd::avx512::{quantize_exact, quantize_groups};
 
 /// Packs whole groups (`group_size % 16 == 0`) with the signed encoder, as
 /// [`super::scalar::signed_scale`] and `scalar::quantize` do.

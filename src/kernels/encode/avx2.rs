@@ -6,8 +6,8 @@
 use std::arch::x86_64::*;
 
 use super::scalar::refit;
-use crate::kernels::avx2::{abs, horizontal_max, quantize_exact, quantize_group};
-use crate::kernels::scalar::MIN_SCALE;
+use crate::kernels::pack::scalar::MIN_SCALE;
+use crate::kernels::simd::avx2::{abs, horizontal_max, quantize_exact, quantize_group};
 
 /// Packs whole groups (`group_size % 8 == 0`) with the signed encoder, as
 /// [`super::scalar::signed_scale`] and `scalar::quantize` do.

@@ -11,7 +11,7 @@ use super::scalar::MIN_SCALE;
 const LANES: usize = 4;
 
 /// This kernel, for [`super::FullGroups`].
-pub(super) struct Neon;
+pub(crate) struct Neon;
 
 impl super::FullGroups for Neon {
     const LANES: usize = LANES;

@@ -1,0 +1,91 @@
+//! The one place that asks the CPU what it runs: each [`Kernel`] family's
+//! features, and the family used when a call names none.
+
+use std::sync::OnceLock;
+
+/// A kernel family. Every one gives the same bytes; they differ in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kernel {
+    /// The reference: plain Rust, every target.
+    Scalar,
+    /// x86-64 AVX2 + FMA (F16C where the CPU has it, for f16).
+    Avx2,
+    /// x86-64 AVX-512 F, BW and VL (VNNI where the CPU has it, for int8
+    /// products), on a CPU that also runs [`Kernel::Avx2`] and F16C.
+    Avx512,
+    /// aarch64 NEON.
+    Neon,
+}
+
+impl Kernel {
+    /// Every kernel, fastest first.
+    pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Scalar];
+
+    /// The name used by `CQ4_KERNEL` and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Scalar => "scalar",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+            Kernel::Neon => "neon",
+        }
+    }
+
+    /// The kernel called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        Kernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Kernel::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            // Group sizes the AVX-512 kernels have no fast path for run the
+            // AVX2 ones (f16 with F16C), so the family needs them too.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                Kernel::Avx2.is_supported()
+                    && has_f16c()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)] // kernels of other targets
+            _ => false,
+        }
+    }
+
+    /// The kernel used when a call does not pick one, decided once per
+    /// process: `CQ4_KERNEL` (scalar, avx2, avx512 or neon) when it names a
+    /// kernel this CPU supports, else the fastest supported one.
+    pub fn auto() -> Kernel {
+        static AUTO: OnceLock<Kernel> = OnceLock::new();
+        *AUTO.get_or_init(|| {
+            std::env::var("CQ4_KERNEL")
+                .ok()
+                .and_then(|name| Kernel::from_name(name.trim()))
+                .filter(|k| k.is_supported())
+                .unwrap_or_else(|| {
+                    let fastest = Kernel::ALL.into_iter().find(|k| k.is_supported());
+                    fastest.unwrap_or(Kernel::Scalar)
+                })
+        })
+    }
+}
+
+/// Whether this x86-64 CPU runs AVX-512 VNNI (`vpdpbusd`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512_vnni() -> bool {
+    is_x86_feature_detected!("avx512vnni")
+}
+
+/// Whether this x86-64 CPU runs F16C (`vcvtph2ps`, `vcvtps2ph` on ymm).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_f16c() -> bool {
+    is_x86_feature_detected!("f16c")
+}

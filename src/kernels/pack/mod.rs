@@ -1,0 +1,233 @@
+//! Pack and unpack of the format: [`scalar`] is the reference that
+//! defines it; `avx2`, `avx512` and `neon` are its f32 twins over whole
+//! groups, which must equal it bit for bit.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod neon;
+pub mod scalar;
+
+use rayon::prelude::*;
+
+use super::table::Entry;
+use super::{threads, Kernel};
+use crate::element::Element;
+use crate::layout::Layout;
+
+/// Packs one row: `src` is `cols` long, `packed` one packed row, `scales`
+/// one row of scales.
+pub(crate) type PackRow<T> = unsafe fn(&[T], usize, &mut [u8], &mut [f32]);
+/// Unpacks one row; slices as for [`PackRow`].
+pub(crate) type UnpackRow<T> = unsafe fn(&[u8], &[f32], usize, &mut [T]);
+
+/// The row kernels of one element type.
+pub(crate) struct RowKernels<T> {
+    pub(crate) pack: PackRow<T>,
+    pub(crate) unpack: UnpackRow<T>,
+}
+
+impl<T> Clone for RowKernels<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for RowKernels<T> {}
+
+impl<T: Element> RowKernels<T> {
+    /// The scalar reference, for any element type.
+    pub(crate) const fn reference() -> Self {
+        RowKernels {
+            pack: scalar::pack_row::<T>,
+            unpack: scalar::unpack_row::<T>,
+        }
+    }
+}
+
+/// A SIMD twin of the reference for f32, over whole groups only.
+pub(crate) trait FullGroups {
+    /// f32 lanes per register: the twin handles group sizes divisible by it.
+    const LANES: usize;
+
+    /// Packs whole groups.
+    ///
+    /// # Safety
+    /// The CPU runs the kernel, and `group_size % LANES == 0`.
+    unsafe fn pack(src: &[f32], group_size: usize, packed: &mut [u8], scales: &mut [f32]);
+
+    /// Unpacks whole groups.
+    ///
+    /// # Safety
+    /// As [`FullGroups::pack`].
+    unsafe fn unpack(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]);
+}
+
+/// Whether `group_size` is a multiple of `N`: what a twin of `N` lanes
+/// serves.
+pub(crate) fn multiple_of<const N: usize>(group_size: usize) -> bool {
+    group_size.is_multiple_of(N)
+}
+
+/// Packs a row with `K` over its whole groups and the reference over the
+/// ragged last one.
+///
+/// # Safety
+/// As [`FullGroups::pack`].
+pub(crate) unsafe fn pack_row_with<K: FullGroups>(
+    src: &[f32],
+    g: usize,
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let full = src.len() / g;
+    let (src_full, src_tail) = src.split_at(full * g);
+    let (packed_full, packed_tail) = packed.split_at_mut(full * g / 2);
+    let (scales_full, scales_tail) = scales.split_at_mut(full);
+    // SAFETY: forwarded from the caller.
+    unsafe { K::pack(src_full, g, packed_full, scales_full) };
+    scalar::pack_row(src_tail, g, packed_tail, scales_tail);
+}
+
+/// Unpacks a row as [`pack_row_with`] packs it.
+///
+/// # Safety
+/// As [`FullGroups::pack`].
+pub(crate) unsafe fn unpack_row_with<K: FullGroups>(
+    packed: &[u8],
+    scales: &[f32],
+    g: usize,
+    dst: &mut [f32],
+) {
+    let full = dst.len() / g;
+    let (dst_full, dst_tail) = dst.split_at_mut(full * g);
+    let (packed_full, packed_tail) = packed.split_at(full * g / 2);
+    let (scales_full, scales_tail) = scales.split_at(full);
+    // SAFETY: forwarded from the caller.
+    unsafe { K::unpack(packed_full, scales_full, g, dst_full) };
+    scalar::unpack_row(packed_tail, scales_tail, g, dst_tail);
+}
+
+/// `K`'s f32 row kernels.
+const fn full_groups<K: FullGroups>() -> RowKernels<f32> {
+    RowKernels {
+        pack: pack_row_with::<K>,
+        unpack: unpack_row_with::<K>,
+    }
+}
+
+pub(crate) static SCALAR_F32: Entry<RowKernels<f32>> = Entry::reference(RowKernels::reference());
+pub(crate) static SCALAR_F16: Entry<RowKernels<half::f16>> =
+    Entry::reference(RowKernels::reference());
+pub(crate) static SCALAR_BF16: Entry<RowKernels<half::bf16>> =
+    Entry::reference(RowKernels::reference());
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_F32: Entry<RowKernels<f32>> = Entry::simd(
+    multiple_of::<{ avx2::Avx2::LANES }>,
+    full_groups::<avx2::Avx2>(),
+    &SCALAR_F32,
+);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_F32: Entry<RowKernels<f32>> = Entry::simd(
+    multiple_of::<{ avx512::Avx512::LANES }>,
+    full_groups::<avx512::Avx512>(),
+    &AVX2_F32,
+);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_F32: Entry<RowKernels<f32>> = Entry::simd(
+    multiple_of::<{ neon::Neon::LANES }>,
+    full_groups::<neon::Neon>(),
+    &SCALAR_F32,
+);
+
+/// Packs all rows with `kernel`'s table on up to `threads` threads. The
+/// slices are exactly `elements`, `packed_len` and `scales_len` long.
+pub(crate) fn pack<T: Element>(
+    layout: &Layout,
+    kernel: Kernel,
+    threads: usize,
+    src: &[T],
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    let row_kernel = kernel.table().rows::<T>(layout.group_size).pack;
+    pack_rows(
+        layout,
+        threads,
+        src,
+        packed,
+        scales,
+        |src, packed, scales| {
+            // SAFETY: the table only holds kernels this CPU runs and picks
+            // one that serves the group size; the slices are whole rows.
+            unsafe { row_kernel(src, layout.group_size, packed, scales) }
+        },
+    );
+}
+
+/// Runs `pack_row(src_row, packed_row, scales_row)` over every row, on up
+/// to `threads` threads; arguments as for [`pack`].
+pub(crate) fn pack_rows<T: Element>(
+    layout: &Layout,
+    threads: usize,
+    src: &[T],
+    packed: &mut [u8],
+    scales: &mut [f32],
+    pack_row: impl Fn(&[T], &mut [u8], &mut [f32]) + Sync,
+) {
+    if layout.elements == 0 {
+        return;
+    }
+    let pack_rows = |src: &[T], packed: &mut [u8], scales: &mut [f32]| {
+        let rows = src
+            .chunks_exact(layout.cols)
+            .zip(packed.chunks_exact_mut(layout.packed_row_bytes))
+            .zip(scales.chunks_exact_mut(layout.groups_per_row));
+        for ((src_row, packed_row), scales_row) in rows {
+            pack_row(src_row, packed_row, scales_row);
+        }
+    };
+    let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);
+    if task_rows >= layout.rows {
+        return pack_rows(src, packed, scales);
+    }
+    src.par_chunks(task_rows * layout.cols)
+        .zip(packed.par_chunks_mut(task_rows * layout.packed_row_bytes))
+        .zip(scales.par_chunks_mut(task_rows * layout.groups_per_row))
+        .for_each(|((src, packed), scales)| pack_rows(src, packed, scales));
+}
+
+/// Unpacks all rows; arguments as for [`pack`].
+pub(crate) fn unpack<T: Element>(
+    layout: &Layout,
+    kernel: Kernel,
+    threads: usize,
+    packed: &[u8],
+    scales: &[f32],
+    dst: &mut [T],
+) {
+    if layout.elements == 0 {
+        return;
+    }
+    let row_kernel = kernel.table().rows::<T>(layout.group_size).unpack;
+    let unpack_rows = |dst: &mut [T], packed: &[u8], scales: &[f32]| {
+        let rows = dst
+            .chunks_exact_mut(layout.cols)
+            .zip(packed.chunks_exact(layout.packed_row_bytes))
+            .zip(scales.chunks_exact(layout.groups_per_row));
+        for ((dst_row, packed_row), scales_row) in rows {
+            // SAFETY: as in `pack`.
+            unsafe { row_kernel(packed_row, scales_row, layout.group_size, dst_row) };
+        }
+    };
+    let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);
+    if task_rows >= layout.rows {
+        return unpack_rows(dst, packed, scales);
+    }
+    dst.par_chunks_mut(task_rows * layout.cols)
+        .zip(packed.par_chunks(task_rows * layout.packed_row_bytes))
+        .zip(scales.par_chunks(task_rows * layout.groups_per_row))
+        .for_each(|((dst, packed), scales)| unpack_rows(dst, packed, scales));
+}

@@ -1,0 +1,215 @@
+//! Which kernel serves each operation on each target: one table per
+//! [`Kernel`] family, built once per process from the CPU's features
+//! (`kernels::cpu`). Every operation takes its kernel from the table of
+//! the call's family, so a forced family applies to every step of a call.
+//!
+//! An entry serves the group sizes its `serves` accepts and hands the
+//! others to the entry it names (AVX-512 → AVX2 → the scalar reference,
+//! which serves every group size). Adding a target means one table here
+//! and its files in each operation's folder; adding an operation means one
+//! field here and a folder beside the others.
+
+use std::any::Any;
+
+use half::{bf16, f16};
+
+use super::cpu::Kernel;
+use super::encode::{FitsFn, SignedFn};
+use super::matmul::{ActivationsFn, RowKernel};
+use super::pack::RowKernels;
+use super::q4_0::BlocksFn;
+use super::{convert, encode, matmul, pack, q4_0};
+use crate::element::Element;
+
+/// One operation's kernel on one target.
+pub(crate) struct Entry<F: 'static> {
+    /// The group sizes `run` handles.
+    serves: fn(usize) -> bool,
+    run: F,
+    /// Where the other group sizes go; `None` only for references, which
+    /// serve every group size.
+    otherwise: Option<&'static Entry<F>>,
+}
+
+impl<F: Copy> Entry<F> {
+    /// A scalar reference: every group size.
+    pub(crate) const fn reference(run: F) -> Self {
+        Entry {
+            serves: any_group_size,
+            run,
+            otherwise: None,
+        }
+    }
+
+    /// A SIMD kernel for the group sizes `serves` accepts, `otherwise` for
+    /// the rest.
+    pub(crate) const fn simd(
+        serves: fn(usize) -> bool,
+        run: F,
+        otherwise: &'static Entry<F>,
+    ) -> Self {
+        Entry {
+            serves,
+            run,
+            otherwise: Some(otherwise),
+        }
+    }
+
+    /// The kernel that serves `group_size`.
+    pub(crate) fn pick(&self, group_size: usize) -> F {
+        let mut entry = self;
+        while !(entry.serves)(group_size) {
+            match entry.otherwise {
+                Some(next) => entry = next,
+                None => break,
+            }
+        }
+        entry.run
+    }
+}
+
+/// Every group size: for kernels that do not depend on it.
+pub(crate) fn any_group_size(_: usize) -> bool {
+    true
+}
+
+/// The kernels of one target, operation by operation. A SIMD entry may
+/// only be run on a CPU that runs the table's family: [`Kernel::table`]
+/// hands out a family's table only there.
+pub(crate) struct KernelTable {
+    /// Pack and unpack rows of f32, f16 and bf16 (f64 always runs the
+    /// reference).
+    pub(crate) rows_f32: &'static Entry<RowKernels<f32>>,
+    pub(crate) rows_f16: &'static Entry<RowKernels<f16>>,
+    pub(crate) rows_bf16: &'static Entry<RowKernels<bf16>>,
+    /// Products in exact precision, and in int8 precision.
+    pub(crate) product_exact: &'static Entry<RowKernel>,
+    pub(crate) product_int8: &'static Entry<RowKernel>,
+    /// The int8 quantization of a product's activations.
+    pub(crate) activations: &'static Entry<ActivationsFn>,
+    /// GGML Q4_0 quantization.
+    pub(crate) q4_0: &'static Entry<BlocksFn>,
+    /// The signed encoder over whole groups.
+    pub(crate) signed: &'static Entry<SignedFn>,
+    /// The search encoder's error of each candidate scale.
+    pub(crate) search_fits: &'static Entry<FitsFn>,
+}
+
+/// The reference, on every target.
+static SCALAR: KernelTable = KernelTable {
+    rows_f32: &pack::SCALAR_F32,
+    rows_f16: &pack::SCALAR_F16,
+    rows_bf16: &pack::SCALAR_BF16,
+    product_exact: &matmul::SCALAR_EXACT,
+    product_int8: &matmul::SCALAR_INT8,
+    activations: &matmul::SCALAR_ACTIVATIONS,
+    q4_0: &q4_0::SCALAR,
+    signed: &encode::SCALAR_SIGNED,
+    search_fits: &encode::SCALAR_FITS,
+};
+
+/// x86-64 AVX2 + FMA; f16 needs F16C too.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> KernelTable {
+    KernelTable {
+        rows_f32: &pack::AVX2_F32,
+        rows_f16: if super::cpu::has_f16c() {
+            &convert::AVX2_F16
+        } else {
+            &pack::SCALAR_F16
+        },
+        rows_bf16: &convert::AVX2_BF16,
+        product_exact: &matmul::AVX2_EXACT,
+        product_int8: &matmul::AVX2_INT8,
+        activations: &matmul::SCALAR_ACTIVATIONS,
+        q4_0: &q4_0::AVX2,
+        signed: &encode::AVX2_SIGNED,
+        search_fits: &encode::AVX2_FITS,
+    }
+}
+
+/// x86-64 AVX-512 F/BW/VL; int8 products need VNNI too. Its product
+/// entries hand the group sizes they have no fast path for to AVX2.
+#[cfg(target_arch = "x86_64")]
+fn avx512() -> KernelTable {
+    KernelTable {
+        rows_f32: &pack::AVX512_F32,
+        rows_f16: &convert::AVX512_F16,
+        rows_bf16: &convert::AVX512_BF16,
+        product_exact: &matmul::AVX512_EXACT,
+        product_int8: if super::cpu::has_avx512_vnni() {
+            &matmul::AVX512_INT8
+        } else {
+            &matmul::AVX2_INT8
+        },
+        activations: &matmul::AVX512_ACTIVATIONS,
+        q4_0: &q4_0::AVX512,
+        signed: &encode::AVX512_SIGNED,
+        search_fits: &encode::AVX512_FITS,
+    }
+}
+
+/// aarch64 NEON: pack and unpack (f16 needs `float16x4_t`, not stable in
+/// Rust); every other operation runs the reference.
+#[cfg(target_arch = "aarch64")]
+static NEON: KernelTable = KernelTable {
+    rows_f32: &pack::NEON_F32,
+    rows_f16: &pack::SCALAR_F16,
+    rows_bf16: &convert::NEON_BF16,
+    ..SCALAR
+};
+
+impl KernelTable {
+    /// The pack and unpack row kernels for `T` at `group_size` (f64 always
+    /// runs the reference).
+    pub(crate) fn rows<T: Element>(&self, group_size: usize) -> RowKernels<T> {
+        let entries: [&dyn Any; 3] = [self.rows_f32, self.rows_f16, self.rows_bf16];
+        entries
+            .into_iter()
+            .find_map(|entry| entry.downcast_ref::<Entry<RowKernels<T>>>())
+            .map_or_else(RowKernels::reference, |entry| entry.pick(group_size))
+    }
+}
+
+impl Kernel {
+    /// This family's table where the CPU runs it, else the reference's.
+    /// The only way to a table, so SIMD kernels only run where the CPU
+    /// supports them.
+    pub(crate) fn table(self) -> &'static KernelTable {
+        if !self.is_supported() {
+            return &SCALAR;
+        }
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(avx2)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(avx512)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::Neon => &NEON,
+            _ => &SCALAR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::pack::multiple_of;
+
+    #[test]
+    fn pick_follows_the_chain_to_the_first_entry_that_serves() {
+        static REFERENCE: Entry<u8> = Entry::reference(3);
+        static EIGHT: Entry<u8> = Entry::simd(multiple_of::<8>, 2, &REFERENCE);
+        static SIXTEEN: Entry<u8> = Entry::simd(multiple_of::<16>, 1, &EIGHT);
+        let picks: Vec<u8> = [32, 16, 24, 8, 7, 1].map(|g| SIXTEEN.pick(g)).to_vec();
+        assert_eq!(picks, [1, 1, 2, 2, 3, 3]);
+        assert_eq!(EIGHT.pick(48), 2);
+        assert_eq!(REFERENCE.pick(5), 3);
+    }
+}
