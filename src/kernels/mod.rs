@@ -5,7 +5,8 @@
 //! | --- | --- |
 //! | [`pack`] | pack and unpack of f32 (the format's definition: `pack::scalar`) |
 //! | `convert` | pack from and unpack to f16 / bf16 |
-//! | [`matmul`] | fused products, exact and int8, and int8 activations |
+//! | [`matmul`] | fused products, exact and int8 |
+//! | `activations` | int8 quantization of a product's activations |
 //! | [`q4_0`] | GGML Q4_0 quantization |
 //! | `encode` | the signed and search encoders |
 //! | `simd` | primitives shared by one target's kernels |
@@ -14,6 +15,7 @@
 //! `cpu` asks the CPU what it runs. Every SIMD twin must equal its
 //! reference bit for bit.
 
+pub(crate) mod activations;
 pub(crate) mod convert;
 pub(crate) mod cpu;
 pub(crate) mod encode;

@@ -13,12 +13,13 @@ use std::any::Any;
 
 use half::{bf16, f16};
 
+use super::activations::ActivationsFn;
 use super::cpu::Kernel;
 use super::encode::{FitsFn, SignedFn};
-use super::matmul::{ActivationsFn, RowKernel};
+use super::matmul::RowKernel;
 use super::pack::RowKernels;
 use super::q4_0::BlocksFn;
-use super::{convert, encode, matmul, pack, q4_0};
+use super::{activations, convert, encode, matmul, pack, q4_0};
 use crate::element::Element;
 
 /// One operation's kernel on one target.
@@ -102,7 +103,7 @@ static SCALAR: KernelTable = KernelTable {
     rows_bf16: &pack::SCALAR_BF16,
     product_exact: &matmul::SCALAR_EXACT,
     product_int8: &matmul::SCALAR_INT8,
-    activations: &matmul::SCALAR_ACTIVATIONS,
+    activations: &activations::SCALAR_ACTIVATIONS,
     q4_0: &q4_0::SCALAR,
     signed: &encode::SCALAR_SIGNED,
     search_fits: &encode::SCALAR_FITS,
@@ -121,7 +122,7 @@ fn avx2() -> KernelTable {
         rows_bf16: &convert::AVX2_BF16,
         product_exact: &matmul::AVX2_EXACT,
         product_int8: &matmul::AVX2_INT8,
-        activations: &matmul::SCALAR_ACTIVATIONS,
+        activations: &activations::SCALAR_ACTIVATIONS,
         q4_0: &q4_0::AVX2,
         signed: &encode::AVX2_SIGNED,
         search_fits: &encode::AVX2_FITS,
@@ -142,7 +143,7 @@ fn avx512() -> KernelTable {
         } else {
             &matmul::AVX2_INT8
         },
-        activations: &matmul::AVX512_ACTIVATIONS,
+        activations: &activations::AVX512_ACTIVATIONS,
         q4_0: &q4_0::AVX512,
         signed: &encode::AVX512_SIGNED,
         search_fits: &encode::AVX512_FITS,
