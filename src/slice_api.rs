@@ -71,13 +71,13 @@ impl<'a> Quantizer<'a> {
     }
 
     /// The encoder pack uses.
-    pub fn encoder(&self) -> &Encoder<'a> {
-        &self.encoder
+    pub fn encoder(&self) -> Encoder<'a> {
+        self.encoder
     }
 
     /// The options every call runs with.
-    pub fn options(&self) -> &Options {
-        &self.options
+    pub fn options(&self) -> Options {
+        self.options
     }
 
     /// The layout of a `[rows, cols]` matrix at this group size.
