@@ -7,7 +7,7 @@
 //! | to | use |
 //! | --- | --- |
 //! | pack weights (f32, f64, f16, bf16 slices) | [`Quantizer::pack`], [`Quantizer::pack_to_vec`] |
-//! | choose the encoder, kernel or threads | [`Quantizer::with_encoder`], [`Quantizer::with_options`] |
+//! | choose encoder, kernel, threads | [`Quantizer::with_encoder`], [`Quantizer::with_options`] |
 //! | unpack them | [`Quantizer::unpack`], [`Quantizer::unpack_to_vec`] |
 //! | size buffers | [`Quantizer::layout`] ([`Layout`]) |
 //! | compute with them, `Y = X W^T` | [`PackedMatrix::matmul`], [`PackedMatrix::matmul_rows`] |
