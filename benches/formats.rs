@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use candle_core::quantized::k_quants::{BlockQ4_0, GgmlType};
 use common::summary::{row, Results};
 use common::{data, peers};
-use cortex_q4::{q4_0, Encoder, Layout, Q4_0_BLOCK_BYTES};
+use cortex_q4::{q4_0, Encoder, Layout, Options, PackedMatrix, Quantizer, Q4_0_BLOCK_BYTES};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
 const COLS: usize = 4096;
@@ -32,7 +32,7 @@ fn bench_q4_0(c: &mut Criterion) {
     let mut theirs = vec![BlockQ4_0::zeros(); Q4_0_ROWS * COLS / 32];
     let mut packed = vec![1u8; Q4_0_ROWS * COLS / 2];
     let mut scales = vec![1f32; Q4_0_ROWS * COLS / 32];
-    q4_0::quantize(&w, Q4_0_ROWS, COLS, &mut blocks).unwrap();
+    q4_0::quantize(&Options::default(), &w, Q4_0_ROWS, COLS, &mut blocks).unwrap();
     BlockQ4_0::from_float(&w, &mut theirs);
     assert_eq!(theirs.len() * Q4_0_BLOCK_BYTES, blocks_len);
     for (i, (ours, theirs)) in blocks
@@ -46,7 +46,9 @@ fn bench_q4_0(c: &mut Criterion) {
         let mut one = [0u8; 16];
         let mut scale = [0f32; 1];
         q4_0::import(ours, 1, 32, &mut one, &mut scale).unwrap();
-        cortex_q4::unpack(&one, &scale, 1, 32, 32, &mut ours_decoded).unwrap();
+        Quantizer::new(32)
+            .unpack(&one, &scale, 1, 32, &mut ours_decoded)
+            .unwrap();
         assert_eq!(
             ours_decoded, decoded,
             "block {i}: candle must quantize alike"
@@ -61,7 +63,7 @@ fn bench_q4_0(c: &mut Criterion) {
         b.iter(|| peers::stream_read(black_box(&w)))
     });
     group.bench_function(BenchmarkId::new("cortex_quantize", "32"), |b| {
-        b.iter(|| q4_0::quantize(&w, Q4_0_ROWS, COLS, &mut blocks).unwrap())
+        b.iter(|| q4_0::quantize(&Options::default(), &w, Q4_0_ROWS, COLS, &mut blocks).unwrap())
     });
     group.bench_function(BenchmarkId::new("candle_from_float", "32"), |b| {
         b.iter(|| BlockQ4_0::from_float(&w, &mut theirs))
@@ -91,21 +93,19 @@ fn bench_encoders(c: &mut Criterion) {
         for (name, encoder) in encoders {
             group.bench_function(BenchmarkId::new(name, g), |b| {
                 b.iter(|| {
-                    cortex_q4::pack_encoded(
-                        &encoder,
-                        &w,
-                        ENCODER_ROWS,
-                        COLS,
-                        g,
-                        &mut packed,
-                        &mut scales,
-                    )
-                    .unwrap()
+                    Quantizer::new(g)
+                        .with_encoder(encoder)
+                        .pack(&w, ENCODER_ROWS, COLS, &mut packed, &mut scales)
+                        .unwrap()
                 })
             });
         }
         group.bench_function(BenchmarkId::new("quality", g), |b| {
-            b.iter(|| cortex_q4::quality(&w, &packed, &scales, ENCODER_ROWS, COLS, g).unwrap())
+            b.iter(|| {
+                PackedMatrix::new(&packed, &scales, ENCODER_ROWS, COLS, g)
+                    .and_then(|m| m.quality(&w))
+                    .unwrap()
+            })
         });
     }
     group.finish();

@@ -19,7 +19,7 @@ use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use common::peers;
-use cortex_q4::{Kernel, Options, PackedMatrix, Precision};
+use cortex_q4::{Kernel, Options, PackedMatrix, Precision, Quantizer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 
@@ -56,7 +56,10 @@ fn layer() -> Vec<Matrix> {
         .enumerate()
         .map(|(i, &(rows, cols))| {
             let w = common::data::random_normal(rows * cols, 0xC0FFEE + i as u64);
-            let (packed, scales) = cortex_q4::pack_to_vec(&w, rows, cols, G).unwrap();
+            let (packed, scales) = Quantizer::new(G)
+                .pack_to_vec(&w, rows, cols)
+                .unwrap()
+                .into_parts();
             let mut q4_0 = vec![BlockQ4_0::zeros(); rows * cols / 32];
             BlockQ4_0::from_float(&w, &mut q4_0);
             let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
@@ -89,15 +92,9 @@ fn cortex(
 ) {
     for m in layer {
         let x = &xs.iter().find(|(c, _)| *c == m.cols).unwrap().1;
-        cortex_q4::matmul_with(
-            opts,
-            &m.view(),
-            x,
-            batch,
-            precision,
-            &mut y[..batch * m.rows],
-        )
-        .unwrap();
+        m.view()
+            .matmul(opts, x, batch, precision, &mut y[..batch * m.rows])
+            .unwrap();
     }
 }
 
@@ -112,7 +109,9 @@ fn unpack_then_dot(
     for m in layer {
         let x = &xs.iter().find(|(c, _)| *c == m.cols).unwrap().1;
         let w = &mut w[..m.rows * m.cols];
-        cortex_q4::unpack(&m.packed, &m.scales, m.rows, m.cols, G, w).unwrap();
+        Quantizer::new(G)
+            .unpack(&m.packed, &m.scales, m.rows, m.cols, w)
+            .unwrap();
         for (r, row) in w.chunks_exact(m.cols).enumerate() {
             for b in 0..batch {
                 y[b * m.rows + r] = peers::dot(row, &x[b * m.cols..(b + 1) * m.cols]);

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use candle_core::quantized::k_quants::{BlockQ4_0, GgmlType};
 use candle_core::{Device, Tensor};
 use common::peers;
-use cortex_q4::{Element, Kernel, Layout, Options};
+use cortex_q4::{Element, Kernel, Layout, Options, Quantizer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use half::{bf16, f16};
 
@@ -47,21 +47,19 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         let l = Layout::new(ROWS, COLS, g).unwrap();
         let mut packed = vec![1u8; l.packed_len];
         let mut scales = vec![1f32; l.scales_len];
-        let want = cortex_q4::pack_to_vec_with(
-            &Options::default().with_kernel(Kernel::Scalar),
-            w,
-            ROWS,
-            COLS,
-            g,
-        )
-        .unwrap();
+        let want = Quantizer::new(g)
+            .with_options(Options::default().with_kernel(Kernel::Scalar))
+            .pack_to_vec(w, ROWS, COLS)
+            .unwrap();
         for kernel in kernels() {
             let opts = Options::default().with_kernel(kernel);
             group.bench_function(
                 BenchmarkId::new(format!("cortex_{}", kernel.name()), g),
                 |b| {
                     b.iter(|| {
-                        cortex_q4::pack_with(&opts, w, ROWS, COLS, g, &mut packed, &mut scales)
+                        Quantizer::new(g)
+                            .with_options(opts)
+                            .pack(w, ROWS, COLS, &mut packed, &mut scales)
                             .unwrap()
                     })
                 },
@@ -69,8 +67,8 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         }
         peers::naive_pack(w, ROWS, COLS, g, &mut packed, &mut scales);
         assert_eq!(
-            (&packed, &scales),
-            (&want.0, &want.1),
+            (&packed[..], &scales[..]),
+            (want.packed(), want.scales()),
             "the naive peer must compute the format"
         );
         group.bench_function(BenchmarkId::new("naive", g), |b| {
@@ -91,7 +89,7 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         b.iter(|| cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap())
     });
     group.bench_function(BenchmarkId::new("slice_to_vec", 32), |b| {
-        b.iter(|| cortex_q4::pack_to_vec(w, ROWS, COLS, 32).unwrap())
+        b.iter(|| Quantizer::new(32).pack_to_vec(w, ROWS, COLS).unwrap())
     });
     group.bench_function(BenchmarkId::new("seed_style", 32), |b| {
         b.iter(|| peers::seed_style_pack(&data.tensor, 32).unwrap())
@@ -114,7 +112,10 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         let mut scales = vec![1f32; l.scales_len];
         group.bench_function(BenchmarkId::new("cortex_auto", g), |b| {
             b.iter(|| {
-                cortex_q4::pack_with(&all, w, ROWS, COLS, g, &mut packed, &mut scales).unwrap()
+                Quantizer::new(g)
+                    .with_options(all)
+                    .pack(w, ROWS, COLS, &mut packed, &mut scales)
+                    .unwrap()
             })
         });
     }
@@ -129,23 +130,23 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
         b.iter(|| peers::stream_write(&mut dst, 0.5))
     });
     for g in GROUP_SIZES {
-        let (packed, scales) = cortex_q4::pack_to_vec(&data.weights, ROWS, COLS, g).unwrap();
-        let want: Vec<f32> = cortex_q4::unpack_to_vec_with(
-            &Options::default().with_kernel(Kernel::Scalar),
-            &packed,
-            &scales,
-            ROWS,
-            COLS,
-            g,
-        )
-        .unwrap();
+        let (packed, scales) = Quantizer::new(g)
+            .pack_to_vec(&data.weights, ROWS, COLS)
+            .unwrap()
+            .into_parts();
+        let want: Vec<f32> = Quantizer::new(g)
+            .with_options(Options::default().with_kernel(Kernel::Scalar))
+            .unpack_to_vec(&packed, &scales, ROWS, COLS)
+            .unwrap();
         for kernel in kernels() {
             let opts = Options::default().with_kernel(kernel);
             group.bench_function(
                 BenchmarkId::new(format!("cortex_{}", kernel.name()), g),
                 |b| {
                     b.iter(|| {
-                        cortex_q4::unpack_with(&opts, &packed, &scales, ROWS, COLS, g, &mut dst)
+                        Quantizer::new(g)
+                            .with_options(opts)
+                            .unpack(&packed, &scales, ROWS, COLS, &mut dst)
                             .unwrap()
                     })
                 },
@@ -161,9 +162,16 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::unpack_4bit_symmetric(&p, &s, (ROWS, COLS), 32).unwrap())
     });
-    let (packed, scales) = cortex_q4::pack_to_vec(&data.weights, ROWS, COLS, 32).unwrap();
+    let (packed, scales) = Quantizer::new(32)
+        .pack_to_vec(&data.weights, ROWS, COLS)
+        .unwrap()
+        .into_parts();
     group.bench_function(BenchmarkId::new("slice_to_vec", 32), |b| {
-        b.iter(|| cortex_q4::unpack_to_vec::<f32>(&packed, &scales, ROWS, COLS, 32).unwrap())
+        b.iter(|| {
+            Quantizer::new(32)
+                .unpack_to_vec::<f32>(&packed, &scales, ROWS, COLS)
+                .unwrap()
+        })
     });
     group.bench_function(BenchmarkId::new("seed_style", 32), |b| {
         b.iter(|| peers::seed_style_unpack(&p, &s, ROWS, COLS, 32).unwrap())
@@ -182,10 +190,16 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     });
     let all = Options::default().with_threads(0);
     for g in GROUP_SIZES {
-        let (packed, scales) = cortex_q4::pack_to_vec(&data.weights, ROWS, COLS, g).unwrap();
+        let (packed, scales) = Quantizer::new(g)
+            .pack_to_vec(&data.weights, ROWS, COLS)
+            .unwrap()
+            .into_parts();
         group.bench_function(BenchmarkId::new("cortex_auto", g), |b| {
             b.iter(|| {
-                cortex_q4::unpack_with(&all, &packed, &scales, ROWS, COLS, g, &mut dst).unwrap()
+                Quantizer::new(g)
+                    .with_options(all)
+                    .unpack(&packed, &scales, ROWS, COLS, &mut dst)
+                    .unwrap()
             })
         });
     }
@@ -208,7 +222,9 @@ fn bench_half<T: Element>(c: &mut Criterion, name: &str, weights: &[f32]) {
             BenchmarkId::new(format!("cortex_{}", kernel.name()), G),
             |b| {
                 b.iter(|| {
-                    cortex_q4::pack_with(&opts, &src, ROWS, COLS, G, &mut packed, &mut scales)
+                    Quantizer::new(G)
+                        .with_options(opts)
+                        .pack(&src, ROWS, COLS, &mut packed, &mut scales)
                         .unwrap()
                 })
             },
@@ -225,7 +241,9 @@ fn bench_half<T: Element>(c: &mut Criterion, name: &str, weights: &[f32]) {
             BenchmarkId::new(format!("cortex_{}", kernel.name()), G),
             |b| {
                 b.iter(|| {
-                    cortex_q4::unpack_with(&opts, &packed, &scales, ROWS, COLS, G, &mut dst)
+                    Quantizer::new(G)
+                        .with_options(opts)
+                        .unpack(&packed, &scales, ROWS, COLS, &mut dst)
                         .unwrap()
                 })
             },

@@ -7,10 +7,7 @@
 
 use std::time::Instant;
 
-use cortex_q4::{
-    matmul_with, pack, pack_encoded_with, quality, unpack, Encoder, Layout, Options, PackedMatrix,
-    Precision,
-};
+use cortex_q4::{Encoder, Options, PackedMatrix, Precision, Quantizer};
 
 #[path = "../benches/common/data.rs"]
 mod data;
@@ -31,7 +28,8 @@ fn best_of(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() -> Result<(), cortex_q4::Error> {
-    let layout = Layout::new(ROWS, COLS, GROUP_SIZE)?;
+    let quantizer = Quantizer::new(GROUP_SIZE);
+    let layout = quantizer.layout(ROWS, COLS)?;
     let weights = data::random_normal(layout.elements, 0x5EED_C0DE);
     // Outputs are pre-touched so that page faults are not timed.
     let mut packed = vec![1u8; layout.packed_len];
@@ -39,13 +37,17 @@ fn main() -> Result<(), cortex_q4::Error> {
     let mut restored = vec![1f32; layout.elements];
 
     let pack_s = best_of(|| {
-        pack(&weights, ROWS, COLS, GROUP_SIZE, &mut packed, &mut scales).unwrap();
+        quantizer
+            .pack(&weights, ROWS, COLS, &mut packed, &mut scales)
+            .unwrap();
     });
     let unpack_s = best_of(|| {
-        unpack(&packed, &scales, ROWS, COLS, GROUP_SIZE, &mut restored).unwrap();
+        quantizer
+            .unpack(&packed, &scales, ROWS, COLS, &mut restored)
+            .unwrap();
     });
 
-    let q = quality(&weights, &packed, &scales, ROWS, COLS, GROUP_SIZE)?;
+    let q = PackedMatrix::new(&packed, &scales, ROWS, COLS, GROUP_SIZE)?.quality(&weights)?;
     let n = layout.elements as f64;
     let f32_bytes = n * 4.0;
     let q4_bytes = (layout.packed_len + 4 * layout.scales_len) as f64;
@@ -97,7 +99,7 @@ y = W x with the packed matrix, one activation row, one thread"
     println!("(10 MiB of weights, so they stay in cache between runs):");
     for (precision, name) in [(Precision::Exact, "exact"), (Precision::Int8, "int8")] {
         let mut y = vec![0f32; ROWS];
-        let seconds = best_of(|| matmul_with(&one_thread, &w, &x, 1, precision, &mut y).unwrap());
+        let seconds = best_of(|| w.matmul(&one_thread, &x, 1, precision, &mut y).unwrap());
         let worst = unpacked
             .chunks_exact(COLS)
             .zip(&y)
@@ -127,30 +129,22 @@ fn compare_encoders() -> Result<(), cortex_q4::Error> {
     println!("| g | absmax / 7 RMSE | signed | search | search time |");
     println!("|---|---|---|---|---|");
     for g in [32, 64, 128] {
-        let layout = Layout::new(ROWS, COLS, g)?;
+        let quantizer = Quantizer::new(g).with_options(all_threads);
+        let layout = quantizer.layout(ROWS, COLS)?;
         let mut packed = vec![0u8; layout.packed_len];
         let mut scales = vec![0f32; layout.scales_len];
-        let mut rmse = |encoder: &Encoder| -> Result<(f64, f64), cortex_q4::Error> {
+        let mut rmse = |encoder: Encoder| -> Result<(f64, f64), cortex_q4::Error> {
             let t = Instant::now();
-            pack_encoded_with(
-                &all_threads,
-                encoder,
-                &weights,
-                ROWS,
-                COLS,
-                g,
-                &mut packed,
-                &mut scales,
-            )?;
+            quantizer
+                .with_encoder(encoder)
+                .pack(&weights, ROWS, COLS, &mut packed, &mut scales)?;
             let seconds = t.elapsed().as_secs_f64();
-            Ok((
-                quality(&weights, &packed, &scales, ROWS, COLS, g)?.rmse,
-                seconds,
-            ))
+            let w = PackedMatrix::new(&packed, &scales, ROWS, COLS, g)?;
+            Ok((w.quality(&weights)?.rmse, seconds))
         };
-        let (base, _) = rmse(&Encoder::AbsMax)?;
-        let (signed, _) = rmse(&Encoder::Signed)?;
-        let (search, seconds) = rmse(&Encoder::Search { importance: None })?;
+        let (base, _) = rmse(Encoder::AbsMax)?;
+        let (signed, _) = rmse(Encoder::Signed)?;
+        let (search, seconds) = rmse(Encoder::Search { importance: None })?;
         let change = |r: f64| (r / base - 1.0) * 100.0;
         println!(
             "| {g} | {base:.6} | {:+.1}% | {:+.1}% | {:.0} ms |",

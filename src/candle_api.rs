@@ -8,9 +8,9 @@ use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 use crate::element::Element;
 use crate::encoders::Encoder;
 use crate::layout::Layout;
-use crate::matmul_api::{self, PackedMatrix, Precision};
+use crate::matmul_api::{PackedMatrix, Precision};
 use crate::options::Options;
-use crate::slice_api;
+use crate::slice_api::{PackedMatrixBuf, Quantizer};
 
 fn cq4_error(err: crate::Error) -> Error {
     Error::Msg(format!("cortex_q4: {err}"))
@@ -42,15 +42,11 @@ fn pack_typed<T: Element + WithDType>(
     layout: &Layout,
 ) -> Result<(Vec<u8>, Vec<f32>)> {
     with_cpu_slice(tensor, |src: &[T]| {
-        slice_api::pack_encoded_to_vec_with(
-            &Options::default(),
-            encoder,
-            src,
-            layout.rows,
-            layout.cols,
-            layout.group_size,
-        )
+        Quantizer::new(layout.group_size)
+            .with_encoder(*encoder)
+            .pack_to_vec(src, layout.rows, layout.cols)
     })?
+    .map(PackedMatrixBuf::into_parts)
     .map_err(cq4_error)
 }
 
@@ -161,9 +157,9 @@ fn unpack_typed<T: Element + WithDType>(
     scales: &[f32],
     layout: &Layout,
 ) -> Result<Tensor> {
-    let values: Vec<T> =
-        slice_api::unpack_to_vec(packed, scales, layout.rows, layout.cols, layout.group_size)
-            .map_err(cq4_error)?;
+    let values: Vec<T> = Quantizer::new(layout.group_size)
+        .unpack_to_vec(packed, scales, layout.rows, layout.cols)
+        .map_err(cq4_error)?;
     Tensor::from_vec(values, (layout.rows, layout.cols), &Device::Cpu)
 }
 
@@ -239,8 +235,5 @@ fn gemm_typed<X: Element + WithDType>(
     precision: Precision,
     y: &mut [f32],
 ) -> Result<()> {
-    with_cpu_slice(x, |x: &[X]| {
-        matmul_api::matmul_with(options, w, x, batch, precision, y)
-    })?
-    .map_err(cq4_error)
+    with_cpu_slice(x, |x: &[X]| w.matmul(options, x, batch, precision, y))?.map_err(cq4_error)
 }

@@ -4,11 +4,34 @@
 //! format (defined by [`scalar`]), a safe slice
 //! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
 //!
-//! - [`Layout`]: every size and stride of the packed form;
-//! - [`pack`] / [`unpack`] (and `_to_vec` variants): the slice API;
-//! - [`pack_4bit_symmetric`] / [`unpack_4bit_symmetric`]: the candle API;
-//! - [`q4_0`]: GGML Q4_0 blocks to and from this format;
-//! - [`ffi`]: the `cq4_` functions behind the C header.
+//! | to | use |
+//! | --- | --- |
+//! | pack weights (f32, f64, f16, bf16 slices) | [`Quantizer::pack`], [`Quantizer::pack_to_vec`] |
+//! | choose encoder, kernel, threads | [`Quantizer::with_encoder`], [`Quantizer::with_options`] |
+//! | unpack them | [`Quantizer::unpack`], [`Quantizer::unpack_to_vec`] |
+//! | size buffers | [`Quantizer::layout`] ([`Layout`]) |
+//! | compute with them, `Y = X W^T` | [`PackedMatrix::matmul`], [`PackedMatrix::matmul_rows`] |
+//! | measure the error of a packing | [`PackedMatrix::quality`] |
+//! | convert GGML Q4_0 blocks | [`q4_0`] |
+//! | call from C | [`ffi`] and `include/cortex_q4.h` |
+//! | use candle tensors | [`pack_4bit_symmetric`], [`unpack_4bit_symmetric`], [`gemm_4bit`] |
+//!
+//! A [`PackedMatrix`] borrows packed bytes and scales (checked once); a
+//! [`PackedMatrixBuf`], what `pack_to_vec` returns, owns them.
+//!
+//! ```
+//! use cortex_q4::{Options, PackedMatrix, Precision, Quantizer};
+//!
+//! let q = Quantizer::new(4);
+//! let w = q.pack_to_vec(&[7.0f32, -5.6, 0.0, 3.5], 1, 4)?;
+//! let mut y = [0f32; 1];
+//! w.as_matrix().matmul(&Options::default(), &[1f32; 4], 1, Precision::Exact, &mut y)?;
+//! assert_eq!(y, [5.0]); // 7 - 6 + 0 + 4
+//! // The same matrix from bytes an engine already holds.
+//! let m = PackedMatrix::new(w.packed(), w.scales(), 1, 4, 4)?;
+//! assert!(m.quality(&[7.0f32, -6.0, 0.0, 4.0])?.snr_db.is_infinite());
+//! # Ok::<(), cortex_q4::Error>(())
+//! ```
 
 mod alloc;
 mod candle_api;
@@ -33,13 +56,10 @@ pub use encoders::Encoder;
 pub use error::{Buffer, Error};
 pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
-pub use matmul_api::{matmul, matmul_rows_with, matmul_with, PackedMatrix, Precision};
+pub use matmul_api::{PackedMatrix, Precision};
 pub use options::Options;
-pub use quality::{quality, Quality};
-pub use slice_api::{
-    pack, pack_encoded, pack_encoded_to_vec_with, pack_encoded_with, pack_to_vec, pack_to_vec_with,
-    pack_with, unpack, unpack_to_vec, unpack_to_vec_with, unpack_with,
-};
+pub use quality::Quality;
+pub use slice_api::{PackedMatrixBuf, Quantizer};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,6 +1,6 @@
 //! Fused products with packed weights, `Y = X W^T`: an engine multiplies
 //! its activations by 4-bit weights without unpacking them. Same checking
-//! rules as the rest of the slice API; a refused call writes nothing.
+//! rules as the slice API; a refused call writes nothing.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -15,8 +15,8 @@ use crate::kernels::threads;
 use crate::layout::Layout;
 use crate::options::Options;
 
-/// A packed `[rows, cols]` matrix: its bytes and scales, checked against
-/// their layout once.
+/// A packed `[rows, cols]` matrix borrowed from its bytes and scales,
+/// checked against its layout once: what products read.
 #[derive(Clone, Copy, Debug)]
 pub struct PackedMatrix<'a> {
     packed: &'a [u8],
@@ -25,7 +25,12 @@ pub struct PackedMatrix<'a> {
 }
 
 impl<'a> PackedMatrix<'a> {
-    /// Borrows `packed` and `scales` as the packed `[rows, cols]` matrix.
+    /// Borrows `packed` (at least the layout's `packed_len` bytes) and
+    /// `scales` (at least `scales_len` f32) as the packed `[rows, cols]`
+    /// matrix at `group_size`; longer buffers are cut to the layout.
+    ///
+    /// Errors: [`Error::BadGroupSize`], [`Error::SizeOverflow`],
+    /// [`Error::InputTooShort`].
     pub fn new(
         packed: &'a [u8],
         scales: &'a [f32],
@@ -36,16 +41,80 @@ impl<'a> PackedMatrix<'a> {
         let layout = Layout::new(rows, cols, group_size)?;
         Layout::check_input(Buffer::Packed, layout.packed_len, packed.len())?;
         Layout::check_input(Buffer::Scales, layout.scales_len, scales.len())?;
-        Ok(PackedMatrix {
+        Ok(Self::from_checked(packed, scales, layout))
+    }
+
+    /// The view of buffers already known to hold `layout`.
+    pub(crate) fn from_checked(packed: &'a [u8], scales: &'a [f32], layout: Layout) -> Self {
+        PackedMatrix {
             packed: &packed[..layout.packed_len],
             scales: &scales[..layout.scales_len],
             layout,
-        })
+        }
     }
 
     /// The matrix's layout.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The packed nibbles: exactly `packed_len` bytes.
+    pub fn packed(&self) -> &'a [u8] {
+        self.packed
+    }
+
+    /// The scales: exactly `scales_len` f32.
+    pub fn scales(&self) -> &'a [f32] {
+        self.scales
+    }
+
+    /// `Y = X W^T` with this matrix as `W`: `y[b * rows + r] = sum_c
+    /// x[b * cols + c] * w[r, c]` for the `batch` activation rows of `x`
+    /// (`[batch, cols]`, at least `batch * cols` elements) into `y` (f32,
+    /// at least `batch * rows`), in `precision`, run as `options` say.
+    ///
+    /// Errors, with nothing written: [`Error::UnsupportedKernel`],
+    /// [`Error::SizeOverflow`], [`Error::InputTooShort`] (`x`),
+    /// [`Error::OutputTooSmall`] (`y`).
+    pub fn matmul<X: Element>(
+        &self,
+        options: &Options,
+        x: &[X],
+        batch: usize,
+        precision: Precision,
+        y: &mut [f32],
+    ) -> Result<(), Error> {
+        let rows = self.layout.rows;
+        self.matmul_rows(options, x, batch, precision, 0..rows, y, rows)
+    }
+
+    /// [`matmul`](Self::matmul) for weight rows `rows` only, so that an
+    /// engine can spread a product over its own threads: writes
+    /// `y[b * y_stride + (r - rows.start)]` for each activation row `b`
+    /// and weight row `r` in `rows`, nothing else (`y` holds at least
+    /// `(batch - 1) * y_stride + rows.len()` f32 when anything is
+    /// written). For a given kernel and precision, every output is the
+    /// same whatever the split.
+    ///
+    /// Errors, with nothing written: those of `matmul`,
+    /// [`Error::BadRowRange`] (reversed, or past the matrix),
+    /// [`Error::BadStride`] (`y_stride < rows.len()` with `batch > 1`).
+    #[allow(clippy::too_many_arguments)] // mirrors the C entry point
+    pub fn matmul_rows<X: Element>(
+        &self,
+        options: &Options,
+        x: &[X],
+        batch: usize,
+        precision: Precision,
+        rows: Range<usize>,
+        y: &mut [f32],
+        y_stride: usize,
+    ) -> Result<(), Error> {
+        let plan = Plan::new(options, self, x, batch, rows, y_stride)?;
+        Layout::check_output(Buffer::Destination, plan.y_len, y.len())?;
+        // SAFETY: `y` is exclusively borrowed and holds the planned `y_len`.
+        unsafe { plan.execute(self, x, precision, y.as_mut_ptr()) };
+        Ok(())
     }
 
     /// Rows `rows`, as the kernels read them.
@@ -57,54 +126,6 @@ impl<'a> PackedMatrix<'a> {
             layout: l,
         }
     }
-}
-
-/// `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the `batch`
-/// activation rows of `x` (`[batch, cols]`), with the default options.
-pub fn matmul<X: Element>(
-    w: &PackedMatrix,
-    x: &[X],
-    batch: usize,
-    precision: Precision,
-    y: &mut [f32],
-) -> Result<(), Error> {
-    matmul_with(&Options::default(), w, x, batch, precision, y)
-}
-
-/// [`matmul`] with explicit options.
-pub fn matmul_with<X: Element>(
-    options: &Options,
-    w: &PackedMatrix,
-    x: &[X],
-    batch: usize,
-    precision: Precision,
-    y: &mut [f32],
-) -> Result<(), Error> {
-    let rows = w.layout.rows;
-    matmul_rows_with(options, w, x, batch, precision, 0..rows, y, rows)
-}
-
-/// Weight rows `rows` only, so that an engine can spread a product over
-/// its own threads: writes `y[b * y_stride + (r - rows.start)]` for each
-/// activation row `b` and weight row `r` in `rows`, nothing else. For a
-/// given kernel and precision, every output is the same whatever the
-/// split.
-#[allow(clippy::too_many_arguments)] // mirrors the C entry point
-pub fn matmul_rows_with<X: Element>(
-    options: &Options,
-    w: &PackedMatrix,
-    x: &[X],
-    batch: usize,
-    precision: Precision,
-    rows: Range<usize>,
-    y: &mut [f32],
-    y_stride: usize,
-) -> Result<(), Error> {
-    let plan = Plan::new(options, w, x, batch, rows, y_stride)?;
-    Layout::check_output(Buffer::Destination, plan.y_len, y.len())?;
-    // SAFETY: `y` is exclusively borrowed and holds the planned `y_len`.
-    unsafe { plan.execute(w, x, precision, y.as_mut_ptr()) };
-    Ok(())
 }
 
 /// Weight rows per kernel call: its outputs stay on the stack, and what a

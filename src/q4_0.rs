@@ -40,10 +40,15 @@ fn blocks_of(blocks: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     blocks.chunks_exact(Q4_0_BLOCK_BYTES).map(|b| b.split_at(2))
 }
 
-/// Converts Q4_0 blocks holding a `[rows, cols]` matrix into this format at
-/// g = 32: `packed` (`rows * cols / 2` bytes) and `scales` (`rows * cols /
-/// 32`). Every element decodes to the same f32 as GGML's dequantization;
-/// negative scales stay negative.
+/// Converts Q4_0 blocks holding a `[rows, cols]` matrix (`blocks`, at
+/// least `rows * cols / 32 * 18` bytes) into this format at g = 32:
+/// `packed` (at least `rows * cols / 2` bytes) and `scales` (at least
+/// `rows * cols / 32` f32). Every element decodes to the same f32 as
+/// GGML's dequantization; negative scales stay negative.
+///
+/// Errors, with nothing written: [`Error::ColsNotWholeBlocks`],
+/// [`Error::SizeOverflow`], [`Error::InputTooShort`],
+/// [`Error::OutputTooSmall`].
 pub fn import(
     blocks: &[u8],
     rows: usize,
@@ -71,10 +76,15 @@ pub fn import(
     Ok(())
 }
 
-/// Converts this format at g = 32 (`[rows, cols]`) into Q4_0 blocks
-/// (`rows * cols / 32 * 18` bytes). Nibbles are kept; each scale is
-/// rounded to the nearest f16 (ties to even), and the report counts the
-/// scales that f16 could not hold.
+/// Converts this format at g = 32 (`packed` and `scales` of a `[rows,
+/// cols]` matrix) into Q4_0 blocks (at least `rows * cols / 32 * 18`
+/// bytes). Nibbles are kept; each scale is rounded to the nearest f16
+/// (ties to even), and the report counts the scales that f16 could not
+/// hold.
+///
+/// Errors, with nothing written: [`Error::ColsNotWholeBlocks`],
+/// [`Error::SizeOverflow`], [`Error::InputTooShort`],
+/// [`Error::OutputTooSmall`].
 pub fn export(
     packed: &[u8],
     scales: &[f32],
@@ -119,18 +129,19 @@ pub fn export(
     Ok(report)
 }
 
-/// Quantizes the f32 matrix `src` (`[rows, cols]`) straight to Q4_0 blocks
-/// with llama.cpp's reference rule ([`scalar::quantize_block`]): per
-/// block, `m` the first element of largest magnitude, `d = m / -8`,
-/// `id = 1 / d` (0 when `d` is 0), the f16 of `d` stored, and per element
-/// `min(15, (int8_t)(x * id + 8.5))`. Byte-identical to that C code as
-/// x86-64 compilers build it, for every finite input.
-pub fn quantize(src: &[f32], rows: usize, cols: usize, blocks: &mut [u8]) -> Result<(), Error> {
-    quantize_with(&Options::default(), src, rows, cols, blocks)
-}
-
-/// [`quantize`] with explicit options (kernel, threads): the same bytes.
-pub fn quantize_with(
+/// Quantizes the f32 matrix `src` (`[rows, cols]`, at least `rows * cols`
+/// elements) straight to Q4_0 blocks in `blocks` (at least `rows * cols /
+/// 32 * 18` bytes) with llama.cpp's reference rule
+/// ([`scalar::quantize_block`]): per block, `m` the first element of
+/// largest magnitude, `d = m / -8`, `id = 1 / d` (0 when `d` is 0), the f16
+/// of `d` stored, and per element `min(15, (int8_t)(x * id + 8.5))`.
+/// Byte-identical to that C code as x86-64 compilers build it, for every
+/// finite input, whatever the `options` (kernel, threads).
+///
+/// Errors, with nothing written: [`Error::UnsupportedKernel`],
+/// [`Error::ColsNotWholeBlocks`], [`Error::SizeOverflow`],
+/// [`Error::InputTooShort`], [`Error::OutputTooSmall`].
+pub fn quantize(
     options: &Options,
     src: &[f32],
     rows: usize,

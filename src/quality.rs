@@ -4,6 +4,7 @@ use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels::scalar;
 use crate::layout::Layout;
+use crate::matmul_api::PackedMatrix;
 
 /// Error of a packed matrix against its original, from f64 sums over every
 /// element of `e = original - unpacked` (NaN and Inf propagate).
@@ -20,54 +21,52 @@ pub struct Quality {
     pub snr_db: f64,
 }
 
-/// Compares `original` (`[rows, cols]`) with what unpack returns for
-/// `packed` and `scales` at `group_size`.
-pub fn quality<T: Element>(
-    original: &[T],
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<Quality, Error> {
-    let l = Layout::new(rows, cols, group_size)?;
-    Layout::check_input(Buffer::Source, l.elements, original.len())?;
-    Layout::check_input(Buffer::Packed, l.packed_len, packed.len())?;
-    Layout::check_input(Buffer::Scales, l.scales_len, scales.len())?;
-    let (mut error2, mut signal2, mut max_abs) = (0f64, 0f64, 0f64);
-    let mut decoded = vec![0f32; cols];
-    for r in 0..rows {
-        scalar::unpack_row(
-            &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
-            &scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
-            group_size,
-            &mut decoded,
-        );
-        for (w, &d) in original[r * cols..(r + 1) * cols].iter().zip(&decoded) {
-            let w = w.to_f32() as f64;
-            let e = (w - d as f64).abs();
-            error2 += e * e;
-            signal2 += w * w;
-            // Once NaN, the maximum stays NaN.
-            if e > max_abs || e.is_nan() {
-                max_abs = e;
+impl PackedMatrix<'_> {
+    /// How far this matrix is from `original` (row-major `[rows, cols]`,
+    /// at least `rows * cols` elements), the matrix it was packed from:
+    /// compares `original` with what unpack returns.
+    ///
+    /// Errors: [`Error::InputTooShort`] (`original`).
+    pub fn quality<T: Element>(&self, original: &[T]) -> Result<Quality, Error> {
+        let l = *self.layout();
+        let (rows, cols, group_size) = (l.rows, l.cols, l.group_size);
+        let (packed, scales) = (self.packed(), self.scales());
+        Layout::check_input(Buffer::Source, l.elements, original.len())?;
+        let (mut error2, mut signal2, mut max_abs) = (0f64, 0f64, 0f64);
+        let mut decoded = vec![0f32; cols];
+        for r in 0..rows {
+            scalar::unpack_row(
+                &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
+                &scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
+                group_size,
+                &mut decoded,
+            );
+            for (w, &d) in original[r * cols..(r + 1) * cols].iter().zip(&decoded) {
+                let w = w.to_f32() as f64;
+                let e = (w - d as f64).abs();
+                error2 += e * e;
+                signal2 += w * w;
+                // Once NaN, the maximum stays NaN.
+                if e > max_abs || e.is_nan() {
+                    max_abs = e;
+                }
             }
         }
+        let rmse = if l.elements == 0 {
+            0.0
+        } else {
+            (error2 / l.elements as f64).sqrt()
+        };
+        let (relative_frobenius, snr_db) = if error2 == 0.0 {
+            (0.0, f64::INFINITY)
+        } else {
+            ((error2 / signal2).sqrt(), 10.0 * (signal2 / error2).log10())
+        };
+        Ok(Quality {
+            rmse,
+            max_abs_error: max_abs,
+            relative_frobenius,
+            snr_db,
+        })
     }
-    let rmse = if l.elements == 0 {
-        0.0
-    } else {
-        (error2 / l.elements as f64).sqrt()
-    };
-    let (relative_frobenius, snr_db) = if error2 == 0.0 {
-        (0.0, f64::INFINITY)
-    } else {
-        ((error2 / signal2).sqrt(), 10.0 * (signal2 / error2).log10())
-    };
-    Ok(Quality {
-        rmse,
-        max_abs_error: max_abs,
-        relative_frobenius,
-        snr_db,
-    })
 }

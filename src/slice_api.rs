@@ -1,251 +1,268 @@
-//! The safe slice API: the one the C ABI wraps. Buffers may be longer than
-//! the layout needs; only their first `Layout` elements are read or written.
-//! A refused call writes nothing. The plain functions use
-//! [`Options::default`] (best kernel, calling thread only); the `_with`
-//! variants take explicit [`Options`].
+//! The safe slice API, the one the C ABI wraps: a [`Quantizer`] packs
+//! row-major float matrices into this format and unpacks them.
+//!
+//! Buffers may be longer than the layout needs; only their first
+//! [`Layout`] elements are read or written. Every call checks everything
+//! before it writes (or, for the `_to_vec` forms, allocates) anything, so
+//! a refused call leaves its outputs untouched.
 
 use crate::alloc;
 use crate::element::Element;
 use crate::encoders::Encoder;
 use crate::error::{Buffer, Error};
-use crate::kernels;
+use crate::kernels::{self, Kernel};
 use crate::layout::Layout;
+use crate::matmul_api::PackedMatrix;
 use crate::options::Options;
 
-/// Packs the row-major `[rows, cols]` matrix `src` into `packed`
-/// (`Layout::packed_len` bytes) and `scales` (`Layout::scales_len` f32).
-pub fn pack<T: Element>(
-    src: &[T],
-    rows: usize,
-    cols: usize,
+/// How to quantize: the group size, the [`Encoder`] that chooses each
+/// group's scale (default [`Encoder::AbsMax`], the format's definition) and
+/// the [`Options`] (kernel, threads; default: best kernel, calling thread
+/// only). Every choice of encoder writes the same layout, read by the same
+/// unpack; every choice of options gives the same bytes.
+///
+/// ```
+/// use cortex_q4::{Encoder, Options, Quantizer};
+/// let q = Quantizer::new(32)
+///     .with_encoder(Encoder::Signed)
+///     .with_options(Options::default().with_threads(0));
+/// let w = q.pack_to_vec(&[0.5f32; 64], 2, 32)?;
+/// assert_eq!((w.packed().len(), w.scales().len()), (32, 2));
+/// # Ok::<(), cortex_q4::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantizer<'a> {
     group_size: usize,
-    packed: &mut [u8],
-    scales: &mut [f32],
-) -> Result<Layout, Error> {
-    pack_with(
-        &Options::default(),
-        src,
-        rows,
-        cols,
-        group_size,
-        packed,
-        scales,
-    )
+    encoder: Encoder<'a>,
+    options: Options,
 }
 
-/// [`pack`] with explicit options.
-pub fn pack_with<T: Element>(
-    options: &Options,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: &mut [u8],
-    scales: &mut [f32],
-) -> Result<Layout, Error> {
-    pack_encoded_with(
-        options,
-        &Encoder::AbsMax,
-        src,
-        rows,
-        cols,
-        group_size,
-        packed,
-        scales,
-    )
+impl Quantizer<'static> {
+    /// A quantizer with `group_size` elements per scale, the default
+    /// encoder and the default options. The group size is checked by each
+    /// call ([`Error::BadGroupSize`] outside `1..=`[`MAX_GROUP_SIZE`](crate::MAX_GROUP_SIZE)).
+    pub fn new(group_size: usize) -> Self {
+        Quantizer {
+            group_size,
+            encoder: Encoder::AbsMax,
+            options: Options::default(),
+        }
+    }
 }
 
-/// [`pack`] with each group's scale chosen by `encoder`: the same layout,
-/// read by the same unpack.
-pub fn pack_encoded<T: Element>(
-    encoder: &Encoder,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: &mut [u8],
-    scales: &mut [f32],
-) -> Result<Layout, Error> {
-    pack_encoded_with(
-        &Options::default(),
-        encoder,
-        src,
-        rows,
-        cols,
-        group_size,
-        packed,
-        scales,
-    )
+impl<'a> Quantizer<'a> {
+    /// This quantizer with each group's scale chosen by `encoder`.
+    pub fn with_encoder<'b>(self, encoder: Encoder<'b>) -> Quantizer<'b> {
+        Quantizer {
+            group_size: self.group_size,
+            encoder,
+            options: self.options,
+        }
+    }
+
+    /// This quantizer running with `options`.
+    pub fn with_options(self, options: Options) -> Self {
+        Quantizer { options, ..self }
+    }
+
+    /// Elements per group (per scale).
+    pub fn group_size(&self) -> usize {
+        self.group_size
+    }
+
+    /// The encoder pack uses.
+    pub fn encoder(&self) -> Encoder<'a> {
+        self.encoder
+    }
+
+    /// The options every call runs with.
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// The layout of a `[rows, cols]` matrix at this group size.
+    ///
+    /// Errors: [`Error::BadGroupSize`], [`Error::SizeOverflow`].
+    pub fn layout(&self, rows: usize, cols: usize) -> Result<Layout, Error> {
+        Layout::new(rows, cols, self.group_size)
+    }
+
+    /// Packs the row-major `[rows, cols]` matrix `src` into `packed`
+    /// (at least `packed_len` bytes of the returned layout) and `scales`
+    /// (at least `scales_len` f32), and returns the layout.
+    ///
+    /// Errors, with nothing written: [`Error::UnsupportedKernel`],
+    /// [`Error::BadGroupSize`], [`Error::SizeOverflow`],
+    /// [`Error::InputTooShort`] (`src` shorter than `rows * cols`, or the
+    /// search encoder's importance shorter than `cols`),
+    /// [`Error::BadImportance`], [`Error::OutputTooSmall`].
+    pub fn pack<T: Element>(
+        &self,
+        src: &[T],
+        rows: usize,
+        cols: usize,
+        packed: &mut [u8],
+        scales: &mut [f32],
+    ) -> Result<Layout, Error> {
+        let (layout, kernel) = self.checked_pack(src, rows, cols)?;
+        Layout::check_output(Buffer::Packed, layout.packed_len, packed.len())?;
+        Layout::check_output(Buffer::Scales, layout.scales_len, scales.len())?;
+        self.encode(&layout, kernel, src, packed, scales);
+        Ok(layout)
+    }
+
+    /// [`pack`](Self::pack) into newly allocated buffers of exactly the
+    /// layout's lengths. Same errors but [`Error::OutputTooSmall`]; a
+    /// refused call allocates nothing.
+    pub fn pack_to_vec<T: Element>(
+        &self,
+        src: &[T],
+        rows: usize,
+        cols: usize,
+    ) -> Result<PackedMatrixBuf, Error> {
+        let (layout, kernel) = self.checked_pack(src, rows, cols)?;
+        let mut packed = alloc::zeroed(layout.packed_len, 0u8);
+        let mut scales = alloc::zeroed(layout.scales_len, 0f32);
+        self.encode(&layout, kernel, src, &mut packed, &mut scales);
+        Ok(PackedMatrixBuf {
+            packed,
+            scales,
+            layout,
+        })
+    }
+
+    /// Unpacks `packed` and `scales` (a packed `[rows, cols]` matrix at
+    /// this group size, from any encoder) into the row-major `dst` (at
+    /// least `rows * cols` elements), and returns the layout. Any scale is
+    /// accepted; NaN and Inf propagate as IEEE arithmetic says.
+    ///
+    /// Errors, with nothing written: [`Error::UnsupportedKernel`],
+    /// [`Error::BadGroupSize`], [`Error::SizeOverflow`],
+    /// [`Error::InputTooShort`], [`Error::OutputTooSmall`].
+    pub fn unpack<T: Element>(
+        &self,
+        packed: &[u8],
+        scales: &[f32],
+        rows: usize,
+        cols: usize,
+        dst: &mut [T],
+    ) -> Result<Layout, Error> {
+        let (matrix, kernel) = self.checked_unpack(packed, scales, rows, cols)?;
+        let layout = *matrix.layout();
+        Layout::check_output(Buffer::Destination, layout.elements, dst.len())?;
+        self.decode(&matrix, kernel, dst);
+        Ok(layout)
+    }
+
+    /// [`unpack`](Self::unpack) into a newly allocated buffer of
+    /// `rows * cols` elements. Same errors but [`Error::OutputTooSmall`]; a
+    /// refused call allocates nothing.
+    pub fn unpack_to_vec<T: Element>(
+        &self,
+        packed: &[u8],
+        scales: &[f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<Vec<T>, Error> {
+        let (matrix, kernel) = self.checked_unpack(packed, scales, rows, cols)?;
+        let mut dst = alloc::zeroed(matrix.layout().elements, T::from_f32(0.0));
+        self.decode(&matrix, kernel, &mut dst);
+        Ok(dst)
+    }
+
+    /// Every check of a pack but the outputs'.
+    fn checked_pack<T>(
+        &self,
+        src: &[T],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(Layout, Kernel), Error> {
+        let kernel = self.options.kernel()?;
+        let layout = self.layout(rows, cols)?;
+        Layout::check_input(Buffer::Source, layout.elements, src.len())?;
+        self.encoder.check(cols)?;
+        Ok((layout, kernel))
+    }
+
+    /// Every check of an unpack but the output's.
+    fn checked_unpack<'m>(
+        &self,
+        packed: &'m [u8],
+        scales: &'m [f32],
+        rows: usize,
+        cols: usize,
+    ) -> Result<(PackedMatrix<'m>, Kernel), Error> {
+        let kernel = self.options.kernel()?;
+        let matrix = PackedMatrix::new(packed, scales, rows, cols, self.group_size)?;
+        Ok((matrix, kernel))
+    }
+
+    /// Packs checked buffers.
+    fn encode<T: Element>(
+        &self,
+        layout: &Layout,
+        kernel: Kernel,
+        src: &[T],
+        packed: &mut [u8],
+        scales: &mut [f32],
+    ) {
+        self.encoder.pack(
+            layout,
+            kernel,
+            self.options.threads,
+            &src[..layout.elements],
+            &mut packed[..layout.packed_len],
+            &mut scales[..layout.scales_len],
+        );
+    }
+
+    /// Unpacks a checked matrix into a checked output.
+    fn decode<T: Element>(&self, matrix: &PackedMatrix, kernel: Kernel, dst: &mut [T]) {
+        let layout = matrix.layout();
+        kernels::unpack(
+            layout,
+            kernel,
+            self.options.threads,
+            matrix.packed(),
+            matrix.scales(),
+            &mut dst[..layout.elements],
+        );
+    }
 }
 
-/// [`pack_encoded`] with explicit options.
-#[allow(clippy::too_many_arguments)] // mirrors the C entry point
-pub fn pack_encoded_with<T: Element>(
-    options: &Options,
-    encoder: &Encoder,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: &mut [u8],
-    scales: &mut [f32],
-) -> Result<Layout, Error> {
-    let (layout, kernel) = checked_pack(options, src, rows, cols, group_size)?;
-    encoder.check(cols)?;
-    Layout::check_output(Buffer::Packed, layout.packed_len, packed.len())?;
-    Layout::check_output(Buffer::Scales, layout.scales_len, scales.len())?;
-    let (src, packed, scales) = (
-        &src[..layout.elements],
-        &mut packed[..layout.packed_len],
-        &mut scales[..layout.scales_len],
-    );
-    encoder.pack(&layout, kernel, options.threads, src, packed, scales);
-    Ok(layout)
+/// A packed matrix that owns its buffers, as [`Quantizer::pack_to_vec`]
+/// returns it: `packed` and `scales` hold exactly the layout's
+/// `packed_len` bytes and `scales_len` f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PackedMatrixBuf {
+    packed: Vec<u8>,
+    scales: Vec<f32>,
+    layout: Layout,
 }
 
-/// [`pack`] into newly allocated buffers: `(packed, scales)`.
-pub fn pack_to_vec<T: Element>(
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<(Vec<u8>, Vec<f32>), Error> {
-    pack_to_vec_with(&Options::default(), src, rows, cols, group_size)
-}
+impl PackedMatrixBuf {
+    /// The packed nibbles: `[rows][packed_row_bytes]` bytes.
+    pub fn packed(&self) -> &[u8] {
+        &self.packed
+    }
 
-/// [`pack_to_vec`] with explicit options.
-pub fn pack_to_vec_with<T: Element>(
-    options: &Options,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<(Vec<u8>, Vec<f32>), Error> {
-    pack_encoded_to_vec_with(options, &Encoder::AbsMax, src, rows, cols, group_size)
-}
+    /// The scales: `[rows][groups_per_row]` f32.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
 
-/// [`pack_to_vec_with`] with each group's scale chosen by `encoder`.
-pub fn pack_encoded_to_vec_with<T: Element>(
-    options: &Options,
-    encoder: &Encoder,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<(Vec<u8>, Vec<f32>), Error> {
-    // Checked before allocating, so a bad call allocates nothing.
-    let (layout, _) = checked_pack(options, src, rows, cols, group_size)?;
-    encoder.check(cols)?;
-    let mut packed = alloc::zeroed(layout.packed_len, 0u8);
-    let mut scales = alloc::zeroed(layout.scales_len, 0f32);
-    pack_encoded_with(
-        options,
-        encoder,
-        src,
-        rows,
-        cols,
-        group_size,
-        &mut packed,
-        &mut scales,
-    )?;
-    Ok((packed, scales))
-}
+    /// The matrix's layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
 
-/// Unpacks `packed` and `scales` into the row-major `[rows, cols]` `dst`.
-/// Any scale is accepted; NaN and Inf propagate as IEEE arithmetic says.
-pub fn unpack<T: Element>(
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    dst: &mut [T],
-) -> Result<Layout, Error> {
-    unpack_with(
-        &Options::default(),
-        packed,
-        scales,
-        rows,
-        cols,
-        group_size,
-        dst,
-    )
-}
+    /// The borrowed view that computes with this matrix.
+    pub fn as_matrix(&self) -> PackedMatrix<'_> {
+        PackedMatrix::from_checked(&self.packed, &self.scales, self.layout)
+    }
 
-/// [`unpack`] with explicit options.
-pub fn unpack_with<T: Element>(
-    options: &Options,
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    dst: &mut [T],
-) -> Result<Layout, Error> {
-    let (layout, kernel) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
-    Layout::check_output(Buffer::Destination, layout.elements, dst.len())?;
-    kernels::unpack(
-        &layout,
-        kernel,
-        options.threads,
-        &packed[..layout.packed_len],
-        &scales[..layout.scales_len],
-        &mut dst[..layout.elements],
-    );
-    Ok(layout)
-}
-
-/// [`unpack`] into a newly allocated buffer.
-pub fn unpack_to_vec<T: Element>(
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<Vec<T>, Error> {
-    unpack_to_vec_with(&Options::default(), packed, scales, rows, cols, group_size)
-}
-
-/// [`unpack_to_vec`] with explicit options.
-pub fn unpack_to_vec_with<T: Element>(
-    options: &Options,
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<Vec<T>, Error> {
-    // Checked before allocating, so a bad call allocates nothing.
-    let (layout, _) = checked_unpack(options, packed, scales, rows, cols, group_size)?;
-    let mut dst = alloc::zeroed(layout.elements, T::from_f32(0.0));
-    unpack_with(options, packed, scales, rows, cols, group_size, &mut dst)?;
-    Ok(dst)
-}
-
-fn checked_pack<T>(
-    options: &Options,
-    src: &[T],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<(Layout, kernels::Kernel), Error> {
-    let kernel = options.kernel()?;
-    let layout = Layout::new(rows, cols, group_size)?;
-    Layout::check_input(Buffer::Source, layout.elements, src.len())?;
-    Ok((layout, kernel))
-}
-
-fn checked_unpack(
-    options: &Options,
-    packed: &[u8],
-    scales: &[f32],
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-) -> Result<(Layout, kernels::Kernel), Error> {
-    let kernel = options.kernel()?;
-    let layout = Layout::new(rows, cols, group_size)?;
-    Layout::check_input(Buffer::Packed, layout.packed_len, packed.len())?;
-    Layout::check_input(Buffer::Scales, layout.scales_len, scales.len())?;
-    Ok((layout, kernel))
+    /// The buffers: `(packed, scales)`.
+    pub fn into_parts(self) -> (Vec<u8>, Vec<f32>) {
+        (self.packed, self.scales)
+    }
 }

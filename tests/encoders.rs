@@ -10,8 +10,7 @@ use cortex_q4::ffi::{
     cq4_status,
 };
 use cortex_q4::{
-    pack_encoded, pack_encoded_with, pack_to_vec, quality, scalar, unpack_to_vec, Buffer, Element,
-    Encoder, Error, Kernel, Layout, Options,
+    scalar, Buffer, Element, Encoder, Error, Kernel, Layout, Options, PackedMatrix, Quantizer,
 };
 use half::{bf16, f16};
 use proptest::prelude::*;
@@ -19,7 +18,10 @@ use proptest::prelude::*;
 fn packed(encoder: &Encoder, w: &[f32], rows: usize, cols: usize, g: usize) -> (Vec<u8>, Vec<f32>) {
     let l = Layout::new(rows, cols, g).unwrap();
     let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
-    pack_encoded(encoder, w, rows, cols, g, &mut p, &mut s).unwrap();
+    Quantizer::new(g)
+        .with_encoder(*encoder)
+        .pack(w, rows, cols, &mut p, &mut s)
+        .unwrap();
     (p, s)
 }
 
@@ -35,7 +37,11 @@ fn encoded<T: Element>(
     let l = Layout::new(rows, cols, g).unwrap();
     let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
     let opts = Options::default().with_kernel(kernel);
-    pack_encoded_with(&opts, encoder, src, rows, cols, g, &mut p, &mut s).unwrap();
+    Quantizer::new(g)
+        .with_encoder(*encoder)
+        .with_options(opts)
+        .pack(src, rows, cols, &mut p, &mut s)
+        .unwrap();
     (p, s.iter().map(|x| x.to_bits()).collect())
 }
 
@@ -49,7 +55,7 @@ fn group_errors(
     g: usize,
     importance: Option<&[f32]>,
 ) -> Vec<f64> {
-    let decoded: Vec<f32> = unpack_to_vec(p, s, rows, cols, g).unwrap();
+    let decoded: Vec<f32> = Quantizer::new(g).unpack_to_vec(p, s, rows, cols).unwrap();
     let mut errors = vec![0f64; s.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -114,7 +120,7 @@ proptest! {
     #[test]
     fn signed_puts_the_extreme_on_minus_eight((rows, cols, g, w) in matrix()) {
         let (p, s) = packed(&Encoder::Signed, &w, rows, cols, g);
-        let decoded: Vec<f32> = unpack_to_vec(&p, &s, rows, cols, g).unwrap();
+        let decoded: Vec<f32> = Quantizer::new(g).unpack_to_vec(&p, &s, rows, cols).unwrap();
         let groups = cols.div_ceil(g);
         for r in 0..rows {
             for k in 0..groups {
@@ -171,7 +177,7 @@ proptest! {
                 let l = Layout::new(2, 96, g).unwrap();
                 let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
                 let opts = Options::default().with_kernel(kernel);
-                pack_encoded_with(&opts, &encoder, &w, 2, 96, g, &mut p, &mut s).unwrap();
+                Quantizer::new(g).with_encoder(encoder).with_options(opts).pack(&w, 2, 96, &mut p, &mut s).unwrap();
                 (p, s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
             let reference = run(Kernel::Scalar);
@@ -188,7 +194,7 @@ proptest! {
             let l = Layout::new(rows, cols, g).unwrap();
             let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
             let opts = Options::default().with_threads(threads);
-            pack_encoded_with(&opts, &encoder, &w, rows, cols, g, &mut p, &mut s).unwrap();
+            Quantizer::new(g).with_encoder(encoder).with_options(opts).pack(&w, rows, cols, &mut p, &mut s).unwrap();
             prop_assert_eq!((p, s), packed(&encoder, &w, rows, cols, g));
         }
     }
@@ -207,7 +213,11 @@ fn encoders_split_over_threads_give_the_same_bytes() {
             let l = Layout::new(rows, cols, g).unwrap();
             let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
             let opts = Options::default().with_threads(threads);
-            pack_encoded_with(&opts, &encoder, &w, rows, cols, g, &mut p, &mut s).unwrap();
+            Quantizer::new(g)
+                .with_encoder(encoder)
+                .with_options(opts)
+                .pack(&w, rows, cols, &mut p, &mut s)
+                .unwrap();
             let s: Vec<u32> = s.iter().map(|x| x.to_bits()).collect();
             assert_eq!((p, s), want, "{encoder:?} threads {threads}");
         }
@@ -241,7 +251,10 @@ fn the_default_encoder_is_pack() {
         .collect();
     assert_eq!(
         packed(&Encoder::AbsMax, &w, 3, 100, 32),
-        pack_to_vec(&w, 3, 100, 32).unwrap()
+        Quantizer::new(32)
+            .pack_to_vec(&w, 3, 100)
+            .unwrap()
+            .into_parts()
     );
     // And both are the format's reference, row by row.
     let l = Layout::new(3, 100, 32).unwrap();
@@ -296,7 +309,9 @@ fn bad_importance_is_refused_without_writing() {
         }
     }
     assert_eq!(
-        pack_encoded(&search(&short), &w, 1, 8, 8, &mut p, &mut s),
+        Quantizer::new(8)
+            .with_encoder(search(&short))
+            .pack(&w, 1, 8, &mut p, &mut s),
         Err(Error::InputTooShort {
             buffer: Buffer::Importance,
             needed: 8,
@@ -307,7 +322,9 @@ fn bad_importance_is_refused_without_writing() {
         let mut weights = [1.0f32; 8];
         weights[index] = bad;
         assert_eq!(
-            pack_encoded(&search(&weights), &w, 1, 8, 8, &mut p, &mut s),
+            Quantizer::new(8)
+                .with_encoder(search(&weights))
+                .pack(&w, 1, 8, &mut p, &mut s),
             Err(Error::BadImportance { index })
         );
     }
@@ -318,8 +335,14 @@ fn bad_importance_is_refused_without_writing() {
 fn quality_matches_its_definition() {
     // The README's example: [7, -5.6, 0, 3.5] decodes to [7, -6, 0, 4].
     let w = [7.0f32, -5.6, 0.0, 3.5];
-    let (p, s) = pack_to_vec(&w, 1, 4, 4).unwrap();
-    let q = quality(&w, &p, &s, 1, 4, 4).unwrap();
+    let (p, s) = Quantizer::new(4)
+        .pack_to_vec(&w, 1, 4)
+        .unwrap()
+        .into_parts();
+    let q = PackedMatrix::new(&p, &s, 1, 4, 4)
+        .unwrap()
+        .quality(&w)
+        .unwrap();
     let e2 = (-5.6f32 as f64 + 6.0).powi(2) + 0.25;
     let w2: f64 = w.iter().map(|&x| (x as f64).powi(2)).sum();
     assert_eq!(q.rmse, (e2 / 4.0).sqrt());
@@ -329,13 +352,16 @@ fn quality_matches_its_definition() {
     // Exact: no error, infinite SNR.
     let exact = [7.0f32, -8.0];
     let p = [0x0Fu8]; // nibbles 15 and 0 at scale 1
-    let q = quality(&exact, &p, &[1.0], 1, 2, 2).unwrap();
+    let q = PackedMatrix::new(&p, &[1.0], 1, 2, 2)
+        .unwrap()
+        .quality(&exact)
+        .unwrap();
     assert_eq!(
         (q.rmse, q.relative_frobenius, q.snr_db),
         (0.0, 0.0, f64::INFINITY)
     );
     assert!(matches!(
-        quality(&exact, &p, &[], 1, 2, 2),
+        PackedMatrix::new(&p, &[], 1, 2, 2).and_then(|m| m.quality(&exact)),
         Err(Error::InputTooShort {
             buffer: Buffer::Scales,
             ..
@@ -375,7 +401,7 @@ proptest! {
         };
         let l = Layout::new(rows, cols, g).unwrap();
         let (mut want_p, mut want_s) = (vec![0xA5u8; l.packed_len], vec![-1f32; l.scales_len]);
-        let verdict = pack_encoded(&encoder, &w, rows, cols, g, &mut want_p, &mut want_s);
+        let verdict = Quantizer::new(g).with_encoder(encoder).pack(&w, rows, cols, &mut want_p, &mut want_s);
         let mut c = cq4_encoder_options_default();
         c.encoder = [
             cq4_encoder::CQ4_ENCODER_ABSMAX,
@@ -407,7 +433,7 @@ proptest! {
                     rows, cols, g, &mut report)
             };
             prop_assert_eq!(status, cq4_status::CQ4_OK);
-            let q = quality(&w, &p, &s, rows, cols, g).unwrap();
+            let q = PackedMatrix::new(&p, &s, rows, cols, g).unwrap().quality(&w).unwrap();
             prop_assert_eq!(report.rmse.to_bits(), q.rmse.to_bits());
             prop_assert_eq!(report.snr_db.to_bits(), q.snr_db.to_bits());
         }

@@ -3,6 +3,7 @@
 //! error, and on success writes exactly what the slice API writes.
 
 use cortex_q4::ffi::{cq4_pack_f32, cq4_status, cq4_unpack_f32};
+use cortex_q4::Quantizer;
 use proptest::prelude::*;
 
 const CANARY_U8: u8 = 0xA5;
@@ -42,7 +43,7 @@ proptest! {
         let mut packed = vec![CANARY_U8; packed_len];
         let mut scales = vec![CANARY_F32; scales_len];
         let (mut want_p, mut want_s) = (packed.clone(), scales.clone());
-        let want = cortex_q4::pack(&src, rows, cols, g, &mut want_p, &mut want_s);
+        let want = Quantizer::new(g).pack(&src, rows, cols, &mut want_p, &mut want_s);
         // SAFETY: each pointer is NULL or valid for exactly its declared length.
         let status = unsafe {
             cq4_pack_f32(ptr_or_null(&mut src, null == 0), src_len, rows, cols, g,
@@ -75,7 +76,7 @@ proptest! {
         let mut scales: Vec<f32> = (0..scales_len).map(|i| i as f32 * 0.25 - 3.0).collect();
         let mut dst = vec![CANARY_F32; dst_len];
         let mut want_dst = dst.clone();
-        let want = cortex_q4::unpack(&packed, &scales, rows, cols, g, &mut want_dst);
+        let want = Quantizer::new(g).unpack(&packed, &scales, rows, cols, &mut want_dst);
         // SAFETY: each pointer is NULL or valid for exactly its declared length.
         let status = unsafe {
             cq4_unpack_f32(ptr_or_null(&mut packed, null == 0), packed_len,

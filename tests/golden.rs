@@ -6,11 +6,14 @@ mod common;
 
 use candle_core::{Device, Tensor};
 use common::{assert_same_floats, bits, golden_cases, Case};
+use cortex_q4::Quantizer;
 use half::{bf16, f16};
 
 fn check_pack<T: cortex_q4::Element>(case: &Case, src: &[T], what: &str) {
-    let (packed, scales) =
-        cortex_q4::pack_to_vec(src, case.rows, case.cols, case.group_size).unwrap();
+    let (packed, scales) = Quantizer::new(case.group_size)
+        .pack_to_vec(src, case.rows, case.cols)
+        .unwrap()
+        .into_parts();
     assert_eq!(packed, case.packed, "{}: {what} packed bytes", case.name);
     assert_eq!(
         bits(&scales),
@@ -49,15 +52,9 @@ fn slice_api_matches_golden() {
             // Caller buffers longer than needed: only the prefix is written.
             let mut packed = vec![0xA5u8; case.packed.len() + 3];
             let mut scales = vec![-9.0f32; case.scales.len() + 3];
-            cortex_q4::pack(
-                &case.input,
-                case.rows,
-                case.cols,
-                case.group_size,
-                &mut packed,
-                &mut scales,
-            )
-            .unwrap();
+            Quantizer::new(case.group_size)
+                .pack(&case.input, case.rows, case.cols, &mut packed, &mut scales)
+                .unwrap();
             assert_eq!(
                 &packed[..case.packed.len()],
                 &case.packed[..],
@@ -67,14 +64,9 @@ fn slice_api_matches_golden() {
             assert_eq!(&packed[case.packed.len()..], &[0xA5; 3], "{}", case.name);
             assert_eq!(&scales[case.scales.len()..], &[-9.0; 3], "{}", case.name);
         }
-        let out: Vec<f32> = cortex_q4::unpack_to_vec(
-            &case.packed,
-            &case.scales,
-            case.rows,
-            case.cols,
-            case.group_size,
-        )
-        .unwrap();
+        let out: Vec<f32> = Quantizer::new(case.group_size)
+            .unpack_to_vec(&case.packed, &case.scales, case.rows, case.cols)
+            .unwrap();
         assert_same_floats(&out, &case.unpacked, &format!("{} unpack", case.name));
     }
 }
@@ -110,9 +102,9 @@ fn half_and_f64_inputs_match_golden_where_exact() {
 fn half_outputs_are_the_rounded_f32_results() {
     for case in golden_cases() {
         let (r, c, g) = (case.rows, case.cols, case.group_size);
-        let f16s: Vec<f16> = cortex_q4::unpack_to_vec(&case.packed, &case.scales, r, c, g).unwrap();
-        let bf16s: Vec<bf16> =
-            cortex_q4::unpack_to_vec(&case.packed, &case.scales, r, c, g).unwrap();
+        let q = Quantizer::new(g);
+        let f16s: Vec<f16> = q.unpack_to_vec(&case.packed, &case.scales, r, c).unwrap();
+        let bf16s: Vec<bf16> = q.unpack_to_vec(&case.packed, &case.scales, r, c).unwrap();
         for (i, want) in case.unpacked.iter().enumerate() {
             let (h, b) = (f16s[i].to_f32(), bf16s[i].to_f32());
             if want.is_nan() {

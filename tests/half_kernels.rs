@@ -3,7 +3,7 @@
 //! both kinds, Inf, subnormals), adversarial values and every 16-bit
 //! pattern, with ragged groups and rows long enough for several chunks.
 
-use cortex_q4::{pack_to_vec_with, unpack_to_vec_with, Element, Kernel, Layout, Options};
+use cortex_q4::{Element, Kernel, Layout, Options, Quantizer};
 use half::{bf16, f16};
 use proptest::prelude::*;
 
@@ -69,11 +69,19 @@ fn check_pack<T: Bits>(
     g: usize,
     threads: usize,
 ) -> (Vec<u8>, Vec<f32>) {
-    let want = pack_to_vec_with(&scalar(), src, rows, cols, g).unwrap();
+    let want = Quantizer::new(g)
+        .with_options(scalar())
+        .pack_to_vec(src, rows, cols)
+        .unwrap()
+        .into_parts();
     let want_scales: Vec<u32> = want.1.iter().map(|s| s.to_bits()).collect();
     for kernel in supported() {
         let opts = Options::default().with_kernel(kernel).with_threads(threads);
-        let (packed, scales) = pack_to_vec_with(&opts, src, rows, cols, g).unwrap();
+        let (packed, scales) = Quantizer::new(g)
+            .with_options(opts)
+            .pack_to_vec(src, rows, cols)
+            .unwrap()
+            .into_parts();
         let what = format!("{} pack {} {rows}x{cols} g {g}", T::NAME, kernel.name());
         assert_eq!(packed, want.0, "{what}: bytes");
         let scales: Vec<u32> = scales.iter().map(|s| s.to_bits()).collect();
@@ -92,11 +100,17 @@ fn check_unpack<T: Bits>(
     g: usize,
     threads: usize,
 ) {
-    let want: Vec<T> = unpack_to_vec_with(&scalar(), packed, scales, rows, cols, g).unwrap();
+    let want: Vec<T> = Quantizer::new(g)
+        .with_options(scalar())
+        .unpack_to_vec(packed, scales, rows, cols)
+        .unwrap();
     let want: Vec<u16> = want.into_iter().map(T::to_bits).collect();
     for kernel in supported() {
         let opts = Options::default().with_kernel(kernel).with_threads(threads);
-        let out: Vec<T> = unpack_to_vec_with(&opts, packed, scales, rows, cols, g).unwrap();
+        let out: Vec<T> = Quantizer::new(g)
+            .with_options(opts)
+            .unpack_to_vec(packed, scales, rows, cols)
+            .unwrap();
         let out: Vec<u16> = out.into_iter().map(T::to_bits).collect();
         if let Some(i) = out.iter().zip(&want).position(|(a, b)| a != b) {
             panic!(

@@ -1,7 +1,7 @@
 //! Every kernel this CPU runs against the scalar reference, byte for byte,
 //! on random and adversarial inputs, at every thread count.
 
-use cortex_q4::{pack_to_vec_with, scalar, unpack_to_vec_with, Kernel, Layout, Options};
+use cortex_q4::{scalar, Kernel, Layout, Options, Quantizer};
 use proptest::prelude::*;
 
 fn supported() -> Vec<Kernel> {
@@ -97,7 +97,7 @@ proptest! {
         let want = reference_pack(&src, &l);
         for kernel in supported() {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);
-            let (packed, scales) = pack_to_vec_with(&opts, &src, rows, cols, g).unwrap();
+            let (packed, scales) = Quantizer::new(g).with_options(opts).pack_to_vec(&src, rows, cols).unwrap().into_parts();
             prop_assert_eq!(&packed, &want.0, "{} bytes", kernel.name());
             let scales: Vec<u32> = scales.iter().map(|s| s.to_bits()).collect();
             prop_assert_eq!(&scales, &want.1, "{} scales", kernel.name());
@@ -121,7 +121,7 @@ proptest! {
         let want = reference_unpack(&packed, &scales, &l);
         for kernel in supported() {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);
-            let out: Vec<f32> = unpack_to_vec_with(&opts, &packed, &scales, rows, cols, g).unwrap();
+            let out: Vec<f32> = Quantizer::new(g).with_options(opts).unpack_to_vec(&packed, &scales, rows, cols).unwrap();
             let out: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
             prop_assert_eq!(&out, &want, "{}", kernel.name());
         }
@@ -140,13 +140,20 @@ fn large_matrices_split_over_threads_give_the_same_bytes() {
     for kernel in supported() {
         for threads in [0, 1, 2, 3, 7] {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);
-            let (packed, scales) = pack_to_vec_with(&opts, &src, rows, cols, g).unwrap();
+            let (packed, scales) = Quantizer::new(g)
+                .with_options(opts)
+                .pack_to_vec(&src, rows, cols)
+                .unwrap()
+                .into_parts();
             assert_eq!(packed, want.0, "{} threads {threads}", kernel.name());
             assert_eq!(
                 scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
                 want.1
             );
-            let out: Vec<f32> = unpack_to_vec_with(&opts, &packed, &scales, rows, cols, g).unwrap();
+            let out: Vec<f32> = Quantizer::new(g)
+                .with_options(opts)
+                .unpack_to_vec(&packed, &scales, rows, cols)
+                .unwrap();
             assert_eq!(
                 out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 reference_unpack(&packed, &scales, &l)
@@ -162,7 +169,9 @@ fn kernel_choice_is_checked() {
     for kernel in Kernel::ALL {
         assert_eq!(Kernel::from_name(kernel.name()), Some(kernel));
         let opts = Options::default().with_kernel(kernel);
-        let result = pack_to_vec_with(&opts, &[1.0f32; 32], 1, 32, 32);
+        let result = Quantizer::new(32)
+            .with_options(opts)
+            .pack_to_vec(&[1.0f32; 32], 1, 32);
         if kernel.is_supported() {
             assert!(result.is_ok());
         } else {

@@ -2,10 +2,7 @@
 //! every kernel this CPU runs against its scalar twin, every split of the
 //! rows over threads, and the bad-input checks.
 
-use cortex_q4::{
-    matmul_rows_with, matmul_with, pack_to_vec, unpack_to_vec, Error, Kernel, Options,
-    PackedMatrix, Precision,
-};
+use cortex_q4::{Error, Kernel, Options, PackedMatrix, Precision, Quantizer};
 use proptest::prelude::*;
 
 const U: f64 = 1.0 / (1u64 << 24) as f64;
@@ -36,22 +33,17 @@ impl Case {
     fn run(&self, kernel: Kernel, threads: usize, precision: Precision) -> Vec<f32> {
         let opts = Options::default().with_kernel(kernel).with_threads(threads);
         let mut y = vec![f32::NAN; self.batch * self.rows];
-        matmul_with(
-            &opts,
-            &self.matrix(),
-            &self.x,
-            self.batch,
-            precision,
-            &mut y,
-        )
-        .unwrap();
+        self.matrix()
+            .matmul(&opts, &self.x, self.batch, precision, &mut y)
+            .unwrap();
         y
     }
 
     /// `(sum x * w, sum |x * w|)` in f64, per output, from unpacked weights.
     fn reference(&self) -> Vec<(f64, f64)> {
-        let w: Vec<f32> =
-            unpack_to_vec(&self.packed, &self.scales, self.rows, self.cols, self.g).unwrap();
+        let w: Vec<f32> = Quantizer::new(self.g)
+            .unpack_to_vec(&self.packed, &self.scales, self.rows, self.cols)
+            .unwrap();
         let mut out = Vec::new();
         for b in 0..self.batch {
             for r in 0..self.rows {
@@ -65,8 +57,9 @@ impl Case {
 
     /// Per output, `sum |w| * x_scale / 2`: what int8 activations can move it.
     fn int8_slack(&self) -> Vec<f64> {
-        let w: Vec<f32> =
-            unpack_to_vec(&self.packed, &self.scales, self.rows, self.cols, self.g).unwrap();
+        let w: Vec<f32> = Quantizer::new(self.g)
+            .unpack_to_vec(&self.packed, &self.scales, self.rows, self.cols)
+            .unwrap();
         let mut out = Vec::new();
         for b in 0..self.batch {
             let x = &self.x[b * self.cols..(b + 1) * self.cols];
@@ -102,7 +95,10 @@ fn case() -> impl Strategy<Value = Case> {
             any::<bool>(),
         )
             .prop_map(move |(w, x, negate)| {
-                let (packed, mut scales) = pack_to_vec(&w, rows, cols, g).unwrap();
+                let (packed, mut scales) = Quantizer::new(g)
+                    .pack_to_vec(&w, rows, cols)
+                    .unwrap()
+                    .into_parts();
                 if negate {
                     // The decoder takes negative scales; so must the products.
                     scales.iter_mut().step_by(3).for_each(|s| *s = -*s);
@@ -168,9 +164,9 @@ proptest! {
                 // Two calls over [0, cut) and [cut, rows) into one strided output.
                 let opts = Options::default().with_kernel(kernel);
                 let mut y = vec![f32::NAN; c.batch * c.rows];
-                matmul_rows_with(&opts, &c.matrix(), &c.x, c.batch, precision, 0..cut, &mut y, c.rows).unwrap();
+                c.matrix().matmul_rows(&opts, &c.x, c.batch, precision, 0..cut, &mut y, c.rows).unwrap();
                 let rest = &mut y[cut..];
-                matmul_rows_with(&opts, &c.matrix(), &c.x, c.batch, precision, cut..c.rows, rest, c.rows).unwrap();
+                c.matrix().matmul_rows(&opts, &c.x, c.batch, precision, cut..c.rows, rest, c.rows).unwrap();
                 prop_assert_eq!(bits(&y), bits(&whole));
             }
         }
@@ -190,7 +186,10 @@ fn large_batches_and_half_activations() {
     let x: Vec<f32> = (0..batch * cols)
         .map(|i| ((i * 53) % 89) as f32 / 44.0 - 1.0)
         .collect();
-    let (packed, scales) = pack_to_vec(&w, rows, cols, g).unwrap();
+    let (packed, scales) = Quantizer::new(g)
+        .pack_to_vec(&w, rows, cols)
+        .unwrap()
+        .into_parts();
     let c = Case {
         rows,
         cols,
@@ -212,8 +211,11 @@ fn large_batches_and_half_activations() {
     let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
     let mut from_half = vec![0f32; batch * rows];
     let mut from_f32 = vec![0f32; batch * rows];
-    cortex_q4::matmul(&c.matrix(), &halves, batch, Precision::Int8, &mut from_half).unwrap();
-    cortex_q4::matmul(&c.matrix(), &widened, batch, Precision::Int8, &mut from_f32).unwrap();
+    let (m, opts) = (c.matrix(), Options::default());
+    m.matmul(&opts, &halves, batch, Precision::Int8, &mut from_half)
+        .unwrap();
+    m.matmul(&opts, &widened, batch, Precision::Int8, &mut from_f32)
+        .unwrap();
     assert_eq!(bits(&from_half), bits(&from_f32));
 }
 
@@ -221,7 +223,10 @@ fn large_batches_and_half_activations() {
 fn bad_calls_are_refused_without_writing() {
     let (rows, cols, g) = (4, 64, 32);
     let w = vec![0.5f32; rows * cols];
-    let (packed, scales) = pack_to_vec(&w, rows, cols, g).unwrap();
+    let (packed, scales) = Quantizer::new(g)
+        .pack_to_vec(&w, rows, cols)
+        .unwrap()
+        .into_parts();
     let m = PackedMatrix::new(&packed, &scales, rows, cols, g).unwrap();
     assert!(matches!(
         PackedMatrix::new(&packed[1..], &scales, rows, cols, g),
@@ -232,28 +237,29 @@ fn bad_calls_are_refused_without_writing() {
     let mut y = vec![7f32; 2 * rows];
     let e = Precision::Exact;
     assert!(matches!(
-        matmul_with(&opts, &m, &x[1..], 2, e, &mut y),
+        m.matmul(&opts, &x[1..], 2, e, &mut y),
         Err(Error::InputTooShort { .. })
     ));
     assert!(matches!(
-        matmul_with(&opts, &m, &x, 2, e, &mut y[1..]),
+        m.matmul(&opts, &x, 2, e, &mut y[1..]),
         Err(Error::OutputTooSmall { .. })
     ));
     assert!(matches!(
-        matmul_rows_with(&opts, &m, &x, 2, e, 1..5, &mut y, 4),
+        m.matmul_rows(&opts, &x, 2, e, 1..5, &mut y, 4),
         Err(Error::BadRowRange { .. })
     ));
     assert!(matches!(
-        matmul_rows_with(&opts, &m, &x, 2, e, 0..3, &mut y, 2),
+        m.matmul_rows(&opts, &x, 2, e, 0..3, &mut y, 2),
         Err(Error::BadStride { .. })
     ));
     assert!(matches!(
-        matmul_with(&opts, &m, &x, usize::MAX, e, &mut y),
+        m.matmul(&opts, &x, usize::MAX, e, &mut y),
         Err(Error::SizeOverflow)
     ));
     assert!(y.iter().all(|&v| v == 7.0));
     // A row range writes its own elements only.
-    matmul_rows_with(&opts, &m, &x, 2, e, 1..3, &mut y[1..], rows).unwrap();
+    m.matmul_rows(&opts, &x, 2, e, 1..3, &mut y[1..], rows)
+        .unwrap();
     assert_eq!([y[0], y[3], y[4], y[7]], [7.0; 4]);
     assert_eq!(y[1], 64.0 * 0.5);
 }
@@ -268,14 +274,18 @@ fn candle_gemm_equals_the_slice_api() {
     let x: Vec<f32> = (0..batch * cols)
         .map(|i| ((i * 17) % 83) as f32 / 41.0 - 1.0)
         .collect();
-    let (packed, scales) = pack_to_vec(&w, rows, cols, g).unwrap();
+    let (packed, scales) = Quantizer::new(g)
+        .pack_to_vec(&w, rows, cols)
+        .unwrap()
+        .into_parts();
     let dev = Device::Cpu;
     let pt = Tensor::from_vec(packed.clone(), (rows, 48), &dev).unwrap();
     let st = Tensor::from_vec(scales.clone(), (rows, 3), &dev).unwrap();
     let m = PackedMatrix::new(&packed, &scales, rows, cols, g).unwrap();
     for precision in [Precision::Exact, Precision::Int8] {
         let mut want = vec![0f32; batch * rows];
-        cortex_q4::matmul(&m, &x, batch, precision, &mut want).unwrap();
+        m.matmul(&Options::default(), &x, batch, precision, &mut want)
+            .unwrap();
         for dtype in [DType::F32, DType::F64] {
             let xt = Tensor::from_vec(x.clone(), (batch, cols), &dev)
                 .unwrap()

@@ -4,8 +4,7 @@
 use candle_core::{Device, Tensor};
 use cortex_q4::scalar;
 use cortex_q4::{
-    pack_4bit_symmetric, pack_to_vec, unpack_4bit_symmetric, unpack_4bit_symmetric_to,
-    unpack_to_vec, Layout,
+    pack_4bit_symmetric, unpack_4bit_symmetric, unpack_4bit_symmetric_to, Layout, Quantizer,
 };
 use half::{bf16, f16};
 use proptest::prelude::*;
@@ -85,7 +84,7 @@ fn bits(v: &[f32]) -> Vec<u32> {
 proptest! {
     #[test]
     fn pack_equals_reference((rows, cols, g, src) in matrix()) {
-        let (packed, scales) = pack_to_vec(&src, rows, cols, g).unwrap();
+        let (packed, scales) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
         let (want_packed, want_scales) = reference_pack(&src, rows, cols, g);
         prop_assert_eq!(packed, want_packed);
         prop_assert_eq!(bits(&scales), bits(&want_scales));
@@ -93,8 +92,8 @@ proptest! {
 
     #[test]
     fn round_trip_error_is_at_most_half_a_step((rows, cols, g, src) in matrix()) {
-        let (packed, scales) = pack_to_vec(&src, rows, cols, g).unwrap();
-        let out: Vec<f32> = unpack_to_vec(&packed, &scales, rows, cols, g).unwrap();
+        let (packed, scales) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
+        let out: Vec<f32> = Quantizer::new(g).unpack_to_vec(&packed, &scales, rows, cols).unwrap();
         let groups = cols.div_ceil(g);
         for r in 0..rows {
             for k in 0..groups {
@@ -113,7 +112,7 @@ proptest! {
 
     #[test]
     fn unused_nibbles_encode_zero((rows, cols, g, src) in matrix()) {
-        let (packed, _) = pack_to_vec(&src, rows, cols, g).unwrap();
+        let (packed, _) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
         let l = Layout::new(rows, cols, g).unwrap();
         for r in 0..rows {
             for c in cols..l.groups_per_row * l.bytes_per_group * 2 {
@@ -135,14 +134,15 @@ proptest! {
     fn row_splits_give_the_same_bytes((rows, cols, g, src) in matrix(), cut in 0usize..5) {
         let cut = cut.min(rows);
         let l = Layout::new(rows, cols, g).unwrap();
-        let (whole_p, whole_s) = pack_to_vec(&src, rows, cols, g).unwrap();
+        let (whole_p, whole_s) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
         let mut packed = vec![0u8; l.packed_len];
         let mut scales = vec![0f32; l.scales_len];
         let (p0, p1) = packed.split_at_mut(cut * l.packed_row_bytes);
         let (s0, s1) = scales.split_at_mut(cut * l.groups_per_row);
         let (x0, x1) = src.split_at(cut * cols);
-        cortex_q4::pack(x0, cut, cols, g, p0, s0).unwrap();
-        cortex_q4::pack(x1, rows - cut, cols, g, p1, s1).unwrap();
+        let q = Quantizer::new(g);
+        q.pack(x0, cut, cols, p0, s0).unwrap();
+        q.pack(x1, rows - cut, cols, p1, s1).unwrap();
         prop_assert_eq!(packed, whole_p);
         prop_assert_eq!(bits(&scales), bits(&whole_s));
     }
@@ -156,7 +156,7 @@ proptest! {
         let l = Layout::new(rows, cols, g).unwrap();
         let packed: Vec<u8> = (0..l.packed_len).map(|i| (seed.rotate_left(i as u32 % 64) as u8) ^ (i as u8)).collect();
         let scales: Vec<f32> = (0..l.scales_len).map(|i| f32::from_bits(scale_bits[i % 400])).collect();
-        let out: Vec<f32> = unpack_to_vec(&packed, &scales, rows, cols, g).unwrap();
+        let out: Vec<f32> = Quantizer::new(g).unpack_to_vec(&packed, &scales, rows, cols).unwrap();
         for r in 0..rows {
             for c in 0..cols {
                 let byte = packed[r * l.packed_row_bytes + (c / g) * g.div_ceil(2) + (c % g) / 2];
@@ -170,15 +170,16 @@ proptest! {
 
     #[test]
     fn narrow_and_wide_inputs_are_converted_first((rows, cols, g, src) in matrix()) {
+        let q = Quantizer::new(g);
         let halfs: Vec<f16> = src.iter().map(|&v| f16::from_f32(v)).collect();
         let widened: Vec<f32> = halfs.iter().map(|h| h.to_f32()).collect();
-        prop_assert_eq!(pack_to_vec(&halfs, rows, cols, g).unwrap(), pack_to_vec(&widened, rows, cols, g).unwrap());
+        prop_assert_eq!(q.pack_to_vec(&halfs, rows, cols).unwrap().into_parts(), q.pack_to_vec(&widened, rows, cols).unwrap().into_parts());
         let brains: Vec<bf16> = src.iter().map(|&v| bf16::from_f32(v)).collect();
         let widened: Vec<f32> = brains.iter().map(|h| h.to_f32()).collect();
-        prop_assert_eq!(pack_to_vec(&brains, rows, cols, g).unwrap(), pack_to_vec(&widened, rows, cols, g).unwrap());
+        prop_assert_eq!(q.pack_to_vec(&brains, rows, cols).unwrap().into_parts(), q.pack_to_vec(&widened, rows, cols).unwrap().into_parts());
         let doubles: Vec<f64> = src.iter().map(|&v| v as f64 * 1.000000001).collect();
         let narrowed: Vec<f32> = doubles.iter().map(|&d| d as f32).collect();
-        prop_assert_eq!(pack_to_vec(&doubles, rows, cols, g).unwrap(), pack_to_vec(&narrowed, rows, cols, g).unwrap());
+        prop_assert_eq!(q.pack_to_vec(&doubles, rows, cols).unwrap().into_parts(), q.pack_to_vec(&narrowed, rows, cols).unwrap().into_parts());
     }
 
     #[test]
@@ -192,7 +193,7 @@ proptest! {
         } else {
             Tensor::from_vec(src.clone(), (rows, cols), &dev).unwrap()
         };
-        let (want_p, want_s) = pack_to_vec(&src, rows, cols, g).unwrap();
+        let (want_p, want_s) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
         for dtype in [candle_core::DType::F32, candle_core::DType::F16, candle_core::DType::BF16, candle_core::DType::F64] {
             let t = t.to_dtype(dtype).unwrap();
             let (p, s) = pack_4bit_symmetric(&t, g).unwrap();
@@ -203,14 +204,14 @@ proptest! {
                 prop_assert_eq!(bits(&s), bits(&want_s));
             } else {
                 let narrow = t.flatten_all().unwrap().to_dtype(candle_core::DType::F32).unwrap().to_vec1::<f32>().unwrap();
-                prop_assert_eq!((p, bits(&s)), { let (a, b) = pack_to_vec(&narrow, rows, cols, g).unwrap(); (a, bits(&b)) });
+                prop_assert_eq!((p, bits(&s)), { let (a, b) = Quantizer::new(g).pack_to_vec(&narrow, rows, cols).unwrap().into_parts(); (a, bits(&b)) });
             }
         }
         let l = Layout::new(rows, cols, g).unwrap();
         let pt = Tensor::from_vec(want_p.clone(), (rows, l.packed_row_bytes), &dev).unwrap();
         let st = Tensor::from_vec(want_s.clone(), (rows, l.groups_per_row), &dev).unwrap();
         let got = unpack_4bit_symmetric(&pt, &st, (rows, cols), g).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let want: Vec<f32> = unpack_to_vec(&want_p, &want_s, rows, cols, g).unwrap();
+        let want: Vec<f32> = Quantizer::new(g).unpack_to_vec(&want_p, &want_s, rows, cols).unwrap();
         prop_assert_eq!(bits(&got), bits(&want));
         // Straight into narrower (and wider) dtypes: the f32 values rounded
         // (or widened) as `half` and `as f64` do.

@@ -9,8 +9,8 @@ use cortex_q4::ffi::{
     cq4_kernel, cq4_options_default, cq4_q4_0_export, cq4_q4_0_import, cq4_q4_0_quantize_f32,
     cq4_q4_0_quantize_f32_ex, cq4_q4_0_report, cq4_status,
 };
-use cortex_q4::q4_0::{export, import, quantize, quantize_with, ExportReport};
-use cortex_q4::{unpack_to_vec, Error, Kernel, Options, Q4_0_BLOCK_BYTES};
+use cortex_q4::q4_0::{export, import, quantize, ExportReport};
+use cortex_q4::{Error, Kernel, Options, Quantizer, Q4_0_BLOCK_BYTES};
 use half::f16;
 use proptest::prelude::*;
 
@@ -65,7 +65,7 @@ fn to_candle(blocks: &[u8]) -> Vec<BlockQ4_0> {
 
 fn quantized(src: &[f32], rows: usize, cols: usize) -> Vec<u8> {
     let mut blocks = vec![0u8; rows * cols / 32 * Q4_0_BLOCK_BYTES];
-    quantize(src, rows, cols, &mut blocks).unwrap();
+    quantize(&Options::default(), src, rows, cols, &mut blocks).unwrap();
     blocks
 }
 
@@ -124,11 +124,11 @@ proptest! {
         for x in inputs {
             let reference = Options::default().with_kernel(Kernel::Scalar);
             let mut want = vec![0u8; 4 * Q4_0_BLOCK_BYTES];
-            quantize_with(&reference, &x, 2, 64, &mut want).unwrap();
+            quantize(&reference, &x, 2, 64, &mut want).unwrap();
             for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
                 let opts = Options::default().with_kernel(kernel).with_threads(threads);
                 let mut got = vec![0u8; 4 * Q4_0_BLOCK_BYTES];
-                quantize_with(&opts, &x, 2, 64, &mut got).unwrap();
+                quantize(&opts, &x, 2, 64, &mut got).unwrap();
                 prop_assert_eq!(&got, &want, "{}", kernel.name());
             }
         }
@@ -140,7 +140,7 @@ proptest! {
     #[test]
     fn import_decodes_as_ggml(blocks in any_blocks(4)) {
         let (packed, scales) = imported(&blocks, 2, 64);
-        let ours: Vec<f32> = unpack_to_vec(&packed, &scales, 2, 64, 32).unwrap();
+        let ours: Vec<f32> = Quantizer::new(32).unpack_to_vec(&packed, &scales, 2, 64).unwrap();
         let mut theirs = vec![0f32; 128];
         BlockQ4_0::to_float(&to_candle(&blocks), &mut theirs);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -248,12 +248,12 @@ fn large_matrices_split_over_threads_give_the_same_blocks() {
         .with_kernel(Kernel::Scalar)
         .with_threads(1);
     let mut want = vec![0u8; rows * cols / 32 * Q4_0_BLOCK_BYTES];
-    quantize_with(&reference, &src, rows, cols, &mut want).unwrap();
+    quantize(&reference, &src, rows, cols, &mut want).unwrap();
     for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
         for threads in [0, 2, 3, 7] {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);
             let mut got = vec![0xA5u8; want.len()];
-            quantize_with(&opts, &src, rows, cols, &mut got).unwrap();
+            quantize(&opts, &src, rows, cols, &mut got).unwrap();
             assert_eq!(got, want, "{} threads {threads}", kernel.name());
         }
     }
@@ -264,18 +264,18 @@ fn bad_shapes_and_short_buffers_are_refused_without_writing() {
     let mut blocks = vec![0xA5u8; 2 * Q4_0_BLOCK_BYTES];
     let src = vec![1f32; 64];
     assert_eq!(
-        quantize(&src, 1, 48, &mut blocks),
+        quantize(&Options::default(), &src, 1, 48, &mut blocks),
         Err(Error::ColsNotWholeBlocks {
             cols: 48,
             block: 32
         })
     );
     assert!(matches!(
-        quantize(&src, 2, 64, &mut blocks),
+        quantize(&Options::default(), &src, 2, 64, &mut blocks),
         Err(Error::InputTooShort { .. })
     ));
     assert!(matches!(
-        quantize(&src, 1, 64, &mut blocks[..35]),
+        quantize(&Options::default(), &src, 1, 64, &mut blocks[..35]),
         Err(Error::OutputTooSmall { .. })
     ));
     assert!(blocks.iter().all(|&b| b == 0xA5));
@@ -309,7 +309,7 @@ proptest! {
         let (src_len, packed_len, scales_len, blocks_len) = lens;
         let src = &x[..src_len.min(x.len())];
         let mut want = vec![0xA5u8; blocks_len];
-        let verdict = quantize(src, rows, cols, &mut want);
+        let verdict = quantize(&Options::default(), src, rows, cols, &mut want);
         let mut got = vec![0xA5u8; blocks_len];
         // SAFETY: each pointer is valid for its declared length.
         let status = unsafe {

@@ -11,7 +11,7 @@ use super::options::{cq4_options, read_options};
 use super::{cq4_status, guard};
 use crate::element::Element;
 use crate::layout::Layout;
-use crate::slice_api;
+use crate::slice_api::Quantizer;
 
 /// Largest accepted `group_size`.
 pub const CQ4_MAX_GROUP_SIZE: usize = 1048576;
@@ -124,9 +124,10 @@ pub(super) unsafe fn pack_any<T: Element>(
                 encoder.to_encoder(),
             )
         };
-        slice_api::pack_encoded_with(
-            &options, &encoder, src, rows, cols, group_size, packed, scales,
-        )?;
+        Quantizer::new(group_size)
+            .with_encoder(encoder)
+            .with_options(options)
+            .pack(src, rows, cols, packed, scales)?;
         Ok(())
     })
 }
@@ -162,7 +163,9 @@ unsafe fn unpack_any<T: Element>(
         // caller promised each valid for its declared length.
         let (packed, scales, dst) =
             unsafe { (packed.as_slice(), scales.as_slice(), dst.as_mut_slice()) };
-        slice_api::unpack_with(&options, packed, scales, rows, cols, group_size, dst)?;
+        Quantizer::new(group_size)
+            .with_options(options)
+            .unpack(packed, scales, rows, cols, dst)?;
         Ok(())
     })
 }

@@ -205,7 +205,7 @@ pub unsafe extern "C" fn cq4_q4_0_quantize_f32_ex(
         // SAFETY: pointers checked non-null, aligned and disjoint above; the
         // caller promised each valid for its declared length.
         let (src, blocks) = unsafe { (src.as_slice(), blocks.as_mut_slice()) };
-        q4_0::quantize_with(&options, src, rows, cols, blocks)?;
+        q4_0::quantize(&options, src, rows, cols, blocks)?;
         Ok(())
     })
 }

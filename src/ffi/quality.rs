@@ -6,7 +6,8 @@ use super::buffers::{check_disjoint, Raw};
 use super::{cq4_status, guard};
 use crate::element::Element;
 use crate::layout::Layout;
-use crate::quality::{quality, Quality};
+use crate::matmul_api::PackedMatrix;
+use crate::quality::Quality;
 
 /// Error of a packed matrix against its original (f64 sums over every
 /// element of `e = original - unpacked`; NaN and Inf propagate).
@@ -70,14 +71,8 @@ unsafe fn quality_any<T: Element>(
         // SAFETY: pointers checked non-null, aligned and disjoint; the
         // caller promised each valid for its declared length.
         let q = unsafe {
-            quality(
-                original.as_slice(),
-                packed.as_slice(),
-                scales.as_slice(),
-                rows,
-                cols,
-                group_size,
-            )?
+            PackedMatrix::new(packed.as_slice(), scales.as_slice(), rows, cols, group_size)?
+                .quality(original.as_slice())?
         };
         // SAFETY: as above; `out` is valid for one write.
         unsafe { out.as_mut_ptr().write(q.into()) };
