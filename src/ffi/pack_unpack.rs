@@ -109,8 +109,7 @@ pub unsafe extern "C" fn cq4_layout_get(
     group_size: usize,
     out: *mut cq4_layout,
 ) -> cq4_status {
-    let out = Buf::value_out(out);
-    forward! { LayoutQuery { out, rows, cols, group_size } }
+    forward! { LayoutQuery { out: Buf::value_out(out), rows, cols, group_size } }
 }
 
 /// The `cq4_pack_*` functions: `src` into `packed` and `scales`, each
