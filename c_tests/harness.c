@@ -1113,7 +1113,7 @@ int cq4_harness_matmul(void)
         struct {
             const char *what;
             cq4_status got, want;
-        } cases[10];
+        } cases[14];
         size_t n = 0;
         for (i = 0; i < BATCH * ROWS; i++)
             canary[i] = y[i] = 12345.0f;
@@ -1142,6 +1142,24 @@ int cq4_harness_matmul(void)
         opt.kernel = 77;
         CASE("bad options", cq4_matmul_f32(&m, x, BATCH * COLS, BATCH, 0, y, BATCH * ROWS, &opt),
              CQ4_ERR_BAD_OPTIONS);
+        /* Overlap comes before a short input. */
+        CASE("y over a short x", cq4_matmul_f32(&m, x, COLS - 1, 1, 0, x + 1, ROWS, NULL),
+             CQ4_ERR_OVERLAPPING_BUFFERS);
+        /* Sizes of x and y whose byte counts pass PTRDIFF_MAX. */
+        CASE("batch 2^56", cq4_matmul_f32(&m, x, BATCH * COLS, (size_t)1 << 56, 0, y, BATCH * ROWS,
+                                          NULL),
+             CQ4_ERR_SIZE_OVERFLOW);
+        CASE("y_stride 2^62", cq4_matmul_rows_f32(&m, x, BATCH * COLS, 2, 0, 0, ROWS, y, BATCH * ROWS,
+                                                  (size_t)1 << 62, NULL),
+             CQ4_ERR_SIZE_OVERFLOW);
+        /* The matrix descriptor is an input too. */
+        bad = m;
+        CASE("y over *w", cq4_matmul_f32(&bad, x, BATCH * COLS, 1, 0, (float *)&bad + 2, ROWS, NULL),
+             CQ4_ERR_OVERLAPPING_BUFFERS);
+        if (memcmp(&bad, &m, sizeof m)) {
+            fputs("matmul: y over *w: the descriptor was written\n", stderr);
+            failures++;
+        }
 #undef CASE
         for (i = 0; i < n; i++) {
             char ctx[64];
@@ -1149,6 +1167,18 @@ int cq4_harness_matmul(void)
             failures += check_status(ctx, cases[i].got, cases[i].want);
         }
         failures += check_equal("matmul: refused calls", "y", y, canary, sizeof(float), BATCH * ROWS, 0);
+    }
+
+    /* y in the unread tail of x: allowed, and the same product. */
+    {
+        static float xy[COLS + 1];
+        memcpy(xy, x, sizeof(float) * COLS);
+        failures += check_status("matmul: y in x's tail",
+                                 cq4_matmul_rows_f32(&m, xy, COLS + 1, 1, 0, 0, 1, xy + COLS, 1, 1, NULL),
+                                 CQ4_OK);
+        failures += check_status("matmul: y alone", cq4_matmul_rows_f32(&m, x, COLS, 1, 0, 0, 1, y, 1, 1, NULL),
+                                 CQ4_OK);
+        failures += check_equal("matmul: y in x's tail", "y", xy + COLS, y, sizeof(float), 1, 0);
     }
     return failures;
 }

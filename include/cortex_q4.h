@@ -10,12 +10,29 @@
  *
  * Rules shared by every function:
  *  - lengths count elements of the pointed-to type;
- *  - NULL or misaligned pointers, bad options, bad group sizes,
- *    overflowing sizes, overlapping and short buffers each return their own
- *    cq4_status, and then nothing has been written; when several are wrong,
- *    the status names the first in that order;
- *  - buffers may be longer than the layout needs: only the layout's prefix
- *    of each is read or written, and only those prefixes must not overlap;
+ *  - a buffer's prefix is the part of it the call reads or writes: its
+ *    first layout.elements, packed_len, scales_len... elements; structs
+ *    passed by pointer (cq4_matrix, cq4_options, cq4_encoder_options) are
+ *    inputs of one element;
+ *  - buffers may be longer than the layout needs: only the prefix of each
+ *    is read or written, and only those prefixes must not overlap;
+ *  - each failure returns its own cq4_status, and then nothing has been
+ *    written. When several things are wrong, the status names the first
+ *    in this order (CQ4_ERR_ left off the names):
+ *      1. a NULL pointer, then a misaligned one; the pointers inside a
+ *         cq4_matrix come after the arguments' own;
+ *      2. the options: cq4_options (BAD_OPTIONS, UNSUPPORTED_KERNEL), then
+ *         cq4_encoder_options (BAD_OPTIONS, then its importance pointer:
+ *         MISALIGNED_POINTER), then the precision id (BAD_PRECISION);
+ *      3. the shape: group size, cols, row range, stride (BAD_GROUP_SIZE,
+ *         BAD_COLS, BAD_ROW_RANGE, BAD_STRIDE) and every size the call
+ *         computes (SIZE_OVERFLOW), including each prefix's byte count,
+ *         which must not exceed PTRDIFF_MAX;
+ *      4. an output's prefix sharing a byte with another buffer's prefix,
+ *         counted within its declared length (OVERLAPPING_BUFFERS);
+ *      5. an input shorter than its prefix (INPUT_TOO_SHORT);
+ *      6. an output shorter than its prefix (OUTPUT_TOO_SMALL);
+ *      7. the values read: importance weights (BAD_IMPORTANCE);
  *  - nothing is read or written past the lengths passed in;
  *  - no global mutable state: every function is thread-safe on disjoint
  *    outputs.
@@ -244,26 +261,6 @@ typedef struct cq4_encoder_options {
 } cq4_encoder_options;
 
 /**
- * How a call runs; never what it computes (every choice gives the same
- * bytes). Start from `cq4_options_default()` and change fields.
- */
-typedef struct cq4_options {
-  /**
-   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
-   */
-  uint32_t struct_size;
-  /**
-   * A `cq4_kernel` id.
-   */
-  uint32_t kernel;
-  /**
-   * Threads of the library's persistent pool: 0 = all of them, 1 = the
-   * calling thread only (the default).
-   */
-  uint32_t threads;
-} cq4_options;
-
-/**
  * A packed `[rows, cols]` matrix as `cq4_pack_*` wrote it.
  */
 typedef struct cq4_matrix {
@@ -284,6 +281,26 @@ typedef struct cq4_matrix {
   size_t cols;
   size_t group_size;
 } cq4_matrix;
+
+/**
+ * How a call runs; never what it computes (every choice gives the same
+ * bytes). Start from `cq4_options_default()` and change fields.
+ */
+typedef struct cq4_options {
+  /**
+   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+   */
+  uint32_t struct_size;
+  /**
+   * A `cq4_kernel` id.
+   */
+  uint32_t kernel;
+  /**
+   * Threads of the library's persistent pool: 0 = all of them, 1 = the
+   * calling thread only (the default).
+   */
+  uint32_t threads;
+} cq4_options;
 
 /**
  * Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
@@ -384,69 +401,6 @@ extern "C" {
 struct cq4_encoder_options cq4_encoder_options_default(void);
 
 /**
- * As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
- * = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
- * Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
- * `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
- * `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite); the outputs
- * must not overlap `importance[0 .. cols]`.
- *
- * # Safety
- * As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
- * `cq4_encoder_options` whose `importance` is NULL or valid for
- * `importance_len` reads.
- */
-enum cq4_status cq4_pack_encoded_f32(const float *src,
-                                     size_t src_len,
-                                     size_t rows,
-                                     size_t cols,
-                                     size_t group_size,
-                                     uint8_t *packed,
-                                     size_t packed_len,
-                                     float *scales,
-                                     size_t scales_len,
-                                     const struct cq4_options *options,
-                                     const struct cq4_encoder_options *encoder);
-
-/**
- * As `cq4_pack_encoded_f32`, from IEEE binary16 bit patterns (converted
- * exactly to f32 first).
- *
- * # Safety
- * As `cq4_pack_encoded_f32`.
- */
-enum cq4_status cq4_pack_encoded_f16(const uint16_t *src,
-                                     size_t src_len,
-                                     size_t rows,
-                                     size_t cols,
-                                     size_t group_size,
-                                     uint8_t *packed,
-                                     size_t packed_len,
-                                     float *scales,
-                                     size_t scales_len,
-                                     const struct cq4_options *options,
-                                     const struct cq4_encoder_options *encoder);
-
-/**
- * As `cq4_pack_encoded_f32`, from bfloat16 bit patterns (converted exactly
- * to f32 first).
- *
- * # Safety
- * As `cq4_pack_encoded_f32`.
- */
-enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
-                                      size_t src_len,
-                                      size_t rows,
-                                      size_t cols,
-                                      size_t group_size,
-                                      uint8_t *packed,
-                                      size_t packed_len,
-                                      float *scales,
-                                      size_t scales_len,
-                                      const struct cq4_options *options,
-                                      const struct cq4_encoder_options *encoder);
-
-/**
  * Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
  * `batch` rows of `x` (`[batch, cols]`, row-major) and every row of the
  * packed matrix `w`, without unpacking it. `precision` is a
@@ -455,13 +409,15 @@ enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
  *
  * Reads `*w`, its `packed` and `scales` (layout prefixes) and
  * `x[0 .. batch*cols]`. Writes `y[0 .. batch*rows]`, nothing else.
- * Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
- * `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_OPTIONS`,
- * `CQ4_ERR_BAD_PRECISION`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
- * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
- * `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`, `x_len`),
- * `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and an input),
- * `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER` (the
+ * arguments, then the pointers in `*w`), `CQ4_ERR_BAD_OPTIONS`,
+ * `CQ4_ERR_UNSUPPORTED_KERNEL`, `CQ4_ERR_BAD_PRECISION`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW` (the matrix's layout,
+ * `batch*cols` or `y`'s extent, in elements or bytes),
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and `*w`, `*options` or an input's
+ * prefix), `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`,
+ * `x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
  *
  * # Safety
  * Each pointer must be NULL or valid for its declared length (in elements
@@ -585,10 +541,10 @@ enum cq4_status cq4_layout_get(size_t rows,
  *
  * Reads `src[0 .. rows*cols]`. Writes `packed[0 .. layout.packed_len]` and
  * `scales[0 .. layout.scales_len]` (see `cq4_layout_get`), nothing else.
- * Returns `CQ4_OK`, or without writing anything:
- * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
- * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
- * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`),
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`),
  * `CQ4_ERR_OUTPUT_TOO_SMALL` (`packed_len`, `scales_len`).
  * Rows are independent: see `cq4_layout` for splitting rows over threads.
  *
@@ -614,10 +570,10 @@ enum cq4_status cq4_pack_f32(const float *src,
  *
  * Reads `packed[0 .. layout.packed_len]` and `scales[0 .. layout.scales_len]`.
  * Writes `dst[0 .. rows*cols]`, nothing else.
- * Returns `CQ4_OK`, or without writing anything:
- * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
- * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
- * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
  * `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
  * Rows are independent: see `cq4_layout` for splitting rows over threads.
  *
@@ -808,6 +764,70 @@ enum cq4_status cq4_unpack_bf16_ex(const uint8_t *packed,
                                    const struct cq4_options *options);
 
 /**
+ * As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
+ * = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
+ * Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
+ * `encoder`), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, checked with
+ * `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
+ * `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite, found last);
+ * the outputs must not overlap `*encoder` or `importance[0 .. cols]`.
+ *
+ * # Safety
+ * As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
+ * `cq4_encoder_options` whose `importance` is NULL or valid for
+ * `importance_len` reads.
+ */
+enum cq4_status cq4_pack_encoded_f32(const float *src,
+                                     size_t src_len,
+                                     size_t rows,
+                                     size_t cols,
+                                     size_t group_size,
+                                     uint8_t *packed,
+                                     size_t packed_len,
+                                     float *scales,
+                                     size_t scales_len,
+                                     const struct cq4_options *options,
+                                     const struct cq4_encoder_options *encoder);
+
+/**
+ * As `cq4_pack_encoded_f32`, from IEEE binary16 bit patterns (converted
+ * exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_encoded_f32`.
+ */
+enum cq4_status cq4_pack_encoded_f16(const uint16_t *src,
+                                     size_t src_len,
+                                     size_t rows,
+                                     size_t cols,
+                                     size_t group_size,
+                                     uint8_t *packed,
+                                     size_t packed_len,
+                                     float *scales,
+                                     size_t scales_len,
+                                     const struct cq4_options *options,
+                                     const struct cq4_encoder_options *encoder);
+
+/**
+ * As `cq4_pack_encoded_f32`, from bfloat16 bit patterns (converted exactly
+ * to f32 first).
+ *
+ * # Safety
+ * As `cq4_pack_encoded_f32`.
+ */
+enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
+                                      size_t src_len,
+                                      size_t rows,
+                                      size_t cols,
+                                      size_t group_size,
+                                      uint8_t *packed,
+                                      size_t packed_len,
+                                      float *scales,
+                                      size_t scales_len,
+                                      const struct cq4_options *options,
+                                      const struct cq4_encoder_options *encoder);
+
+/**
  * Converts GGML Q4_0 blocks holding a `[rows, cols]` matrix into this
  * format at group size 32. Every element decodes (`cq4_unpack_*`) to the
  * same float as GGML's dequantization; negative scales stay negative.
@@ -906,10 +926,10 @@ enum cq4_status cq4_q4_0_quantize_f32_ex(const float *src,
  *
  * Reads `original[0 .. rows*cols]`, `packed[0 .. layout.packed_len]`,
  * `scales[0 .. layout.scales_len]`. Writes `*out` on success only.
- * Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
- * `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_GROUP_SIZE`,
- * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS` (`out`),
- * `CQ4_ERR_INPUT_TOO_SHORT`.
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`out`), `CQ4_ERR_INPUT_TOO_SHORT`.
  *
  * # Safety
  * Each pointer must be NULL or valid for its declared length (in elements

@@ -110,7 +110,8 @@ impl<'a> PackedMatrix<'a> {
         y: &mut [f32],
         y_stride: usize,
     ) -> Result<(), Error> {
-        let plan = Plan::new(options, self, x, batch, rows, y_stride)?;
+        let plan = Plan::new(options, &self.layout, batch, rows, y_stride)?;
+        Layout::check_input(Buffer::Source, plan.x_len, x.len())?;
         Layout::check_output(Buffer::Destination, plan.y_len, y.len())?;
         // SAFETY: `y` is exclusively borrowed and holds the planned `y_len`.
         unsafe { plan.execute(self, x, precision, y.as_mut_ptr()) };
@@ -140,22 +141,22 @@ pub(crate) struct Plan {
     batch: usize,
     rows: Range<usize>,
     y_stride: usize,
+    /// `batch * cols`: activations read.
+    pub(crate) x_len: usize,
     /// `(batch - 1) * y_stride + rows.len()`, or 0 when nothing is written.
     pub(crate) y_len: usize,
 }
 
 impl Plan {
-    /// Checks everything but the output buffer.
-    pub(crate) fn new<X>(
+    /// Checks everything but the buffers, and sizes them.
+    pub(crate) fn new(
         options: &Options,
-        w: &PackedMatrix,
-        x: &[X],
+        l: &Layout,
         batch: usize,
         rows: Range<usize>,
         y_stride: usize,
     ) -> Result<Plan, Error> {
         let kernel = options.kernel()?;
-        let l = w.layout;
         if rows.start > rows.end || rows.end > l.rows {
             return Err(Error::BadRowRange {
                 start: rows.start,
@@ -171,7 +172,6 @@ impl Plan {
             });
         }
         let x_len = batch.checked_mul(l.cols).ok_or(Error::SizeOverflow)?;
-        Layout::check_input(Buffer::Source, x_len, x.len())?;
         let y_len = match (batch, width) {
             (0, _) | (_, 0) => 0,
             _ => (batch - 1)
@@ -185,6 +185,7 @@ impl Plan {
             batch,
             rows,
             y_stride,
+            x_len,
             y_len,
         })
     }

@@ -95,3 +95,235 @@ proptest! {
         }
     }
 }
+
+/// The header's check order and extents, each on one call that the layer
+/// once got wrong.
+mod order_and_extents {
+    use cortex_q4::ffi::*;
+    use std::ptr::{null, null_mut};
+
+    const EXACT: u32 = cq4_precision::CQ4_PRECISION_EXACT as u32;
+
+    /// A `[rows, 32]` matrix packed at g = 32, its bytes and scales owned.
+    struct Matrix {
+        packed: Vec<u8>,
+        scales: Vec<f32>,
+        rows: usize,
+    }
+
+    impl Matrix {
+        fn new(rows: usize) -> Matrix {
+            let w: Vec<f32> = (0..rows * 32).map(|i| (i % 13) as f32 - 6.0).collect();
+            let (packed, scales) = cortex_q4::Quantizer::new(32)
+                .pack_to_vec(&w, rows, 32)
+                .unwrap()
+                .into_parts();
+            Matrix {
+                packed,
+                scales,
+                rows,
+            }
+        }
+
+        fn c(&self) -> cq4_matrix {
+            cq4_matrix {
+                packed: self.packed.as_ptr(),
+                packed_len: self.packed.len(),
+                scales: self.scales.as_ptr(),
+                scales_len: self.scales.len(),
+                rows: self.rows,
+                cols: 32,
+                group_size: 32,
+            }
+        }
+    }
+
+    #[test]
+    fn an_output_in_the_unread_tail_of_an_input_is_allowed_and_exact() {
+        // src holds 64 floats and declares 16 more, which pack never reads;
+        // packed (32 bytes = 8 floats) lies in that tail.
+        let src: Vec<f32> = (0..64).map(|i| (i % 11) as f32 - 5.0).collect();
+        let (want_packed, want_scales) = cortex_q4::Quantizer::new(32)
+            .pack_to_vec(&src, 2, 32)
+            .unwrap()
+            .into_parts();
+        let mut buf = src.clone();
+        buf.resize(64 + 16, 0.0);
+        let mut scales = vec![0f32; 2];
+        let base = buf.as_mut_ptr();
+        // SAFETY: every pointer comes from `base` or `scales` and is valid for
+        // its declared length; packed lies in src's unread tail, as the
+        // header allows.
+        let status = unsafe {
+            let packed = base.add(64).cast::<u8>();
+            let st = cq4_pack_f32(base, 80, 2, 32, 32, packed, 32, scales.as_mut_ptr(), 2);
+            assert_eq!(std::slice::from_raw_parts(packed, 32), &want_packed[..]);
+            st
+        };
+        assert_eq!(status, cq4_status::CQ4_OK);
+        assert_eq!(&buf[..64], &src[..]);
+        assert_eq!(scales, want_scales);
+    }
+
+    #[test]
+    fn the_matrix_descriptor_is_an_input() {
+        let m = Matrix::new(1);
+        let mut w = m.c();
+        let x = [1f32; 32];
+        let wp: *mut cq4_matrix = &mut w;
+        // SAFETY: y points into `w` (valid for one f32), which the call
+        // must refuse to write.
+        let status = unsafe {
+            let y = wp.cast::<f32>().add(2);
+            cq4_matmul_f32(wp, x.as_ptr(), 32, 1, EXACT, y, 1, null())
+        };
+        assert_eq!(status, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+        assert_eq!(w.packed_len, m.packed.len());
+    }
+
+    #[test]
+    fn option_structs_are_inputs() {
+        let src = [1f32; 32];
+        // 8-byte aligned room for 4 scales... and for the option structs.
+        let mut room = [0u64; 8];
+        let mut packed = [0u8; 16];
+        let base = room.as_mut_ptr();
+        let options = cq4_options_default();
+        let encoder = cq4_encoder_options_default();
+        // SAFETY: `room` holds either struct; the call must refuse to write
+        // over the one it reads.
+        unsafe {
+            base.cast::<cq4_options>().write(options);
+            let status = cq4_pack_f32_ex(
+                src.as_ptr(),
+                32,
+                1,
+                32,
+                32,
+                packed.as_mut_ptr(),
+                16,
+                base.cast::<f32>(),
+                1,
+                base.cast::<cq4_options>(),
+            );
+            assert_eq!(status, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+            assert_eq!(base.cast::<cq4_options>().read(), options);
+            base.cast::<cq4_encoder_options>().write(encoder);
+            let status = cq4_pack_encoded_f32(
+                src.as_ptr(),
+                32,
+                1,
+                32,
+                32,
+                packed.as_mut_ptr(),
+                16,
+                base.cast::<f32>(),
+                1,
+                null(),
+                base.cast::<cq4_encoder_options>(),
+            );
+            assert_eq!(status, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+            assert_eq!(base.cast::<cq4_encoder_options>().read(), encoder);
+        }
+        assert_eq!(packed, [0u8; 16]);
+    }
+
+    #[test]
+    fn y_in_the_unread_tail_of_x_is_allowed() {
+        let m = Matrix::new(1);
+        let w = m.c();
+        let mut want = [0f32; 1];
+        let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.25).collect();
+        // SAFETY: every buffer valid for its declared length, disjoint.
+        let st =
+            unsafe { cq4_matmul_f32(&w, x.as_ptr(), 32, 1, EXACT, want.as_mut_ptr(), 1, null()) };
+        assert_eq!(st, cq4_status::CQ4_OK);
+        let mut buf = x.clone();
+        buf.resize(40, -1.0);
+        let base = buf.as_mut_ptr();
+        // SAFETY: x declares 40 floats and the product reads 32; y is the
+        // 33rd, in the unread tail.
+        let status = unsafe { cq4_matmul_f32(&w, base, 40, 1, EXACT, base.add(32), 1, null()) };
+        assert_eq!(status, cq4_status::CQ4_OK);
+        assert_eq!(buf[32].to_bits(), want[0].to_bits());
+    }
+
+    #[test]
+    fn overlap_is_reported_before_short_inputs() {
+        let m = Matrix::new(2);
+        let w = m.c();
+        let mut short = m.c();
+        short.packed_len -= 1;
+        let mut x = vec![1f32; 64];
+        let base = x.as_mut_ptr();
+        for (w, x_len) in [(&w, 31), (&short, 32)] {
+            // SAFETY: x valid for 64 floats; y overlaps what x's prefix
+            // would be, which the call must refuse first.
+            let status =
+                unsafe { cq4_matmul_f32(w, base, x_len, 1, EXACT, base.add(1), 2, null()) };
+            assert_eq!(status, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+        }
+        assert!(x.iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn every_extent_of_a_product_is_overflow_checked() {
+        let m = Matrix::new(2);
+        let w = m.c();
+        let x = vec![1f32; 64];
+        let mut y = vec![7f32; 4];
+        // SAFETY: each pointer valid for its declared length.
+        unsafe {
+            // x = 2^56 * 32 f32: 2^63 bytes.
+            let st = cq4_matmul_f32(
+                &w,
+                x.as_ptr(),
+                64,
+                1 << 56,
+                EXACT,
+                y.as_mut_ptr(),
+                4,
+                null(),
+            );
+            assert_eq!(st, cq4_status::CQ4_ERR_SIZE_OVERFLOW);
+            // y = 2^62 + 2 f32.
+            let st = cq4_matmul_rows_f32(
+                &w,
+                x.as_ptr(),
+                64,
+                2,
+                EXACT,
+                0,
+                2,
+                y.as_mut_ptr(),
+                4,
+                1 << 62,
+                null(),
+            );
+            assert_eq!(st, cq4_status::CQ4_ERR_SIZE_OVERFLOW);
+        }
+        assert_eq!(y, [7.0; 4]);
+    }
+
+    #[test]
+    fn null_pointers_are_reported_before_misaligned_ones() {
+        let src = [0f32; 9];
+        let mut scales = [0f32; 1];
+        // SAFETY: src + 1 byte is misaligned but inside `src`; packed is NULL.
+        let status = unsafe {
+            let misaligned = src.as_ptr().cast::<u8>().add(1).cast::<f32>();
+            cq4_pack_f32(
+                misaligned,
+                8,
+                1,
+                8,
+                8,
+                null_mut(),
+                4,
+                scales.as_mut_ptr(),
+                1,
+            )
+        };
+        assert_eq!(status, cq4_status::CQ4_ERR_NULL_POINTER);
+    }
+}

@@ -1,12 +1,16 @@
 //! Fused products `Y = X W^T` with packed weights through the C ABI.
 
+use std::ops::Range;
+
 use half::{bf16, f16};
 
-use super::buffers::{check_disjoint, Raw};
+use super::call::{Arg, Buf, Call};
+use super::cq4_status;
 use super::options::{cq4_options, read_options};
-use super::{cq4_status, guard};
 use crate::element::Element;
+use crate::layout::Layout;
 use crate::matmul_api::{PackedMatrix, Plan, Precision};
+use crate::options::Options;
 
 /// Precision ids for the `precision` argument of the `cq4_matmul_*`
 /// functions.
@@ -49,71 +53,117 @@ fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
     }
 }
 
-/// Shared body of the `cq4_matmul_*` functions: `rows` (all of them when
+/// The `cq4_matmul_*` functions: weight rows `rows` (all of them when
 /// `None`) into `y[b * y_stride + (r - rows.start)]` (`y_stride` = the row
 /// count when `None`).
-///
-/// # Safety
-/// As documented on [`cq4_matmul_rows_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the C signatures
-unsafe fn matmul_any<X: Element>(
-    w: *const cq4_matrix,
-    x: *const X,
-    x_len: usize,
+struct Product<X> {
+    w: Buf<cq4_matrix>,
+    /// `*w`, once read; its buffers are `packed` and `scales`.
+    matrix: Option<cq4_matrix>,
+    packed: Buf<u8>,
+    scales: Buf<f32>,
+    x: Buf<X>,
     batch: usize,
     precision: u32,
-    rows: Option<std::ops::Range<usize>>,
-    y: *mut f32,
-    y_len: usize,
+    rows: Option<Range<usize>>,
+    y: Buf<f32>,
     y_stride: Option<usize>,
-    options: *const cq4_options,
-) -> cq4_status {
-    guard(|| {
-        let w = Raw::new(w, 1)?;
-        // SAFETY: non-null and aligned (checked); the caller promised one
-        // readable `cq4_matrix`.
-        let m = unsafe { w.as_slice()[0] };
-        let packed_raw = Raw::new(m.packed, m.packed_len)?;
-        let scales_raw = Raw::new(m.scales, m.scales_len)?;
-        let x_raw = Raw::new(x, x_len)?;
-        let y = Raw::new(y.cast_const(), y_len)?;
-        let options = read_options(options)?;
-        let precision = precision_from_id(precision)?;
-        // SAFETY: non-null, aligned, and valid for their declared lengths
-        // (the caller's contract); inputs are only read.
-        let (packed, scales, x) = unsafe {
-            (
-                packed_raw.as_slice(),
-                scales_raw.as_slice(),
-                x_raw.as_slice(),
-            )
-        };
-        let matrix = PackedMatrix::new(packed, scales, m.rows, m.cols, m.group_size)?;
-        let rows = rows.unwrap_or(0..m.rows);
-        let plan = Plan::new(
-            &options,
-            &matrix,
-            x,
+    options: Buf<cq4_options>,
+}
+
+impl<X> Product<X> {
+    #[allow(clippy::too_many_arguments)] // the C signature's
+    fn new(
+        w: *const cq4_matrix,
+        x: *const X,
+        x_len: usize,
+        batch: usize,
+        precision: u32,
+        rows: Option<Range<usize>>,
+        y: *mut f32,
+        y_len: usize,
+        y_stride: Option<usize>,
+        options: *const cq4_options,
+    ) -> Self {
+        Product {
+            w: Buf::value_in(w),
+            matrix: None,
+            packed: Buf::none(),
+            scales: Buf::none(),
+            x: Buf::input(x, x_len),
             batch,
+            precision,
             rows,
-            y_stride.unwrap_or(m.rows),
+            y: Buf::output(y, y_len),
+            y_stride,
+            options: Buf::value_in(options).optional(),
+        }
+    }
+}
+
+impl<X: Element> Call for Product<X> {
+    type Choices = (Options, Precision);
+    type Shape = (Layout, Plan);
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [
+            self.w.arg(),
+            self.x.arg(),
+            self.y.arg(),
+            self.options.arg(),
+            self.packed.arg(),
+            self.scales.arg(),
+        ]
+    }
+
+    unsafe fn open(&mut self) {
+        // SAFETY: `w` passed its checks (`open`'s contract).
+        self.matrix = unsafe { self.w.read() };
+        if let Some(m) = self.matrix {
+            self.packed = Buf::input(m.packed, m.packed_len);
+            self.scales = Buf::input(m.scales, m.scales_len);
+        }
+    }
+
+    unsafe fn choose(&mut self) -> Result<Self::Choices, cq4_status> {
+        // SAFETY: the options pointer passed its checks (`choose`'s contract).
+        let options = unsafe { read_options(&self.options) }?;
+        Ok((options, precision_from_id(self.precision)?))
+    }
+
+    fn shape(&mut self, (options, _): &Self::Choices) -> Result<Self::Shape, cq4_status> {
+        let m = self.matrix.ok_or(cq4_status::CQ4_ERR_INTERNAL)?;
+        let l = Layout::new(m.rows, m.cols, m.group_size)?;
+        let rows = self.rows.clone().unwrap_or(0..l.rows);
+        let plan = Plan::new(
+            options,
+            &l,
+            self.batch,
+            rows,
+            self.y_stride.unwrap_or(l.rows),
         )?;
-        let l = matrix.layout();
-        check_disjoint(
-            &[y.span(plan.y_len)],
-            &[
-                packed_raw.span(l.packed_len),
-                scales_raw.span(l.scales_len),
-                x_raw.span(usize::MAX),
-            ],
-        )?;
-        crate::Layout::check_output(crate::Buffer::Destination, plan.y_len, y_len)?;
-        // SAFETY: `y` is valid for `y_len >= plan.y_len` writes (the
-        // caller's contract, checked length), overlaps no input, and the
-        // caller promised no one else touches the elements this call writes.
-        unsafe { plan.execute(&matrix, x, precision, y.as_mut_ptr()) };
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        self.x.touch(plan.x_len);
+        self.y.touch(plan.y_len);
+        Ok((l, plan))
+    }
+
+    unsafe fn run(
+        self,
+        (_, precision): Self::Choices,
+        (l, plan): Self::Shape,
+    ) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (packed, scales, x) =
+            unsafe { (self.packed.slice(), self.scales.slice(), self.x.slice()) };
+        let matrix = PackedMatrix::new(packed, scales, l.rows, l.cols, l.group_size)?;
+        // SAFETY: `y` holds `plan.y_len` elements and overlaps no input
+        // (checked); the caller promised no one else touches the elements
+        // this call writes, so no slice spans `y`.
+        unsafe { plan.execute(&matrix, x, precision, self.y.as_mut_ptr()) };
         Ok(())
-    })
+    }
 }
 
 /// Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
@@ -124,13 +174,15 @@ unsafe fn matmul_any<X: Element>(
 ///
 /// Reads `*w`, its `packed` and `scales` (layout prefixes) and
 /// `x[0 .. batch*cols]`. Writes `y[0 .. batch*rows]`, nothing else.
-/// Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
-/// `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_OPTIONS`,
-/// `CQ4_ERR_BAD_PRECISION`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
-/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
-/// `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`, `x_len`),
-/// `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and an input),
-/// `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER` (the
+/// arguments, then the pointers in `*w`), `CQ4_ERR_BAD_OPTIONS`,
+/// `CQ4_ERR_UNSUPPORTED_KERNEL`, `CQ4_ERR_BAD_PRECISION`,
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW` (the matrix's layout,
+/// `batch*cols` or `y`'s extent, in elements or bytes),
+/// `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and `*w`, `*options` or an input's
+/// prefix), `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`, `scales_len`,
+/// `x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for its declared length (in elements
@@ -146,8 +198,7 @@ pub unsafe extern "C" fn cq4_matmul_f32(
     y_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `matmul_any` needs.
-    unsafe { matmul_any(w, x, x_len, batch, precision, None, y, y_len, None, options) }
+    forward! { Product::new(w, x, x_len, batch, precision, None, y, y_len, None, options) }
 }
 
 /// As `cq4_matmul_f32` for the weight rows `[row_begin, row_end)` only,
@@ -177,21 +228,8 @@ pub unsafe extern "C" fn cq4_matmul_rows_f32(
     y_stride: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `matmul_any` needs.
-    unsafe {
-        matmul_any(
-            w,
-            x,
-            x_len,
-            batch,
-            precision,
-            Some(row_begin..row_end),
-            y,
-            y_len,
-            Some(y_stride),
-            options,
-        )
-    }
+    forward! { Product::new(w, x, x_len, batch, precision, Some(row_begin..row_end), y, y_len,
+    Some(y_stride), options) }
 }
 
 /// As `cq4_matmul_rows_f32`, with IEEE binary16 activations (converted
@@ -213,22 +251,8 @@ pub unsafe extern "C" fn cq4_matmul_rows_f16(
     y_stride: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    let x = x.cast::<f16>();
-    // SAFETY: `f16` is a transparent `u16`; the contract is `matmul_any`'s.
-    unsafe {
-        matmul_any(
-            w,
-            x,
-            x_len,
-            batch,
-            precision,
-            Some(row_begin..row_end),
-            y,
-            y_len,
-            Some(y_stride),
-            options,
-        )
-    }
+    forward! { Product::<f16>::new(w, x.cast(), x_len, batch, precision, Some(row_begin..row_end),
+    y, y_len, Some(y_stride), options) }
 }
 
 /// As `cq4_matmul_rows_f32`, with bfloat16 activations (converted exactly
@@ -250,20 +274,6 @@ pub unsafe extern "C" fn cq4_matmul_rows_bf16(
     y_stride: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    let x = x.cast::<bf16>();
-    // SAFETY: `bf16` is a transparent `u16`; the contract is `matmul_any`'s.
-    unsafe {
-        matmul_any(
-            w,
-            x,
-            x_len,
-            batch,
-            precision,
-            Some(row_begin..row_end),
-            y,
-            y_len,
-            Some(y_stride),
-            options,
-        )
-    }
+    forward! { Product::<bf16>::new(w, x.cast(), x_len, batch, precision, Some(row_begin..row_end),
+    y, y_len, Some(y_stride), options) }
 }

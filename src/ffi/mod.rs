@@ -1,8 +1,20 @@
 //! The C ABI: a thin layer that only checks and converts, then calls the
-//! safe slice API. Every function validates its pointers, never unwinds
-//! into C and writes nothing when it returns an error.
+//! safe slice API. Each `extern "C"` function is its declaration and docs
+//! (cbindgen reads them for the header) and a one-line body that builds a
+//! [`call::Call`] and runs it through [`call::checked`], the one place that
+//! checks, in the header's order, and that never unwinds into C.
 
-mod buffers;
+/// The body of an `extern "C"` function that takes pointers: runs `$call`,
+/// built from the arguments as they came, through the checked path.
+macro_rules! forward {
+    ($call:expr) => {
+        // SAFETY: the function's `# Safety` asks of its caller what
+        // `checked` needs: each pointer NULL or valid for its declared length.
+        unsafe { $crate::ffi::call::checked($call) }
+    };
+}
+
+mod call;
 mod encoders;
 mod matmul;
 mod options;

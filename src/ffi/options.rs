@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int};
 use std::mem::size_of;
 
-use super::buffers::Raw;
+use super::call::Buf;
 use super::cq4_status::{self, *};
 use crate::kernels::Kernel;
 use crate::options::Options;
@@ -63,20 +63,22 @@ fn kernel_id(kernel: Kernel) -> cq4_kernel {
     }
 }
 
-/// Reads the caller's options; NULL means the defaults.
-pub(super) fn read_options(options: *const cq4_options) -> Result<Options, cq4_status> {
-    if options.is_null() {
+/// Reads the caller's options (not given: the defaults) and checks that
+/// their kernel runs here.
+///
+/// # Safety
+/// As [`Buf::read`].
+pub(super) unsafe fn read_options(options: &Buf<cq4_options>) -> Result<Options, cq4_status> {
+    // SAFETY: the caller's promise.
+    let Some(c) = (unsafe { options.read() }) else {
         return Ok(Options::default());
-    }
-    let raw = Raw::new(options, 1)?;
-    // SAFETY: non-null and aligned (checked); the caller promised one
-    // readable `cq4_options`.
-    let c = unsafe { raw.as_slice()[0] };
+    };
     if c.struct_size as usize != size_of::<cq4_options>() {
         return Err(CQ4_ERR_BAD_OPTIONS);
     }
     let mut opts = Options::default().with_threads(c.threads as usize);
     opts.kernel = kernel_from_id(c.kernel)?;
+    opts.kernel()?;
     Ok(opts)
 }
 
@@ -141,6 +143,11 @@ mod tests {
         assert_eq!(kernel_from_id(5), Err(CQ4_ERR_BAD_OPTIONS));
         assert_eq!(cq4_kernel_supported(5), 0);
         assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));
+    }
+
+    fn read_options(c: *const cq4_options) -> Result<Options, cq4_status> {
+        // SAFETY: `c` is NULL or a live `cq4_options`.
+        unsafe { super::read_options(&Buf::value_in(c).optional()) }
     }
 
     #[test]

@@ -3,14 +3,17 @@
 //! Lengths always count elements of the pointed-to type. Buffers may be
 //! longer than the layout needs; only the layout's prefix is touched.
 
+use std::ptr::null;
+
 use half::{bf16, f16};
 
-use super::buffers::{check_disjoint, Raw};
-use super::encoders::{cq4_encoder_options, read_encoder};
+use super::call::{Arg, Buf, Call};
+use super::cq4_status;
+use super::encoders::{cq4_encoder, cq4_encoder_options, read_encoder};
 use super::options::{cq4_options, read_options};
-use super::{cq4_status, guard};
 use crate::element::Element;
 use crate::layout::Layout;
+use crate::options::Options;
 use crate::slice_api::Quantizer;
 
 /// Largest accepted `group_size`.
@@ -60,6 +63,37 @@ impl From<Layout> for cq4_layout {
     }
 }
 
+/// `cq4_layout_get`: the layout, written to `out`.
+struct LayoutQuery {
+    out: Buf<cq4_layout>,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+}
+
+impl Call for LayoutQuery {
+    type Choices = ();
+    type Shape = Layout;
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [self.out.arg()]
+    }
+
+    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
+        Ok(())
+    }
+
+    fn shape(&mut self, _: &()) -> Result<Layout, cq4_status> {
+        Ok(Layout::new(self.rows, self.cols, self.group_size)?)
+    }
+
+    unsafe fn run(self, _: (), layout: Layout) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        unsafe { self.out.write(layout.into()) };
+        Ok(())
+    }
+}
+
 /// Computes the layout of a `[rows, cols]` matrix packed with `group_size`.
 ///
 /// Reads nothing; writes `*out` on success only.
@@ -75,99 +109,182 @@ pub unsafe extern "C" fn cq4_layout_get(
     group_size: usize,
     out: *mut cq4_layout,
 ) -> cq4_status {
-    guard(|| {
-        let out = Raw::new(out.cast_const(), 1)?;
-        let layout = Layout::new(rows, cols, group_size)?;
-        // SAFETY: `out` is non-null and aligned (checked), and the caller
-        // promised it valid for one write.
-        unsafe { out.as_mut_slice()[0] = layout.into() };
-        Ok(())
-    })
+    forward! { LayoutQuery { out: Buf::value_out(out), rows, cols, group_size } }
 }
 
-/// Shared body of the `cq4_pack_*` functions.
-///
-/// # Safety
-/// As documented on [`cq4_pack_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the C signatures
-pub(super) unsafe fn pack_any<T: Element>(
-    src: *const T,
-    src_len: usize,
+/// The `cq4_pack_*` functions: `src` into `packed` and `scales`, each
+/// group's scale chosen by `encoder`.
+struct Pack<T> {
+    src: Buf<T>,
     rows: usize,
     cols: usize,
     group_size: usize,
-    packed: *mut u8,
-    packed_len: usize,
-    scales: *mut f32,
-    scales_len: usize,
-    options: *const cq4_options,
-    encoder: *const cq4_encoder_options,
-) -> cq4_status {
-    guard(|| {
-        let src = Raw::new(src, src_len)?;
-        let packed = Raw::new(packed.cast_const(), packed_len)?;
-        let scales = Raw::new(scales.cast_const(), scales_len)?;
-        let options = read_options(options)?;
-        let encoder = read_encoder(encoder)?;
-        let l = Layout::new(rows, cols, group_size)?;
-        check_disjoint(
-            &[packed.span(l.packed_len), scales.span(l.scales_len)],
-            &[src.span(l.elements), encoder.importance_span(cols)],
-        )?;
-        // SAFETY: pointers checked non-null, aligned and disjoint above; the
-        // caller promised each valid for its declared length.
-        let (src, packed, scales, encoder) = unsafe {
+    packed: Buf<u8>,
+    scales: Buf<f32>,
+    options: Buf<cq4_options>,
+    encoder: Buf<cq4_encoder_options>,
+    /// The weights `encoder` points to, once read.
+    importance: Buf<f32>,
+}
+
+impl<T> Pack<T> {
+    #[allow(clippy::too_many_arguments)] // the C signature's
+    fn new(
+        src: *const T,
+        src_len: usize,
+        rows: usize,
+        cols: usize,
+        group_size: usize,
+        packed: *mut u8,
+        packed_len: usize,
+        scales: *mut f32,
+        scales_len: usize,
+        options: *const cq4_options,
+        encoder: *const cq4_encoder_options,
+    ) -> Self {
+        Pack {
+            src: Buf::input(src, src_len),
+            rows,
+            cols,
+            group_size,
+            packed: Buf::output(packed, packed_len),
+            scales: Buf::output(scales, scales_len),
+            options: Buf::value_in(options).optional(),
+            encoder: Buf::value_in(encoder).optional(),
+            importance: Buf::none(),
+        }
+    }
+}
+
+impl<T: Element> Call for Pack<T> {
+    type Choices = (Options, cq4_encoder);
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [
+            self.src.arg(),
+            self.packed.arg(),
+            self.scales.arg(),
+            self.options.arg(),
+            self.encoder.arg(),
+            self.importance.arg(),
+        ]
+    }
+
+    unsafe fn choose(&mut self) -> Result<Self::Choices, cq4_status> {
+        // SAFETY: the option pointers passed their checks (`choose`'s contract).
+        let (options, (encoder, importance)) =
+            unsafe { (read_options(&self.options)?, read_encoder(&self.encoder)?) };
+        self.importance = importance;
+        Ok((options, encoder))
+    }
+
+    fn shape(&mut self, _: &Self::Choices) -> Result<(), cq4_status> {
+        let l = Layout::new(self.rows, self.cols, self.group_size)?;
+        self.src.touch(l.elements);
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        self.importance.touch(self.cols);
+        Ok(())
+    }
+
+    unsafe fn run(self, (options, encoder): Self::Choices, _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (src, packed, scales, importance) = unsafe {
+            let importance = self.importance.is_given().then(|| self.importance.slice());
             (
-                src.as_slice(),
-                packed.as_mut_slice(),
-                scales.as_mut_slice(),
-                encoder.to_encoder(),
+                self.src.slice(),
+                self.packed.slice_mut(),
+                self.scales.slice_mut(),
+                importance,
             )
         };
-        Quantizer::new(group_size)
+        let encoder = encoder.with(importance);
+        Quantizer::new(self.group_size)
             .with_encoder(encoder)
             .with_options(options)
-            .pack(src, rows, cols, packed, scales)?;
+            .pack(src, self.rows, self.cols, packed, scales)?;
         Ok(())
-    })
+    }
 }
 
-/// Shared body of the `cq4_unpack_*` functions.
-///
-/// # Safety
-/// As documented on [`cq4_unpack_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the C signatures
-unsafe fn unpack_any<T: Element>(
-    packed: *const u8,
-    packed_len: usize,
-    scales: *const f32,
-    scales_len: usize,
+/// The `cq4_unpack_*` functions: `packed` and `scales` into `dst`.
+struct Unpack<T> {
+    packed: Buf<u8>,
+    scales: Buf<f32>,
     rows: usize,
     cols: usize,
     group_size: usize,
-    dst: *mut T,
-    dst_len: usize,
-    options: *const cq4_options,
-) -> cq4_status {
-    guard(|| {
-        let packed = Raw::new(packed, packed_len)?;
-        let scales = Raw::new(scales, scales_len)?;
-        let dst = Raw::new(dst.cast_const(), dst_len)?;
-        let options = read_options(options)?;
-        let l = Layout::new(rows, cols, group_size)?;
-        check_disjoint(
-            &[dst.span(l.elements)],
-            &[packed.span(l.packed_len), scales.span(l.scales_len)],
-        )?;
-        // SAFETY: pointers checked non-null, aligned and disjoint above; the
-        // caller promised each valid for its declared length.
-        let (packed, scales, dst) =
-            unsafe { (packed.as_slice(), scales.as_slice(), dst.as_mut_slice()) };
-        Quantizer::new(group_size)
-            .with_options(options)
-            .unpack(packed, scales, rows, cols, dst)?;
+    dst: Buf<T>,
+    options: Buf<cq4_options>,
+}
+
+impl<T> Unpack<T> {
+    #[allow(clippy::too_many_arguments)] // the C signature's
+    fn new(
+        packed: *const u8,
+        packed_len: usize,
+        scales: *const f32,
+        scales_len: usize,
+        rows: usize,
+        cols: usize,
+        group_size: usize,
+        dst: *mut T,
+        dst_len: usize,
+        options: *const cq4_options,
+    ) -> Self {
+        Unpack {
+            packed: Buf::input(packed, packed_len),
+            scales: Buf::input(scales, scales_len),
+            rows,
+            cols,
+            group_size,
+            dst: Buf::output(dst, dst_len),
+            options: Buf::value_in(options).optional(),
+        }
+    }
+}
+
+impl<T: Element> Call for Unpack<T> {
+    type Choices = Options;
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [
+            self.packed.arg(),
+            self.scales.arg(),
+            self.dst.arg(),
+            self.options.arg(),
+        ]
+    }
+
+    unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
+        // SAFETY: the options pointer passed its checks (`choose`'s contract).
+        unsafe { read_options(&self.options) }
+    }
+
+    fn shape(&mut self, _: &Options) -> Result<(), cq4_status> {
+        let l = Layout::new(self.rows, self.cols, self.group_size)?;
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        self.dst.touch(l.elements);
         Ok(())
-    })
+    }
+
+    unsafe fn run(self, options: Options, _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (packed, scales, dst) = unsafe {
+            (
+                self.packed.slice(),
+                self.scales.slice(),
+                self.dst.slice_mut(),
+            )
+        };
+        Quantizer::new(self.group_size)
+            .with_options(options)
+            .unpack(packed, scales, self.rows, self.cols, dst)?;
+        Ok(())
+    }
 }
 
 /// Packs the row-major f32 matrix `src[rows * cols]` with `group_size`,
@@ -175,10 +292,10 @@ unsafe fn unpack_any<T: Element>(
 ///
 /// Reads `src[0 .. rows*cols]`. Writes `packed[0 .. layout.packed_len]` and
 /// `scales[0 .. layout.scales_len]` (see `cq4_layout_get`), nothing else.
-/// Returns `CQ4_OK`, or without writing anything:
-/// `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
-/// `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
-/// `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`),
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+/// `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`),
 /// `CQ4_ERR_OUTPUT_TOO_SMALL` (`packed_len`, `scales_len`).
 /// Rows are independent: see `cq4_layout` for splitting rows over threads.
 ///
@@ -197,23 +314,8 @@ pub unsafe extern "C" fn cq4_pack_f32(
     scales: *mut f32,
     scales_len: usize,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `pack_any` needs.
-    unsafe {
-        let defaults = std::ptr::null();
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            defaults,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::new(src, src_len, rows, cols, group_size, packed, packed_len, scales,
+    scales_len, null(), null()) }
 }
 
 /// Unpacks `packed` and `scales` into the row-major f32 matrix
@@ -223,10 +325,10 @@ pub unsafe extern "C" fn cq4_pack_f32(
 ///
 /// Reads `packed[0 .. layout.packed_len]` and `scales[0 .. layout.scales_len]`.
 /// Writes `dst[0 .. rows*cols]`, nothing else.
-/// Returns `CQ4_OK`, or without writing anything:
-/// `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
-/// `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_BAD_GROUP_SIZE`,
-/// `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+/// `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
 /// `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
 /// Rows are independent: see `cq4_layout` for splitting rows over threads.
 ///
@@ -245,13 +347,8 @@ pub unsafe extern "C" fn cq4_unpack_f32(
     dst: *mut f32,
     dst_len: usize,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `unpack_any` needs.
-    unsafe {
-        let defaults = std::ptr::null();
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
-        )
-    }
+    forward! { Unpack::new(packed, packed_len, scales, scales_len, rows, cols, group_size, dst,
+    dst_len, null()) }
 }
 
 /// As `cq4_pack_f32`, from IEEE binary16 bit patterns (converted exactly to
@@ -271,23 +368,8 @@ pub unsafe extern "C" fn cq4_pack_f16(
     scales: *mut f32,
     scales_len: usize,
 ) -> cq4_status {
-    // SAFETY: `f16` is a transparent `u16`; the contract is `pack_any`'s.
-    unsafe {
-        let (src, defaults) = (src.cast::<f16>(), std::ptr::null());
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            defaults,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::<f16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, null(), null()) }
 }
 
 /// As `cq4_pack_f32`, from bfloat16 bit patterns (converted exactly to f32
@@ -307,23 +389,8 @@ pub unsafe extern "C" fn cq4_pack_bf16(
     scales: *mut f32,
     scales_len: usize,
 ) -> cq4_status {
-    // SAFETY: `bf16` is a transparent `u16`; the contract is `pack_any`'s.
-    unsafe {
-        let (src, defaults) = (src.cast::<bf16>(), std::ptr::null());
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            defaults,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::<bf16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, null(), null()) }
 }
 
 /// As `cq4_unpack_f32`, writing IEEE binary16 bit patterns (each f32 result
@@ -343,13 +410,8 @@ pub unsafe extern "C" fn cq4_unpack_f16(
     dst: *mut u16,
     dst_len: usize,
 ) -> cq4_status {
-    // SAFETY: `f16` is a transparent `u16`; the contract is `unpack_any`'s.
-    unsafe {
-        let (dst, defaults) = (dst.cast::<f16>(), std::ptr::null());
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
-        )
-    }
+    forward! { Unpack::<f16>::new(packed, packed_len, scales, scales_len, rows, cols, group_size,
+    dst.cast(), dst_len, null()) }
 }
 
 /// As `cq4_unpack_f32`, writing bfloat16 bit patterns (each f32 result
@@ -369,13 +431,8 @@ pub unsafe extern "C" fn cq4_unpack_bf16(
     dst: *mut u16,
     dst_len: usize,
 ) -> cq4_status {
-    // SAFETY: `bf16` is a transparent `u16`; the contract is `unpack_any`'s.
-    unsafe {
-        let (dst, defaults) = (dst.cast::<bf16>(), std::ptr::null());
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, defaults,
-        )
-    }
+    forward! { Unpack::<bf16>::new(packed, packed_len, scales, scales_len, rows, cols, group_size,
+    dst.cast(), dst_len, null()) }
 }
 
 /// As `cq4_pack_f32`, with `options` (NULL = the defaults). Also returns
@@ -396,22 +453,8 @@ pub unsafe extern "C" fn cq4_pack_f32_ex(
     scales_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `pack_any` needs.
-    unsafe {
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            options,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::new(src, src_len, rows, cols, group_size, packed, packed_len, scales,
+    scales_len, options, null()) }
 }
 
 /// As `cq4_pack_f32_ex`, from IEEE binary16 bit patterns (converted exactly to f32 first).
@@ -431,23 +474,8 @@ pub unsafe extern "C" fn cq4_pack_f16_ex(
     scales_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `pack_any` needs; `f16` is a transparent `u16`.
-    unsafe {
-        let src = src.cast::<f16>();
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            options,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::<f16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, options, null()) }
 }
 
 /// As `cq4_pack_f32_ex`, from bfloat16 bit patterns (converted exactly to f32 first).
@@ -467,23 +495,8 @@ pub unsafe extern "C" fn cq4_pack_bf16_ex(
     scales_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `pack_any` needs; `bf16` is a transparent `u16`.
-    unsafe {
-        let src = src.cast::<bf16>();
-        pack_any(
-            src,
-            src_len,
-            rows,
-            cols,
-            group_size,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            options,
-            std::ptr::null(),
-        )
-    }
+    forward! { Pack::<bf16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, options, null()) }
 }
 
 /// As `cq4_unpack_f32`, with `options` (NULL = the defaults). Also returns
@@ -504,12 +517,8 @@ pub unsafe extern "C" fn cq4_unpack_f32_ex(
     dst_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `unpack_any` needs.
-    unsafe {
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
-        )
-    }
+    forward! { Unpack::new(packed, packed_len, scales, scales_len, rows, cols, group_size, dst,
+    dst_len, options) }
 }
 
 /// As `cq4_unpack_f32_ex`, writing IEEE binary16 bit patterns (each f32 result rounded to nearest even).
@@ -529,13 +538,8 @@ pub unsafe extern "C" fn cq4_unpack_f16_ex(
     dst_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `unpack_any` needs; `f16` is a transparent `u16`.
-    unsafe {
-        let dst = dst.cast::<f16>();
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
-        )
-    }
+    forward! { Unpack::<f16>::new(packed, packed_len, scales, scales_len, rows, cols, group_size,
+    dst.cast(), dst_len, options) }
 }
 
 /// As `cq4_unpack_f32_ex`, writing bfloat16 bit patterns (each f32 result rounded to nearest even).
@@ -555,13 +559,84 @@ pub unsafe extern "C" fn cq4_unpack_bf16_ex(
     dst_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `unpack_any` needs; `bf16` is a transparent `u16`.
-    unsafe {
-        let dst = dst.cast::<bf16>();
-        unpack_any(
-            packed, packed_len, scales, scales_len, rows, cols, group_size, dst, dst_len, options,
-        )
-    }
+    forward! { Unpack::<bf16>::new(packed, packed_len, scales, scales_len, rows, cols, group_size,
+    dst.cast(), dst_len, options) }
+}
+
+/// As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
+/// = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
+/// Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
+/// `encoder`), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, checked with
+/// `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
+/// `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite, found last);
+/// the outputs must not overlap `*encoder` or `importance[0 .. cols]`.
+///
+/// # Safety
+/// As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
+/// `cq4_encoder_options` whose `importance` is NULL or valid for
+/// `importance_len` reads.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_encoded_f32(
+    src: *const f32,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+    encoder: *const cq4_encoder_options,
+) -> cq4_status {
+    forward! { Pack::new(src, src_len, rows, cols, group_size, packed, packed_len, scales,
+    scales_len, options, encoder) }
+}
+
+/// As `cq4_pack_encoded_f32`, from IEEE binary16 bit patterns (converted
+/// exactly to f32 first).
+///
+/// # Safety
+/// As `cq4_pack_encoded_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_encoded_f16(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+    encoder: *const cq4_encoder_options,
+) -> cq4_status {
+    forward! { Pack::<f16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, options, encoder) }
+}
+
+/// As `cq4_pack_encoded_f32`, from bfloat16 bit patterns (converted exactly
+/// to f32 first).
+///
+/// # Safety
+/// As `cq4_pack_encoded_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_pack_encoded_bf16(
+    src: *const u16,
+    src_len: usize,
+    rows: usize,
+    cols: usize,
+    group_size: usize,
+    packed: *mut u8,
+    packed_len: usize,
+    scales: *mut f32,
+    scales_len: usize,
+    options: *const cq4_options,
+    encoder: *const cq4_encoder_options,
+) -> cq4_status {
+    forward! { Pack::<bf16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
+    scales, scales_len, options, encoder) }
 }
 
 #[cfg(test)]

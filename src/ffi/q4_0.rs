@@ -1,10 +1,13 @@
 //! GGML Q4_0 blocks through the C ABI. Blocks are bytes (18 per block of
 //! 32 elements), so any pointer is aligned for them.
 
-use super::buffers::{check_disjoint, Raw};
+use std::ptr::null;
+
+use super::call::{Arg, Buf, Call};
+use super::cq4_status;
 use super::options::{cq4_options, read_options};
-use super::{cq4_status, guard};
 use crate::layout::Layout;
+use crate::options::Options;
 use crate::q4_0;
 
 /// Elements per GGML Q4_0 block.
@@ -40,6 +43,158 @@ impl From<q4_0::ExportReport> for cq4_q4_0_report {
     }
 }
 
+/// `cq4_q4_0_import`: GGML blocks into `packed` and `scales`.
+struct Import {
+    blocks: Buf<u8>,
+    rows: usize,
+    cols: usize,
+    packed: Buf<u8>,
+    scales: Buf<f32>,
+}
+
+impl Call for Import {
+    type Choices = ();
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [self.blocks.arg(), self.packed.arg(), self.scales.arg()]
+    }
+
+    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
+        Ok(())
+    }
+
+    fn shape(&mut self, _: &()) -> Result<(), cq4_status> {
+        let (l, block_bytes) = Layout::q4_0(self.rows, self.cols)?;
+        self.blocks.touch(block_bytes);
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        Ok(())
+    }
+
+    unsafe fn run(self, _: (), _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (blocks, packed, scales) = unsafe {
+            (
+                self.blocks.slice(),
+                self.packed.slice_mut(),
+                self.scales.slice_mut(),
+            )
+        };
+        q4_0::import(blocks, self.rows, self.cols, packed, scales)?;
+        Ok(())
+    }
+}
+
+/// `cq4_q4_0_export`: `packed` and `scales` into GGML blocks, and what
+/// happened to the scales into `report`, if given.
+struct Export {
+    packed: Buf<u8>,
+    scales: Buf<f32>,
+    rows: usize,
+    cols: usize,
+    blocks: Buf<u8>,
+    report: Buf<cq4_q4_0_report>,
+}
+
+impl Call for Export {
+    type Choices = ();
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [
+            self.packed.arg(),
+            self.scales.arg(),
+            self.blocks.arg(),
+            self.report.arg(),
+        ]
+    }
+
+    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
+        Ok(())
+    }
+
+    fn shape(&mut self, _: &()) -> Result<(), cq4_status> {
+        let (l, block_bytes) = Layout::q4_0(self.rows, self.cols)?;
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        self.blocks.touch(block_bytes);
+        Ok(())
+    }
+
+    unsafe fn run(self, _: (), _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (packed, scales, blocks) = unsafe {
+            (
+                self.packed.slice(),
+                self.scales.slice(),
+                self.blocks.slice_mut(),
+            )
+        };
+        let done = q4_0::export(packed, scales, self.rows, self.cols, blocks)?;
+        // SAFETY: checked by `checked`.
+        unsafe { self.report.write(done.into()) };
+        Ok(())
+    }
+}
+
+/// `cq4_q4_0_quantize_*`: `src` straight to GGML blocks.
+struct Quantize {
+    src: Buf<f32>,
+    rows: usize,
+    cols: usize,
+    blocks: Buf<u8>,
+    options: Buf<cq4_options>,
+}
+
+impl Quantize {
+    fn new(
+        src: *const f32,
+        src_len: usize,
+        rows: usize,
+        cols: usize,
+        blocks: *mut u8,
+        blocks_len: usize,
+        options: *const cq4_options,
+    ) -> Self {
+        Quantize {
+            src: Buf::input(src, src_len),
+            rows,
+            cols,
+            blocks: Buf::output(blocks, blocks_len),
+            options: Buf::value_in(options).optional(),
+        }
+    }
+}
+
+impl Call for Quantize {
+    type Choices = Options;
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [self.src.arg(), self.blocks.arg(), self.options.arg()]
+    }
+
+    unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
+        // SAFETY: the options pointer passed its checks (`choose`'s contract).
+        unsafe { read_options(&self.options) }
+    }
+
+    fn shape(&mut self, _: &Options) -> Result<(), cq4_status> {
+        let (l, block_bytes) = Layout::q4_0(self.rows, self.cols)?;
+        self.src.touch(l.elements);
+        self.blocks.touch(block_bytes);
+        Ok(())
+    }
+
+    unsafe fn run(self, options: Options, _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (src, blocks) = unsafe { (self.src.slice(), self.blocks.slice_mut()) };
+        q4_0::quantize(&options, src, self.rows, self.cols, blocks)?;
+        Ok(())
+    }
+}
+
 /// Converts GGML Q4_0 blocks holding a `[rows, cols]` matrix into this
 /// format at group size 32. Every element decodes (`cq4_unpack_*`) to the
 /// same float as GGML's dequantization; negative scales stay negative.
@@ -66,27 +221,13 @@ pub unsafe extern "C" fn cq4_q4_0_import(
     scales: *mut f32,
     scales_len: usize,
 ) -> cq4_status {
-    guard(|| {
-        let blocks = Raw::new(blocks, blocks_len)?;
-        let packed = Raw::new(packed.cast_const(), packed_len)?;
-        let scales = Raw::new(scales.cast_const(), scales_len)?;
-        let (l, block_bytes) = Layout::q4_0(rows, cols)?;
-        check_disjoint(
-            &[packed.span(l.packed_len), scales.span(l.scales_len)],
-            &[blocks.span(block_bytes)],
-        )?;
-        // SAFETY: pointers checked non-null, aligned and disjoint above; the
-        // caller promised each valid for its declared length.
-        let (blocks, packed, scales) = unsafe {
-            (
-                blocks.as_slice(),
-                packed.as_mut_slice(),
-                scales.as_mut_slice(),
-            )
-        };
-        q4_0::import(blocks, rows, cols, packed, scales)?;
-        Ok(())
-    })
+    forward! { Import {
+        blocks: Buf::input(blocks, blocks_len),
+        rows,
+        cols,
+        packed: Buf::output(packed, packed_len),
+        scales: Buf::output(scales, scales_len),
+    } }
 }
 
 /// Converts this format at group size 32 (`[rows, cols]`) into GGML Q4_0
@@ -116,31 +257,14 @@ pub unsafe extern "C" fn cq4_q4_0_export(
     blocks_len: usize,
     report: *mut cq4_q4_0_report,
 ) -> cq4_status {
-    guard(|| {
-        let packed = Raw::new(packed, packed_len)?;
-        let scales = Raw::new(scales, scales_len)?;
-        let blocks = Raw::new(blocks.cast_const(), blocks_len)?;
-        let report = (!report.is_null())
-            .then(|| Raw::new(report.cast_const(), 1))
-            .transpose()?;
-        let (l, block_bytes) = Layout::q4_0(rows, cols)?;
-        let report_span = report.as_ref().map_or(0..0, |r| r.span(1));
-        check_disjoint(
-            &[blocks.span(block_bytes), report_span],
-            &[packed.span(l.packed_len), scales.span(l.scales_len)],
-        )?;
-        // SAFETY: pointers checked non-null, aligned and disjoint above; the
-        // caller promised each valid for its declared length.
-        let (packed, scales, blocks) =
-            unsafe { (packed.as_slice(), scales.as_slice(), blocks.as_mut_slice()) };
-        let done = q4_0::export(packed, scales, rows, cols, blocks)?;
-        if let Some(report) = report {
-            // SAFETY: checked non-null and aligned, disjoint from the other
-            // buffers; the caller promised it valid for one write.
-            unsafe { report.as_mut_slice()[0] = done.into() };
-        }
-        Ok(())
-    })
+    forward! { Export {
+        packed: Buf::input(packed, packed_len),
+        scales: Buf::input(scales, scales_len),
+        rows,
+        cols,
+        blocks: Buf::output(blocks, blocks_len),
+        report: Buf::value_out(report).optional(),
+    } }
 }
 
 /// Quantizes the row-major f32 matrix `src[rows * cols]` straight to GGML
@@ -166,18 +290,7 @@ pub unsafe extern "C" fn cq4_q4_0_quantize_f32(
     blocks: *mut u8,
     blocks_len: usize,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is `cq4_q4_0_quantize_f32_ex`'s.
-    unsafe {
-        cq4_q4_0_quantize_f32_ex(
-            src,
-            src_len,
-            rows,
-            cols,
-            blocks,
-            blocks_len,
-            std::ptr::null(),
-        )
-    }
+    forward! { Quantize::new(src, src_len, rows, cols, blocks, blocks_len, null()) }
 }
 
 /// As `cq4_q4_0_quantize_f32`, with explicit options (NULL = defaults): the
@@ -196,18 +309,7 @@ pub unsafe extern "C" fn cq4_q4_0_quantize_f32_ex(
     blocks_len: usize,
     options: *const cq4_options,
 ) -> cq4_status {
-    guard(|| {
-        let src = Raw::new(src, src_len)?;
-        let blocks = Raw::new(blocks.cast_const(), blocks_len)?;
-        let options = read_options(options)?;
-        let (l, block_bytes) = Layout::q4_0(rows, cols)?;
-        check_disjoint(&[blocks.span(block_bytes)], &[src.span(l.elements)])?;
-        // SAFETY: pointers checked non-null, aligned and disjoint above; the
-        // caller promised each valid for its declared length.
-        let (src, blocks) = unsafe { (src.as_slice(), blocks.as_mut_slice()) };
-        q4_0::quantize(&options, src, rows, cols, blocks)?;
-        Ok(())
-    })
+    forward! { Quantize::new(src, src_len, rows, cols, blocks, blocks_len, options) }
 }
 
 #[cfg(test)]

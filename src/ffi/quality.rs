@@ -2,8 +2,8 @@
 
 use half::{bf16, f16};
 
-use super::buffers::{check_disjoint, Raw};
-use super::{cq4_status, guard};
+use super::call::{Arg, Buf, Call};
+use super::cq4_status;
 use crate::element::Element;
 use crate::layout::Layout;
 use crate::matmul_api::PackedMatrix;
@@ -37,47 +37,84 @@ impl From<Quality> for cq4_quality {
     }
 }
 
-/// Shared body of the `cq4_quality_*` functions.
-///
-/// # Safety
-/// As documented on [`cq4_quality_f32`].
-#[allow(clippy::too_many_arguments)] // mirrors the C signatures
-unsafe fn quality_any<T: Element>(
-    original: *const T,
-    original_len: usize,
-    packed: *const u8,
-    packed_len: usize,
-    scales: *const f32,
-    scales_len: usize,
+/// The `cq4_quality_*` functions: `original` against `packed` and
+/// `scales`, the report written to `out`.
+struct Report<T> {
+    original: Buf<T>,
+    packed: Buf<u8>,
+    scales: Buf<f32>,
     rows: usize,
     cols: usize,
     group_size: usize,
-    out: *mut cq4_quality,
-) -> cq4_status {
-    guard(|| {
-        let original = Raw::new(original, original_len)?;
-        let packed = Raw::new(packed, packed_len)?;
-        let scales = Raw::new(scales, scales_len)?;
-        let out = Raw::new(out.cast_const(), 1)?;
-        let l = Layout::new(rows, cols, group_size)?;
-        check_disjoint(
-            &[out.span(1)],
-            &[
-                original.span(l.elements),
-                packed.span(l.packed_len),
-                scales.span(l.scales_len),
-            ],
-        )?;
-        // SAFETY: pointers checked non-null, aligned and disjoint; the
-        // caller promised each valid for its declared length.
-        let q = unsafe {
-            PackedMatrix::new(packed.as_slice(), scales.as_slice(), rows, cols, group_size)?
-                .quality(original.as_slice())?
-        };
-        // SAFETY: as above; `out` is valid for one write.
-        unsafe { out.as_mut_ptr().write(q.into()) };
+    out: Buf<cq4_quality>,
+}
+
+impl<T> Report<T> {
+    #[allow(clippy::too_many_arguments)] // the C signature's
+    fn new(
+        original: *const T,
+        original_len: usize,
+        packed: *const u8,
+        packed_len: usize,
+        scales: *const f32,
+        scales_len: usize,
+        rows: usize,
+        cols: usize,
+        group_size: usize,
+        out: *mut cq4_quality,
+    ) -> Self {
+        Report {
+            original: Buf::input(original, original_len),
+            packed: Buf::input(packed, packed_len),
+            scales: Buf::input(scales, scales_len),
+            rows,
+            cols,
+            group_size,
+            out: Buf::value_out(out),
+        }
+    }
+}
+
+impl<T: Element> Call for Report<T> {
+    type Choices = ();
+    type Shape = ();
+
+    fn args(&self) -> impl AsRef<[Arg]> {
+        [
+            self.original.arg(),
+            self.packed.arg(),
+            self.scales.arg(),
+            self.out.arg(),
+        ]
+    }
+
+    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
         Ok(())
-    })
+    }
+
+    fn shape(&mut self, _: &()) -> Result<(), cq4_status> {
+        let l = Layout::new(self.rows, self.cols, self.group_size)?;
+        self.original.touch(l.elements);
+        self.packed.touch(l.packed_len);
+        self.scales.touch(l.scales_len);
+        Ok(())
+    }
+
+    unsafe fn run(self, _: (), _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (original, packed, scales) = unsafe {
+            (
+                self.original.slice(),
+                self.packed.slice(),
+                self.scales.slice(),
+            )
+        };
+        let matrix = PackedMatrix::new(packed, scales, self.rows, self.cols, self.group_size)?;
+        let q = matrix.quality(original)?;
+        // SAFETY: checked by `checked`.
+        unsafe { self.out.write(q.into()) };
+        Ok(())
+    }
 }
 
 /// Compares the row-major f32 matrix `original[rows * cols]` with what
@@ -86,10 +123,10 @@ unsafe fn quality_any<T: Element>(
 ///
 /// Reads `original[0 .. rows*cols]`, `packed[0 .. layout.packed_len]`,
 /// `scales[0 .. layout.scales_len]`. Writes `*out` on success only.
-/// Returns `CQ4_OK`, or without writing anything: `CQ4_ERR_NULL_POINTER`,
-/// `CQ4_ERR_MISALIGNED_POINTER`, `CQ4_ERR_BAD_GROUP_SIZE`,
-/// `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS` (`out`),
-/// `CQ4_ERR_INPUT_TOO_SHORT`.
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+/// `CQ4_ERR_OVERLAPPING_BUFFERS` (`out`), `CQ4_ERR_INPUT_TOO_SHORT`.
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for its declared length (in elements
@@ -107,21 +144,8 @@ pub unsafe extern "C" fn cq4_quality_f32(
     group_size: usize,
     out: *mut cq4_quality,
 ) -> cq4_status {
-    // SAFETY: the caller's contract is the one `quality_any` needs.
-    unsafe {
-        quality_any(
-            original,
-            original_len,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            rows,
-            cols,
-            group_size,
-            out,
-        )
-    }
+    forward! { Report::new(original, original_len, packed, packed_len, scales, scales_len, rows,
+    cols, group_size, out) }
 }
 
 /// As `cq4_quality_f32`, for an original of IEEE binary16 bit patterns.
@@ -141,21 +165,8 @@ pub unsafe extern "C" fn cq4_quality_f16(
     group_size: usize,
     out: *mut cq4_quality,
 ) -> cq4_status {
-    // SAFETY: as `cq4_quality_f32`; `f16` is a transparent `u16`.
-    unsafe {
-        quality_any(
-            original.cast::<f16>(),
-            original_len,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            rows,
-            cols,
-            group_size,
-            out,
-        )
-    }
+    forward! { Report::<f16>::new(original.cast(), original_len, packed, packed_len, scales,
+    scales_len, rows, cols, group_size, out) }
 }
 
 /// As `cq4_quality_f32`, for an original of bfloat16 bit patterns.
@@ -175,19 +186,6 @@ pub unsafe extern "C" fn cq4_quality_bf16(
     group_size: usize,
     out: *mut cq4_quality,
 ) -> cq4_status {
-    // SAFETY: as `cq4_quality_f32`; `bf16` is a transparent `u16`.
-    unsafe {
-        quality_any(
-            original.cast::<bf16>(),
-            original_len,
-            packed,
-            packed_len,
-            scales,
-            scales_len,
-            rows,
-            cols,
-            group_size,
-            out,
-        )
-    }
+    forward! { Report::<bf16>::new(original.cast(), original_len, packed, packed_len, scales,
+    scales_len, rows, cols, group_size, out) }
 }

@@ -1,0 +1,369 @@
+//! The one checked path of every `cq4_` call that takes pointers. A call
+//! declares each of its buffers once, as an input or an output ([`Buf`]),
+//! and says how much of each it touches; [`checked`] runs every check in
+//! the order the header documents, and only then builds slices, over the
+//! touched prefixes alone.
+
+use std::mem::{align_of, size_of};
+use std::ops::Range;
+
+use super::cq4_status::{self, *};
+use super::guard;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    In,
+    Out,
+}
+
+/// A caller's buffer: its pointer, its declared length and, once the
+/// call's shape is known, the extent the call touches.
+pub(super) struct Buf<T> {
+    ptr: *const T,
+    len: usize,
+    dir: Dir,
+    /// NULL is an error; otherwise it means "not given".
+    required: bool,
+    used: usize,
+}
+
+impl<T> Buf<T> {
+    fn new(ptr: *const T, len: usize, dir: Dir, used: usize) -> Self {
+        Buf {
+            ptr,
+            len,
+            dir,
+            required: true,
+            used,
+        }
+    }
+
+    /// An array the call reads; its extent comes from [`Buf::touch`].
+    pub(super) fn input(ptr: *const T, len: usize) -> Self {
+        Self::new(ptr, len, Dir::In, 0)
+    }
+
+    /// An array the call writes; its extent comes from [`Buf::touch`].
+    pub(super) fn output(ptr: *mut T, len: usize) -> Self {
+        Self::new(ptr.cast_const(), len, Dir::Out, 0)
+    }
+
+    /// One struct the call reads.
+    pub(super) fn value_in(ptr: *const T) -> Self {
+        Self::new(ptr, 1, Dir::In, 1)
+    }
+
+    /// One struct the call writes, last.
+    pub(super) fn value_out(ptr: *mut T) -> Self {
+        Self::new(ptr.cast_const(), 1, Dir::Out, 1)
+    }
+
+    /// This buffer, with NULL meaning "not given".
+    pub(super) fn optional(self) -> Self {
+        Buf {
+            required: false,
+            ..self
+        }
+    }
+
+    /// No buffer, or none known yet.
+    pub(super) fn none() -> Self {
+        Self::input(std::ptr::null(), 0).optional()
+    }
+
+    pub(super) fn is_given(&self) -> bool {
+        !self.ptr.is_null()
+    }
+
+    /// Sets the extent the call reads or writes, in elements.
+    pub(super) fn touch(&mut self, used: usize) {
+        self.used = used;
+    }
+
+    pub(super) fn arg(&self) -> Arg {
+        Arg {
+            addr: self.ptr as usize,
+            align: align_of::<T>(),
+            size: size_of::<T>(),
+            len: self.len,
+            used: self.used,
+            dir: self.dir,
+            required: self.required,
+        }
+    }
+
+    /// The NULL and alignment checks of this one pointer, for one that a
+    /// struct holds (checked when the struct is read).
+    pub(super) fn check_pointer(&self) -> Result<(), cq4_status> {
+        check_pointers(&[self.arg()])
+    }
+
+    /// The struct, or `None` when an optional one is not given.
+    ///
+    /// # Safety
+    /// The pointer passed [`check_pointers`], and the caller of the
+    /// `extern "C"` function promised it readable.
+    pub(super) unsafe fn read(&self) -> Option<T>
+    where
+        T: Copy,
+    {
+        // SAFETY: non-null (tested), aligned (checked), readable (the
+        // caller's promise).
+        self.is_given().then(|| unsafe { self.ptr.read() })
+    }
+
+    /// The touched prefix (empty when not given).
+    ///
+    /// # Safety
+    /// Only from [`Call::run`]: [`checked`] proved the prefix inside the
+    /// declared length and disjoint from every output; the caller of the
+    /// `extern "C"` function promised the declared length readable.
+    pub(super) unsafe fn slice<'a>(&self) -> &'a [T] {
+        if !self.is_given() {
+            return &[];
+        }
+        // SAFETY: as the function's contract says; `used * size_of::<T>()`
+        // was checked to fit `isize`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.used) }
+    }
+
+    /// The touched prefix of an output.
+    ///
+    /// # Safety
+    /// As [`Buf::slice`], for writes: no other buffer of the call shares a
+    /// byte with this prefix.
+    pub(super) unsafe fn slice_mut<'a>(&self) -> &'a mut [T] {
+        debug_assert_eq!(self.dir, Dir::Out);
+        // SAFETY: as in `slice`; outputs are always required, so non-null.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.cast_mut(), self.used) }
+    }
+
+    /// Writes a struct output, if given.
+    ///
+    /// # Safety
+    /// As [`Buf::slice_mut`].
+    pub(super) unsafe fn write(&self, value: T) {
+        if self.is_given() {
+            // SAFETY: as the function's contract says.
+            unsafe { self.ptr.cast_mut().write(value) };
+        }
+    }
+
+    /// The pointer, for an output that other calls may share outside the
+    /// elements this one writes, so that no slice may span it.
+    pub(super) fn as_mut_ptr(&self) -> *mut T {
+        self.ptr.cast_mut()
+    }
+}
+
+/// A [`Buf`] without its element type: what the checks need.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Arg {
+    addr: usize,
+    align: usize,
+    size: usize,
+    len: usize,
+    used: usize,
+    dir: Dir,
+    required: bool,
+}
+
+impl Arg {
+    fn is_given(&self) -> bool {
+        self.addr != 0
+    }
+
+    /// The extent's bytes, if they fit a Rust slice (`isize::MAX`).
+    fn bytes(&self) -> Option<usize> {
+        self.used
+            .checked_mul(self.size)
+            .filter(|&b| b <= isize::MAX as usize)
+    }
+
+    /// The bytes of the extent within the declared length: what must not
+    /// overlap. Only called once `bytes` passed.
+    fn span(&self) -> Range<usize> {
+        if !self.is_given() {
+            return 0..0;
+        }
+        let bytes = self.used.min(self.len) * self.size;
+        self.addr..self.addr.saturating_add(bytes)
+    }
+}
+
+/// One kind of call: its buffers, options and shape. [`checked`] calls
+/// these in its fixed order.
+pub(super) trait Call {
+    /// What the option arguments chose.
+    type Choices;
+    /// What the shape step computed, for `run`.
+    type Shape;
+
+    /// Every buffer of the call, those given as arguments in their order
+    /// first. Not-given and not-yet-known buffers count as none.
+    fn args(&self) -> impl AsRef<[Arg]>;
+
+    /// Reads the structs that hold further buffers (a `cq4_matrix`).
+    ///
+    /// # Safety
+    /// Their pointers passed [`check_pointers`]; the caller of the
+    /// `extern "C"` function promised them readable.
+    unsafe fn open(&mut self) {}
+
+    /// Reads and checks the option arguments.
+    ///
+    /// # Safety
+    /// As [`Call::open`], for the option structs.
+    unsafe fn choose(&mut self) -> Result<Self::Choices, cq4_status>;
+
+    /// Checks the shape, computes every size with overflow checks and
+    /// [`Buf::touch`]es each buffer with its extent.
+    fn shape(&mut self, choices: &Self::Choices) -> Result<Self::Shape, cq4_status>;
+
+    /// Runs the safe core over the touched prefixes.
+    ///
+    /// # Safety
+    /// Only from [`checked`], once every check passed.
+    unsafe fn run(self, choices: Self::Choices, shape: Self::Shape) -> Result<(), cq4_status>;
+}
+
+/// Runs `call` through the checks, in the header's order: NULL, alignment
+/// (the call's own pointers, then those of the structs they point to),
+/// options, shape and sizes, overlap, input lengths, output lengths; then
+/// the call itself, which may still refuse the values it reads.
+///
+/// # Safety
+/// The caller of the `extern "C"` function kept its `# Safety` promises:
+/// each pointer NULL or valid for its declared length.
+pub(super) unsafe fn checked<C: Call>(mut call: C) -> cq4_status {
+    guard(move || {
+        check_pointers(call.args().as_ref())?;
+        // SAFETY: the pointers passed; the caller's promise covers the rest.
+        unsafe { call.open() };
+        check_pointers(call.args().as_ref())?;
+        // SAFETY: as for `open`.
+        let choices = unsafe { call.choose() }?;
+        let shape = call.shape(&choices)?;
+        check_extents(call.args().as_ref())?;
+        // SAFETY: every check passed.
+        unsafe { call.run(choices, shape) }
+    })
+}
+
+/// NULL pointers first, then misaligned ones.
+fn check_pointers(args: &[Arg]) -> Result<(), cq4_status> {
+    if args.iter().any(|a| a.required && !a.is_given()) {
+        return Err(CQ4_ERR_NULL_POINTER);
+    }
+    if args.iter().any(|a| a.addr % a.align != 0) {
+        return Err(CQ4_ERR_MISALIGNED_POINTER);
+    }
+    Ok(())
+}
+
+/// Byte counts, overlap, input lengths, output lengths, in that order.
+fn check_extents(args: &[Arg]) -> Result<(), cq4_status> {
+    let given = || args.iter().filter(|a| a.is_given());
+    if given().any(|a| a.bytes().is_none()) {
+        return Err(CQ4_ERR_SIZE_OVERFLOW);
+    }
+    check_disjoint(args)?;
+    let short = |dir| given().any(|a| a.dir == dir && a.used > a.len);
+    if short(Dir::In) {
+        return Err(CQ4_ERR_INPUT_TOO_SHORT);
+    }
+    if short(Dir::Out) {
+        return Err(CQ4_ERR_OUTPUT_TOO_SMALL);
+    }
+    Ok(())
+}
+
+/// Refuses a call where an output's span shares a byte with any other
+/// buffer's.
+fn check_disjoint(args: &[Arg]) -> Result<(), cq4_status> {
+    let overlap = |a: &Range<usize>, b: &Range<usize>| {
+        !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
+    };
+    for (i, out) in args.iter().enumerate().filter(|(_, a)| a.dir == Dir::Out) {
+        let others = args.iter().enumerate().filter(|&(j, _)| j != i);
+        if others
+            .into_iter()
+            .any(|(_, o)| overlap(&out.span(), &o.span()))
+        {
+            return Err(CQ4_ERR_OVERLAPPING_BUFFERS);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arg(addr: usize, used: usize, len: usize, dir: Dir) -> Arg {
+        Arg {
+            addr,
+            align: 4,
+            size: 4,
+            len,
+            used,
+            dir,
+            required: true,
+        }
+    }
+
+    #[test]
+    fn spans_stop_at_the_extent_and_the_declared_length() {
+        let out = arg(0x1000, 2, 100, Dir::Out);
+        let input = arg(0x1008, 4, 4, Dir::In);
+        assert_eq!(check_disjoint(&[out, input]), Ok(()));
+        let long_out = arg(0x1000, 3, 100, Dir::Out);
+        assert_eq!(
+            check_disjoint(&[long_out, input]),
+            Err(CQ4_ERR_OVERLAPPING_BUFFERS)
+        );
+        // A short input overlaps only within what it declares.
+        let short_in = arg(0x1008, 4, 0, Dir::In);
+        assert_eq!(check_disjoint(&[long_out, short_in]), Ok(()));
+        // Inputs may share bytes with each other.
+        assert_eq!(check_disjoint(&[input, input]), Ok(()));
+    }
+
+    #[test]
+    fn extents_are_checked_in_order() {
+        let huge = arg(0x1000, usize::MAX / 4 + 1, 8, Dir::In);
+        let out = arg(0x1000, 1, 0, Dir::Out);
+        assert_eq!(check_extents(&[huge, out]), Err(CQ4_ERR_SIZE_OVERFLOW));
+        let short_in = arg(0x2000, 9, 8, Dir::In);
+        assert_eq!(
+            check_extents(&[short_in, arg(0x2000, 1, 1, Dir::Out)]),
+            Err(CQ4_ERR_OVERLAPPING_BUFFERS)
+        );
+        assert_eq!(
+            check_extents(&[short_in, out]),
+            Err(CQ4_ERR_INPUT_TOO_SHORT)
+        );
+        assert_eq!(
+            check_extents(&[arg(0x2000, 8, 8, Dir::In), out]),
+            Err(CQ4_ERR_OUTPUT_TOO_SMALL)
+        );
+    }
+
+    #[test]
+    fn null_comes_before_misalignment_and_optional_null_is_fine() {
+        let misaligned = arg(0x1001, 1, 1, Dir::In);
+        let null = arg(0, 1, 1, Dir::Out);
+        assert_eq!(
+            check_pointers(&[misaligned, null]),
+            Err(CQ4_ERR_NULL_POINTER)
+        );
+        assert_eq!(
+            check_pointers(&[misaligned]),
+            Err(CQ4_ERR_MISALIGNED_POINTER)
+        );
+        let absent = Buf::<f32>::none();
+        assert_eq!(absent.check_pointer(), Ok(()));
+        let out = arg(0x4000, 0, 0, Dir::Out);
+        assert_eq!(check_extents(&[absent.arg(), out]), Ok(()));
+    }
+}
