@@ -84,7 +84,7 @@ fn bench_encoders(c: &mut Criterion) {
     group.throughput(Throughput::Bytes((ENCODER_ROWS * COLS * 4) as u64));
     for g in [32, 128] {
         let l = Layout::new(ENCODER_ROWS, COLS, g).unwrap();
-        let (mut packed, mut scales) = (vec![1u8; l.packed_len], vec![1f32; l.scales_len]);
+        let (mut packed, mut scales) = (vec![1u8; l.packed_len()], vec![1f32; l.scales_len()]);
         let encoders = [
             ("absmax", Encoder::AbsMax),
             ("signed", Encoder::Signed),

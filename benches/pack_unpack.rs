@@ -45,8 +45,8 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
     });
     for g in GROUP_SIZES {
         let l = Layout::new(ROWS, COLS, g).unwrap();
-        let mut packed = vec![1u8; l.packed_len];
-        let mut scales = vec![1f32; l.scales_len];
+        let mut packed = vec![1u8; l.packed_len()];
+        let mut scales = vec![1f32; l.scales_len()];
         let want = Quantizer::new(g)
             .with_options(Options::default().with_kernel(Kernel::Scalar))
             .pack_to_vec(w, ROWS, COLS)
@@ -108,8 +108,8 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
     let all = Options::default().with_threads(0);
     for g in GROUP_SIZES {
         let l = Layout::new(ROWS, COLS, g).unwrap();
-        let mut packed = vec![1u8; l.packed_len];
-        let mut scales = vec![1f32; l.scales_len];
+        let mut packed = vec![1u8; l.packed_len()];
+        let mut scales = vec![1f32; l.scales_len()];
         group.bench_function(BenchmarkId::new("cortex_auto", g), |b| {
             b.iter(|| {
                 Quantizer::new(g)
@@ -213,7 +213,7 @@ fn bench_half<T: Element>(c: &mut Criterion, name: &str, weights: &[f32]) {
     const G: usize = 32;
     let src: Vec<T> = weights.iter().map(|&w| T::from_f32(w)).collect();
     let l = Layout::new(ROWS, COLS, G).unwrap();
-    let (mut packed, mut scales) = (vec![1u8; l.packed_len], vec![1f32; l.scales_len]);
+    let (mut packed, mut scales) = (vec![1u8; l.packed_len()], vec![1f32; l.scales_len()]);
     let mut group = c.benchmark_group(format!("{name}_pack_1t"));
     group.throughput(Throughput::Elements((ROWS * COLS) as u64));
     for kernel in kernels() {

@@ -30,11 +30,11 @@ fn best_of(mut f: impl FnMut()) -> f64 {
 fn main() -> Result<(), cortex_q4::Error> {
     let quantizer = Quantizer::new(GROUP_SIZE);
     let layout = quantizer.layout(ROWS, COLS)?;
-    let weights = data::random_normal(layout.elements, 0x5EED_C0DE);
+    let weights = data::random_normal(layout.elements(), 0x5EED_C0DE);
     // Outputs are pre-touched so that page faults are not timed.
-    let mut packed = vec![1u8; layout.packed_len];
-    let mut scales = vec![1f32; layout.scales_len];
-    let mut restored = vec![1f32; layout.elements];
+    let mut packed = vec![1u8; layout.packed_len()];
+    let mut scales = vec![1f32; layout.scales_len()];
+    let mut restored = vec![1f32; layout.elements()];
 
     let pack_s = best_of(|| {
         quantizer
@@ -48,9 +48,9 @@ fn main() -> Result<(), cortex_q4::Error> {
     });
 
     let q = PackedMatrix::new(&packed, &scales, ROWS, COLS, GROUP_SIZE)?.quality(&weights)?;
-    let n = layout.elements as f64;
+    let n = layout.elements() as f64;
     let f32_bytes = n * 4.0;
-    let q4_bytes = (layout.packed_len + 4 * layout.scales_len) as f64;
+    let q4_bytes = (layout.packed_len() + 4 * layout.scales_len()) as f64;
     let gb = |bytes: f64, s: f64| bytes / s / 1e9;
 
     println!("cortex_q4 {} demo", env!("CARGO_PKG_VERSION"));
@@ -59,8 +59,8 @@ fn main() -> Result<(), cortex_q4::Error> {
     println!(
         "packed size       {:.1} MiB ({} bytes + {} scales)",
         q4_bytes / (1 << 20) as f64,
-        layout.packed_len,
-        layout.scales_len
+        layout.packed_len(),
+        layout.scales_len()
     );
     println!(
         "compression       {:.2}x vs f32 ({:.2} bits per weight)",
@@ -131,8 +131,8 @@ fn compare_encoders() -> Result<(), cortex_q4::Error> {
     for g in [32, 64, 128] {
         let quantizer = Quantizer::new(g).with_options(all_threads);
         let layout = quantizer.layout(ROWS, COLS)?;
-        let mut packed = vec![0u8; layout.packed_len];
-        let mut scales = vec![0f32; layout.scales_len];
+        let mut packed = vec![0u8; layout.packed_len()];
+        let mut scales = vec![0f32; layout.scales_len()];
         let mut rmse = |encoder: Encoder| -> Result<(f64, f64), cortex_q4::Error> {
             let t = Instant::now();
             quantizer

@@ -19,24 +19,69 @@ pub const Q4_0_BLOCK_BYTES: usize = 18;
 /// scales at index `r * groups_per_row`, its unpacked values at `r * cols`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    pub rows: usize,
-    pub cols: usize,
-    pub group_size: usize,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
+    pub(crate) group_size: usize,
     /// `ceil(cols / group_size)`: scales per row, the scale row stride.
-    pub groups_per_row: usize,
+    pub(crate) groups_per_row: usize,
     /// `ceil(group_size / 2)`.
-    pub bytes_per_group: usize,
+    pub(crate) bytes_per_group: usize,
     /// `groups_per_row * bytes_per_group`: the packed row stride.
-    pub packed_row_bytes: usize,
+    pub(crate) packed_row_bytes: usize,
     /// `rows * cols`: unpacked elements.
-    pub elements: usize,
+    pub(crate) elements: usize,
     /// `rows * packed_row_bytes`: packed bytes in all.
-    pub packed_len: usize,
+    pub(crate) packed_len: usize,
     /// `rows * groups_per_row`: scales in all.
-    pub scales_len: usize,
+    pub(crate) scales_len: usize,
 }
 
 impl Layout {
+    /// Rows of the matrix.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns of the matrix (elements per row).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Elements per group (per scale).
+    pub fn group_size(&self) -> usize {
+        self.group_size
+    }
+
+    /// `ceil(cols / group_size)`: scales per row, the scale row stride.
+    pub fn groups_per_row(&self) -> usize {
+        self.groups_per_row
+    }
+
+    /// `ceil(group_size / 2)`.
+    pub fn bytes_per_group(&self) -> usize {
+        self.bytes_per_group
+    }
+
+    /// `groups_per_row * bytes_per_group`: the packed row stride.
+    pub fn packed_row_bytes(&self) -> usize {
+        self.packed_row_bytes
+    }
+
+    /// `rows * cols`: unpacked elements.
+    pub fn elements(&self) -> usize {
+        self.elements
+    }
+
+    /// `rows * packed_row_bytes`: packed bytes in all.
+    pub fn packed_len(&self) -> usize {
+        self.packed_len
+    }
+
+    /// `rows * groups_per_row`: scales in all.
+    pub fn scales_len(&self) -> usize {
+        self.scales_len
+    }
+
     /// Computes the layout, refusing a bad group size or any size that
     /// overflows. The f32 buffers' byte counts are checked against
     /// `isize::MAX`, the most a Rust slice may span.

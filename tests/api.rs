@@ -58,13 +58,13 @@ fn to_vec_forms_return_what_buffer_forms_write() {
         let owned = q.pack_to_vec(&w, rows, cols).unwrap();
         let layout = q.layout(rows, cols).unwrap();
         let (mut p, mut s) = (
-            vec![0xA5u8; layout.packed_len + 2],
-            vec![-1f32; layout.scales_len + 2],
+            vec![0xA5u8; layout.packed_len() + 2],
+            vec![-1f32; layout.scales_len() + 2],
         );
         assert_eq!(q.pack(&w, rows, cols, &mut p, &mut s).unwrap(), layout);
         assert_eq!(*owned.layout(), layout, "{encoder:?}");
-        assert_eq!(owned.packed(), &p[..layout.packed_len], "{encoder:?}");
-        assert_eq!(owned.scales(), &s[..layout.scales_len], "{encoder:?}");
+        assert_eq!(owned.packed(), &p[..layout.packed_len()], "{encoder:?}");
+        assert_eq!(owned.scales(), &s[..layout.scales_len()], "{encoder:?}");
 
         let unpacked: Vec<f32> = q
             .unpack_to_vec(owned.packed(), owned.scales(), rows, cols)

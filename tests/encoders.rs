@@ -17,7 +17,7 @@ use proptest::prelude::*;
 
 fn packed(encoder: &Encoder, w: &[f32], rows: usize, cols: usize, g: usize) -> (Vec<u8>, Vec<f32>) {
     let l = Layout::new(rows, cols, g).unwrap();
-    let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+    let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
     Quantizer::new(g)
         .with_encoder(*encoder)
         .pack(w, rows, cols, &mut p, &mut s)
@@ -35,7 +35,7 @@ fn encoded<T: Element>(
     g: usize,
 ) -> (Vec<u8>, Vec<u32>) {
     let l = Layout::new(rows, cols, g).unwrap();
-    let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+    let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
     let opts = Options::default().with_kernel(kernel);
     Quantizer::new(g)
         .with_encoder(*encoder)
@@ -175,7 +175,7 @@ proptest! {
         for encoder in [Encoder::Signed, Encoder::Search { importance: None }] {
             let run = |kernel: Kernel| {
                 let l = Layout::new(2, 96, g).unwrap();
-                let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+                let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
                 let opts = Options::default().with_kernel(kernel);
                 Quantizer::new(g).with_encoder(encoder).with_options(opts).pack(&w, 2, 96, &mut p, &mut s).unwrap();
                 (p, s.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
@@ -192,7 +192,7 @@ proptest! {
     fn encoders_do_not_depend_on_threads((rows, cols, g, w) in matrix(), threads in 0usize..4) {
         for encoder in [Encoder::Signed, Encoder::Search { importance: None }] {
             let l = Layout::new(rows, cols, g).unwrap();
-            let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+            let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
             let opts = Options::default().with_threads(threads);
             Quantizer::new(g).with_encoder(encoder).with_options(opts).pack(&w, rows, cols, &mut p, &mut s).unwrap();
             prop_assert_eq!((p, s), packed(&encoder, &w, rows, cols, g));
@@ -211,7 +211,7 @@ fn encoders_split_over_threads_give_the_same_bytes() {
         let want = encoded(Kernel::auto(), &encoder, &w, rows, cols, g);
         for threads in [0, 2, 3] {
             let l = Layout::new(rows, cols, g).unwrap();
-            let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+            let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
             let opts = Options::default().with_threads(threads);
             Quantizer::new(g)
                 .with_encoder(encoder)
@@ -258,11 +258,11 @@ fn the_default_encoder_is_pack() {
     );
     // And both are the format's reference, row by row.
     let l = Layout::new(3, 100, 32).unwrap();
-    let (mut p, mut s) = (vec![0u8; l.packed_len], vec![0f32; l.scales_len]);
+    let (mut p, mut s) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
     for ((row, p), s) in w
         .chunks_exact(100)
-        .zip(p.chunks_exact_mut(l.packed_row_bytes))
-        .zip(s.chunks_exact_mut(l.groups_per_row))
+        .zip(p.chunks_exact_mut(l.packed_row_bytes()))
+        .zip(s.chunks_exact_mut(l.groups_per_row()))
     {
         scalar::pack_row(row, 32, p, s);
     }
@@ -400,7 +400,7 @@ proptest! {
             _ => Encoder::Search { importance: with_importance.then(|| &weights[..importance_len]) },
         };
         let l = Layout::new(rows, cols, g).unwrap();
-        let (mut want_p, mut want_s) = (vec![0xA5u8; l.packed_len], vec![-1f32; l.scales_len]);
+        let (mut want_p, mut want_s) = (vec![0xA5u8; l.packed_len()], vec![-1f32; l.scales_len()]);
         let verdict = Quantizer::new(g).with_encoder(encoder).pack(&w, rows, cols, &mut want_p, &mut want_s);
         let mut c = cq4_encoder_options_default();
         c.encoder = [
@@ -412,7 +412,7 @@ proptest! {
             c.importance = weights.as_ptr();
             c.importance_len = importance_len;
         }
-        let (mut p, mut s) = (vec![0xA5u8; l.packed_len], vec![-1f32; l.scales_len]);
+        let (mut p, mut s) = (vec![0xA5u8; l.packed_len()], vec![-1f32; l.scales_len()]);
         // SAFETY: each pointer is valid for its declared length.
         let status = unsafe {
             cq4_pack_encoded_f32(w.as_ptr(), w.len(), rows, cols, g, p.as_mut_ptr(), p.len(),

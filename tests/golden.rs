@@ -153,9 +153,9 @@ fn candle_api_matches_golden() {
         }
         let layout = cortex_q4::Layout::new(r, c, g).unwrap();
         let packed =
-            Tensor::from_vec(case.packed.clone(), (r, layout.packed_row_bytes), &dev).unwrap();
+            Tensor::from_vec(case.packed.clone(), (r, layout.packed_row_bytes()), &dev).unwrap();
         let scales =
-            Tensor::from_vec(case.scales.clone(), (r, layout.groups_per_row), &dev).unwrap();
+            Tensor::from_vec(case.scales.clone(), (r, layout.groups_per_row()), &dev).unwrap();
         let out = cortex_q4::unpack_4bit_symmetric(&packed, &scales, (r, c), g).unwrap();
         assert_eq!(out.dims(), [r, c]);
         let out = out.flatten_all().unwrap().to_vec1::<f32>().unwrap();

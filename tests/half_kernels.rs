@@ -212,8 +212,8 @@ fn unpack_case() -> impl Strategy<Value = (usize, usize, usize, Vec<u8>, Vec<f32
             Just(rows),
             Just(cols),
             Just(g),
-            proptest::collection::vec(any::<u8>(), l.packed_len),
-            proptest::collection::vec(unpack_scale(), l.scales_len),
+            proptest::collection::vec(any::<u8>(), l.packed_len()),
+            proptest::collection::vec(unpack_scale(), l.scales_len()),
         )
     })
 }

@@ -62,27 +62,27 @@ fn matrix() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
 }
 
 fn reference_pack(src: &[f32], l: &Layout) -> (Vec<u8>, Vec<u32>) {
-    let mut packed = vec![0u8; l.packed_len];
-    let mut scales = vec![0f32; l.scales_len];
-    for r in 0..l.rows {
+    let mut packed = vec![0u8; l.packed_len()];
+    let mut scales = vec![0f32; l.scales_len()];
+    for r in 0..l.rows() {
         scalar::pack_row(
-            &src[r * l.cols..(r + 1) * l.cols],
-            l.group_size,
-            &mut packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
-            &mut scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
+            &src[r * l.cols()..(r + 1) * l.cols()],
+            l.group_size(),
+            &mut packed[r * l.packed_row_bytes()..(r + 1) * l.packed_row_bytes()],
+            &mut scales[r * l.groups_per_row()..(r + 1) * l.groups_per_row()],
         );
     }
     (packed, scales.iter().map(|s| s.to_bits()).collect())
 }
 
 fn reference_unpack(packed: &[u8], scales: &[f32], l: &Layout) -> Vec<u32> {
-    let mut out = vec![0f32; l.elements];
-    for r in 0..l.rows {
+    let mut out = vec![0f32; l.elements()];
+    for r in 0..l.rows() {
         scalar::unpack_row(
-            &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
-            &scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
-            l.group_size,
-            &mut out[r * l.cols..(r + 1) * l.cols],
+            &packed[r * l.packed_row_bytes()..(r + 1) * l.packed_row_bytes()],
+            &scales[r * l.groups_per_row()..(r + 1) * l.groups_per_row()],
+            l.group_size(),
+            &mut out[r * l.cols()..(r + 1) * l.cols()],
         );
     }
     out.iter().map(|v| v.to_bits()).collect()
@@ -116,8 +116,8 @@ proptest! {
         threads in 0usize..4,
     ) {
         let l = Layout::new(rows, cols, g).unwrap();
-        let packed: Vec<u8> = (0..l.packed_len).map(|i| bytes[i % bytes.len()]).collect();
-        let scales: Vec<f32> = (0..l.scales_len).map(|i| scales[i % scales.len()]).collect();
+        let packed: Vec<u8> = (0..l.packed_len()).map(|i| bytes[i % bytes.len()]).collect();
+        let scales: Vec<f32> = (0..l.scales_len()).map(|i| scales[i % scales.len()]).collect();
         let want = reference_unpack(&packed, &scales, &l);
         for kernel in supported() {
             let opts = Options::default().with_kernel(kernel).with_threads(threads);

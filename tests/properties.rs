@@ -64,14 +64,14 @@ fn matrix() -> impl Strategy<Value = (usize, usize, usize, Vec<f32>)> {
 /// The reference applied row by row, straight from `kernels::scalar`.
 fn reference_pack(src: &[f32], rows: usize, cols: usize, g: usize) -> (Vec<u8>, Vec<f32>) {
     let l = Layout::new(rows, cols, g).unwrap();
-    let mut packed = vec![0u8; l.packed_len];
-    let mut scales = vec![0f32; l.scales_len];
+    let mut packed = vec![0u8; l.packed_len()];
+    let mut scales = vec![0f32; l.scales_len()];
     for r in 0..rows {
         scalar::pack_row(
             &src[r * cols..(r + 1) * cols],
             g,
-            &mut packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
-            &mut scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
+            &mut packed[r * l.packed_row_bytes()..(r + 1) * l.packed_row_bytes()],
+            &mut scales[r * l.groups_per_row()..(r + 1) * l.groups_per_row()],
         );
     }
     (packed, scales)
@@ -115,15 +115,15 @@ proptest! {
         let (packed, _) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
         let l = Layout::new(rows, cols, g).unwrap();
         for r in 0..rows {
-            for c in cols..l.groups_per_row * l.bytes_per_group * 2 {
+            for c in cols..l.groups_per_row() * l.bytes_per_group() * 2 {
                 let (k, i) = (c / g, c % g);
-                if k >= l.groups_per_row { break; }
-                let byte = packed[r * l.packed_row_bytes + k * l.bytes_per_group + i / 2];
+                if k >= l.groups_per_row() { break; }
+                let byte = packed[r * l.packed_row_bytes() + k * l.bytes_per_group() + i / 2];
                 prop_assert_eq!(if i % 2 == 0 { byte & 15 } else { byte >> 4 }, 8);
             }
             if g % 2 == 1 {
-                for k in 0..l.groups_per_row {
-                    let last = packed[r * l.packed_row_bytes + (k + 1) * l.bytes_per_group - 1];
+                for k in 0..l.groups_per_row() {
+                    let last = packed[r * l.packed_row_bytes() + (k + 1) * l.bytes_per_group() - 1];
                     prop_assert_eq!(last >> 4, 8);
                 }
             }
@@ -135,10 +135,10 @@ proptest! {
         let cut = cut.min(rows);
         let l = Layout::new(rows, cols, g).unwrap();
         let (whole_p, whole_s) = Quantizer::new(g).pack_to_vec(&src, rows, cols).unwrap().into_parts();
-        let mut packed = vec![0u8; l.packed_len];
-        let mut scales = vec![0f32; l.scales_len];
-        let (p0, p1) = packed.split_at_mut(cut * l.packed_row_bytes);
-        let (s0, s1) = scales.split_at_mut(cut * l.groups_per_row);
+        let mut packed = vec![0u8; l.packed_len()];
+        let mut scales = vec![0f32; l.scales_len()];
+        let (p0, p1) = packed.split_at_mut(cut * l.packed_row_bytes());
+        let (s0, s1) = scales.split_at_mut(cut * l.groups_per_row());
         let (x0, x1) = src.split_at(cut * cols);
         let q = Quantizer::new(g);
         q.pack(x0, cut, cols, p0, s0).unwrap();
@@ -154,14 +154,14 @@ proptest! {
         scale_bits in proptest::collection::vec(any::<u32>(), 400),
     ) {
         let l = Layout::new(rows, cols, g).unwrap();
-        let packed: Vec<u8> = (0..l.packed_len).map(|i| (seed.rotate_left(i as u32 % 64) as u8) ^ (i as u8)).collect();
-        let scales: Vec<f32> = (0..l.scales_len).map(|i| f32::from_bits(scale_bits[i % 400])).collect();
+        let packed: Vec<u8> = (0..l.packed_len()).map(|i| (seed.rotate_left(i as u32 % 64) as u8) ^ (i as u8)).collect();
+        let scales: Vec<f32> = (0..l.scales_len()).map(|i| f32::from_bits(scale_bits[i % 400])).collect();
         let out: Vec<f32> = Quantizer::new(g).unpack_to_vec(&packed, &scales, rows, cols).unwrap();
         for r in 0..rows {
             for c in 0..cols {
-                let byte = packed[r * l.packed_row_bytes + (c / g) * g.div_ceil(2) + (c % g) / 2];
+                let byte = packed[r * l.packed_row_bytes() + (c / g) * g.div_ceil(2) + (c % g) / 2];
                 let u = if c % g % 2 == 0 { byte & 15 } else { byte >> 4 };
-                let want = (u as f32 - 8.0) * scales[r * l.groups_per_row + c / g];
+                let want = (u as f32 - 8.0) * scales[r * l.groups_per_row() + c / g];
                 let got = out[r * cols + c];
                 prop_assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()));
             }
@@ -208,8 +208,8 @@ proptest! {
             }
         }
         let l = Layout::new(rows, cols, g).unwrap();
-        let pt = Tensor::from_vec(want_p.clone(), (rows, l.packed_row_bytes), &dev).unwrap();
-        let st = Tensor::from_vec(want_s.clone(), (rows, l.groups_per_row), &dev).unwrap();
+        let pt = Tensor::from_vec(want_p.clone(), (rows, l.packed_row_bytes()), &dev).unwrap();
+        let st = Tensor::from_vec(want_s.clone(), (rows, l.groups_per_row()), &dev).unwrap();
         let got = unpack_4bit_symmetric(&pt, &st, (rows, cols), g).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let want: Vec<f32> = Quantizer::new(g).unpack_to_vec(&want_p, &want_s, rows, cols).unwrap();
         prop_assert_eq!(bits(&got), bits(&want));
