@@ -9,7 +9,7 @@ pub use crate::kernels::encode::scalar::{search_scale, signed_scale, weighted_er
 
 use crate::element::Element;
 use crate::error::{Buffer, Error};
-use crate::kernels::{self, encode, Kernel};
+use crate::kernels::{self, Kernel};
 use crate::layout::Layout;
 
 /// How pack chooses each group's scale.
@@ -62,19 +62,11 @@ impl Encoder<'_> {
         packed: &mut [u8],
         scales: &mut [f32],
     ) {
-        let (table, g) = (kernel.table(), layout.group_size);
         match *self {
-            // The format's own kernels.
             Encoder::AbsMax => kernels::pack(layout, kernel, threads, src, packed, scales),
-            Encoder::Signed => {
-                kernels::pack_rows(layout, threads, src, packed, scales, |s, p, c| {
-                    encode::pack_signed_row(table, s, g, p, c)
-                })
-            }
+            Encoder::Signed => kernels::pack_signed(layout, kernel, threads, src, packed, scales),
             Encoder::Search { importance } => {
-                kernels::pack_rows(layout, threads, src, packed, scales, |s, p, c| {
-                    encode::pack_search_row(table, importance, s, g, p, c)
-                })
+                kernels::pack_search(layout, kernel, threads, importance, src, packed, scales)
             }
         }
     }

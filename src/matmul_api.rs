@@ -9,8 +9,9 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Buffer, Error};
+use crate::kernels;
 pub use crate::kernels::matmul::Precision;
-use crate::kernels::matmul::{self, Activations, QuantizedActivations, WeightRows, BATCH_TILE};
+use crate::kernels::matmul::{self, Activations, WeightRows, BATCH_TILE};
 use crate::kernels::threads;
 use crate::layout::Layout;
 use crate::options::Options;
@@ -225,7 +226,7 @@ impl Plan {
             Some(x) => Cow::Borrowed(x),
             None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
         };
-        let row_kernel = matmul::row_kernel(self.kernel, precision, l.group_size);
+        let row_kernel = kernels::product_kernel(self.kernel, precision, l.group_size);
         let task_rows = threads::rows_per_task(rows.len(), l.cols, self.threads);
         for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
             let tile_batch = x_tile.len() / l.cols;
@@ -239,7 +240,7 @@ impl Plan {
                     }
                 }
                 Precision::Int8 => {
-                    quantized = QuantizedActivations::new(
+                    quantized = kernels::quantize_activations(
                         self.kernel,
                         x_tile,
                         tile_batch,

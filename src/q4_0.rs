@@ -152,7 +152,7 @@ pub fn quantize(
     let (l, block_bytes) = Layout::q4_0(rows, cols)?;
     Layout::check_input(Buffer::Source, l.elements, src.len())?;
     Layout::check_output(Buffer::Blocks, block_bytes, blocks.len())?;
-    kernels::q4_0::quantize(
+    kernels::quantize_q4_0(
         kernel,
         options.threads,
         &l,

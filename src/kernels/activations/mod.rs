@@ -7,9 +7,8 @@ mod avx512;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
-use super::table::any_group_size;
-use super::table::Entry;
-use super::Kernel;
+use super::entry::any_group_size;
+use super::entry::Entry;
 
 /// Activation rows quantized for [`Precision::Int8`], in natural order.
 pub struct QuantizedActivations {
@@ -31,20 +30,13 @@ pub struct QuantizedActivations {
 impl QuantizedActivations {
     /// Quantizes `batch` rows of `cols` values: per group of `group_size`,
     /// `scale = max |x| / 127` (NaN ignored) and `q = round(x / scale)`
-    /// (0 where the scale is 0), as [`scalar::quantize_activations`] does,
-    /// with `kernel`'s twin of it.
-    pub fn new(kernel: Kernel, x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
-        let quantize = kernel.table().activations.pick(group_size);
-        // SAFETY: the table only holds kernels this CPU runs.
-        unsafe { quantize(x, batch, cols, group_size) }
-    }
-
-    /// [`Self::new`] with the reference.
+    /// (0 where the scale is 0), with the reference,
+    /// [`scalar::quantize_activations`].
     fn reference(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
         Self::build(x, batch, cols, group_size, scalar::quantize_activations)
     }
 
-    /// [`Self::new`] with the AVX-512 twin, inlined (with the split copy)
+    /// [`Self::reference`] with the AVX-512 twin, inlined (with the split copy)
     /// into code compiled for AVX-512.
     ///
     /// # Safety
@@ -165,6 +157,7 @@ pub(crate) static AVX512_ACTIVATIONS: Entry<ActivationsFn> = Entry::simd(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::Kernel;
     use proptest::prelude::*;
 
     /// Values around a group whose scale is `2^e`: ties `(k + 0.5) * 2^e`,
@@ -222,7 +215,7 @@ mod tests {
         let reference =
             QuantizedActivations::build(x, batch, cols, group_size, scalar::quantize_activations);
         for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
-            let fast = QuantizedActivations::new(kernel, x, batch, cols, group_size);
+            let fast = crate::kernels::quantize_activations(kernel, x, batch, cols, group_size);
             assert_eq!(
                 parts(&fast),
                 parts(&reference),

@@ -18,12 +18,12 @@ use half::bf16;
 #[cfg(target_arch = "x86_64")]
 use half::f16;
 
+use super::entry::Entry;
 #[cfg(target_arch = "aarch64")]
 use super::pack::neon::Neon;
 use super::pack::{self, multiple_of, pack_row_with, unpack_row_with, FullGroups, RowKernels};
 #[cfg(target_arch = "x86_64")]
 use super::pack::{avx2::Avx2, avx512::Avx512};
-use super::table::Entry;
 use crate::element::Element;
 
 /// f32 elements of the stack buffer: 4 KiB, which stays in L1 beside the

@@ -11,11 +11,11 @@ pub mod scalar;
 use std::borrow::Cow;
 
 #[cfg(target_arch = "x86_64")]
+use super::entry::any_group_size;
+use super::entry::Entry;
+#[cfg(target_arch = "x86_64")]
 use super::pack::multiple_of;
 use super::pack::scalar::pack_row_scaled;
-#[cfg(target_arch = "x86_64")]
-use super::table::any_group_size;
-use super::table::{Entry, KernelTable};
 use crate::element::Element;
 
 /// Packs whole groups of f32 with the signed encoder:
@@ -44,16 +44,16 @@ pub(crate) static AVX2_FITS: Entry<FitsFn> = Entry::simd(any_group_size, avx2::f
 pub(crate) static AVX512_FITS: Entry<FitsFn> =
     Entry::simd(any_group_size, avx512::fits, &AVX2_FITS);
 
-/// Packs one row with the signed encoder: `table`'s kernel over the row's
-/// whole groups, as f32, and the reference over its ragged last one.
+/// Packs one row with the signed encoder: `whole_groups` (a kernel for
+/// `g`, with [`SignedFn`]'s arguments) over the row's whole groups, as
+/// f32, and the reference over its ragged last one.
 pub(crate) fn pack_signed_row<T: Element>(
-    table: &KernelTable,
     src: &[T],
     g: usize,
     packed: &mut [u8],
     scales: &mut [f32],
+    whole_groups: impl Fn(&[f32], usize, &mut [u8], &mut [f32]),
 ) {
-    let whole_groups = table.signed.pick(g);
     let row: Cow<[f32]> = T::as_f32(src).map_or_else(
         || Cow::Owned(src.iter().map(|w| w.to_f32()).collect()),
         Cow::Borrowed,
@@ -62,26 +62,22 @@ pub(crate) fn pack_signed_row<T: Element>(
     let (head, tail) = row.split_at(whole * g);
     let (packed_head, packed_tail) = packed.split_at_mut(whole * g.div_ceil(2));
     let (scales_head, scales_tail) = scales.split_at_mut(whole);
-    // SAFETY: the table only holds kernels this CPU runs, and picked one
-    // that serves `g`; `head` is whole groups.
-    unsafe { whole_groups(head, g, packed_head, scales_head) };
+    whole_groups(head, g, packed_head, scales_head);
     reference_signed(tail, g, packed_tail, scales_tail);
 }
 
 /// Packs one row with the search encoder, each group's candidates
-/// evaluated by `table`'s kernel.
+/// evaluated by `fits` (with [`FitsFn`]'s arguments).
 pub(crate) fn pack_search_row<T: Element>(
-    table: &KernelTable,
     importance: Option<&[f32]>,
     src: &[T],
     g: usize,
     packed: &mut [u8],
     scales: &mut [f32],
+    fits: impl Fn(&[f32], Option<&[f32]>, &[f32]) -> Vec<(f64, Option<f32>)>,
 ) {
-    let fits = table.search_fits.pick(g);
     pack_row_scaled(src, g, packed, scales, |k, group| {
         let weights = importance.map(|c| &c[k * g..k * g + group.len()]);
-        // SAFETY: the table only holds kernels this CPU runs.
-        scalar::search_scale_with(group, weights, |v, c, s| unsafe { fits(v, c, s) })
+        scalar::search_scale_with(group, weights, &fits)
     });
 }

@@ -10,8 +10,7 @@ pub mod scalar;
 pub(crate) use super::activations::split_pairs;
 pub(crate) use super::activations::QuantizedActivations;
 use super::activations::SPLIT_BLOCK;
-use super::table::Entry;
-use super::Kernel;
+use super::entry::Entry;
 use crate::layout::Layout;
 
 /// Activation rows handled by one pass over the weights.
@@ -133,8 +132,9 @@ impl RowKernel {
     /// Runs the kernel over `w`: see [`RowsAtOnce`].
     ///
     /// # Safety
-    /// The kernel came from [`row_kernel`] for `w`'s group size and the
-    /// precision of `acts`; `out` holds `w.len() * batch` values.
+    /// The kernel came from the table of a kernel family this CPU runs,
+    /// for `w`'s group size and the precision of `acts`; `out` holds
+    /// `w.len() * batch` values.
     pub(crate) unsafe fn run(self, w: &WeightRows, acts: &Activations, out: &mut [f32]) {
         match self {
             RowKernel::OneRow(one_row) => {
@@ -193,12 +193,3 @@ pub(crate) static AVX512_INT8: Entry<RowKernel> = Entry::simd(
     RowKernel::RowsAtOnce(avx512::rows_int8),
     &AVX2_INT8,
 );
-
-/// The row kernel of `kernel`'s table for `precision` and `group_size`.
-pub(crate) fn row_kernel(kernel: Kernel, precision: Precision, group_size: usize) -> RowKernel {
-    let table = kernel.table();
-    match precision {
-        Precision::Exact => table.product_exact.pick(group_size),
-        Precision::Int8 => table.product_int8.pick(group_size),
-    }
-}

@@ -12,8 +12,8 @@ pub mod scalar;
 
 use rayon::prelude::*;
 
-use super::table::Entry;
-use super::{threads, Kernel};
+use super::entry::Entry;
+use super::threads;
 use crate::element::Element;
 use crate::layout::Layout;
 
@@ -142,33 +142,9 @@ pub(crate) static NEON_F32: Entry<RowKernels<f32>> = Entry::simd(
     &SCALAR_F32,
 );
 
-/// Packs all rows with `kernel`'s table on up to `threads` threads. The
-/// slices are exactly `elements`, `packed_len` and `scales_len` long.
-pub(crate) fn pack<T: Element>(
-    layout: &Layout,
-    kernel: Kernel,
-    threads: usize,
-    src: &[T],
-    packed: &mut [u8],
-    scales: &mut [f32],
-) {
-    let row_kernel = kernel.table().rows::<T>(layout.group_size).pack;
-    pack_rows(
-        layout,
-        threads,
-        src,
-        packed,
-        scales,
-        |src, packed, scales| {
-            // SAFETY: the table only holds kernels this CPU runs and picks
-            // one that serves the group size; the slices are whole rows.
-            unsafe { row_kernel(src, layout.group_size, packed, scales) }
-        },
-    );
-}
-
 /// Runs `pack_row(src_row, packed_row, scales_row)` over every row, on up
-/// to `threads` threads; arguments as for [`pack`].
+/// to `threads` threads. The slices are exactly the layout's `elements`,
+/// `packed_len` and `scales_len` long.
 pub(crate) fn pack_rows<T: Element>(
     layout: &Layout,
     threads: usize,
@@ -199,27 +175,26 @@ pub(crate) fn pack_rows<T: Element>(
         .for_each(|((src, packed), scales)| pack_rows(src, packed, scales));
 }
 
-/// Unpacks all rows; arguments as for [`pack`].
-pub(crate) fn unpack<T: Element>(
+/// Runs `unpack_row(packed_row, scales_row, dst_row)` over every row, on
+/// up to `threads` threads; slices as for [`pack_rows`].
+pub(crate) fn unpack_rows<T: Element>(
     layout: &Layout,
-    kernel: Kernel,
     threads: usize,
     packed: &[u8],
     scales: &[f32],
     dst: &mut [T],
+    unpack_row: impl Fn(&[u8], &[f32], &mut [T]) + Sync,
 ) {
     if layout.elements == 0 {
         return;
     }
-    let row_kernel = kernel.table().rows::<T>(layout.group_size).unpack;
     let unpack_rows = |dst: &mut [T], packed: &[u8], scales: &[f32]| {
         let rows = dst
             .chunks_exact_mut(layout.cols)
             .zip(packed.chunks_exact(layout.packed_row_bytes))
             .zip(scales.chunks_exact(layout.groups_per_row));
         for ((dst_row, packed_row), scales_row) in rows {
-            // SAFETY: as in `pack`.
-            unsafe { row_kernel(packed_row, scales_row, layout.group_size, dst_row) };
+            unpack_row(packed_row, scales_row, dst_row);
         }
     };
     let task_rows = threads::rows_per_task(layout.rows, layout.cols, threads);

@@ -10,9 +10,9 @@ pub mod scalar;
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
-use super::table::any_group_size;
-use super::table::Entry;
-use super::{threads, Kernel};
+use super::entry::any_group_size;
+use super::entry::Entry;
+use super::threads;
 use crate::layout::{Layout, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 
 /// Quantizes whole blocks: `src` holds 32 values per 18-byte block of
@@ -37,30 +37,26 @@ pub(crate) static AVX2: Entry<BlocksFn> =
 pub(crate) static AVX512: Entry<BlocksFn> =
     Entry::simd(any_group_size, avx512::quantize_blocks, &AVX2);
 
-/// Quantizes `src` (the matrix of `layout`, from [`Layout::q4_0`]) into
-/// `blocks` (exactly the byte count `Layout::q4_0` gives) with `kernel`'s
-/// table, on up to `threads` threads.
-pub(crate) fn quantize(
-    kernel: Kernel,
+/// Runs `quantize_blocks(src_rows, block_rows)` over `src` (the matrix of
+/// `layout`, from [`Layout::q4_0`]) and `blocks` (exactly the byte count
+/// `Layout::q4_0` gives), on up to `threads` threads.
+pub(crate) fn quantize_rows(
     threads: usize,
     layout: &Layout,
     src: &[f32],
     blocks: &mut [u8],
+    quantize_blocks: impl Fn(&[f32], &mut [u8]) + Sync,
 ) {
     if src.is_empty() {
         return;
     }
-    let quantize_blocks = kernel.table().q4_0.pick(Q4_0_BLOCK);
-    // SAFETY: the table only holds kernels this CPU runs; the slices are
-    // whole blocks.
-    let run = |src: &[f32], blocks: &mut [u8]| unsafe { quantize_blocks(src, blocks) };
     let (rows, cols) = (layout.rows, layout.cols);
     let task_rows = threads::rows_per_task(rows, cols, threads);
     if task_rows >= rows {
-        return run(src, blocks);
+        return quantize_blocks(src, blocks);
     }
     let row_bytes = layout.groups_per_row * Q4_0_BLOCK_BYTES;
     src.par_chunks(task_rows * cols)
         .zip(blocks.par_chunks_mut(task_rows * row_bytes))
-        .for_each(|(src, blocks)| run(src, blocks));
+        .for_each(|(src, blocks)| quantize_blocks(src, blocks));
 }
