@@ -36,6 +36,26 @@ fn kernels() -> Vec<Kernel> {
         .collect()
 }
 
+/// `w` packed at g = 32, as the tensors the candle API gives (and takes):
+/// with the `candle` feature by that API, else by the slice API.
+fn packed_tensors(w: &[f32]) -> (Tensor, Tensor) {
+    #[cfg(feature = "candle")]
+    let (p, s) = {
+        let t = Tensor::from_vec(w.to_vec(), (ROWS, COLS), &Device::Cpu).unwrap();
+        cortex_q4::pack_4bit_symmetric(&t, 32).unwrap()
+    };
+    #[cfg(not(feature = "candle"))]
+    let (p, s) = {
+        let l = Layout::new(ROWS, COLS, 32).unwrap();
+        let (p, s) = cortex_q4::pack_to_vec(w, ROWS, COLS, 32).unwrap();
+        (
+            Tensor::from_vec(p, (ROWS, l.packed_row_bytes), &Device::Cpu).unwrap(),
+            Tensor::from_vec(s, (ROWS, l.groups_per_row), &Device::Cpu).unwrap(),
+        )
+    };
+    (p, s)
+}
+
 fn bench_pack(c: &mut Criterion, data: &Data) {
     let w = &data.weights;
     let mut group = c.benchmark_group("pack_1t");
@@ -77,8 +97,8 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
             b.iter(|| peers::naive_pack(w, ROWS, COLS, g, &mut packed, &mut scales))
         });
     }
-    let (p, s) = cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap();
     let (sp, ss) = peers::seed_style_pack(&data.tensor, 32).unwrap();
+    let (p, s) = packed_tensors(w);
     assert_eq!(
         p.flatten_all().unwrap().to_vec1::<u8>().unwrap(),
         sp.flatten_all().unwrap().to_vec1::<u8>().unwrap()
@@ -87,6 +107,7 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         s.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         ss.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     );
+    #[cfg(feature = "candle")]
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap())
     });
@@ -157,7 +178,8 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
             b.iter(|| peers::naive_unpack(&packed, &scales, ROWS, COLS, g, &mut dst))
         });
     }
-    let (p, s) = cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap();
+    let (p, s) = packed_tensors(&data.weights);
+    #[cfg(feature = "candle")]
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::unpack_4bit_symmetric(&p, &s, (ROWS, COLS), 32).unwrap())
     });

@@ -2,15 +2,18 @@
 //!
 //! Exact 4-bit symmetric, group-wise weight quantization: a bit-exact
 //! format (defined by [`scalar`]), a safe slice
-//! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
+//! API, a candle `Tensor` API (cargo feature `candle`) and a C ABI
+//! (`include/cortex_q4.h`).
 //!
 //! - [`Layout`]: every size and stride of the packed form;
 //! - [`pack`] / [`unpack`] (and `_to_vec` variants): the slice API;
-//! - [`pack_4bit_symmetric`] / [`unpack_4bit_symmetric`]: the candle API;
+//! - `pack_4bit_symmetric` / `unpack_4bit_symmetric`: the candle API, with
+//!   `features = ["candle"]`;
 //! - [`q4_0`]: GGML Q4_0 blocks to and from this format;
 //! - [`ffi`]: the `cq4_` functions behind the C header.
 
 mod alloc;
+#[cfg(feature = "candle")]
 mod candle_api;
 mod element;
 pub mod encoders;
@@ -24,6 +27,7 @@ pub mod q4_0;
 mod quality;
 mod slice_api;
 
+#[cfg(feature = "candle")]
 pub use candle_api::{
     gemm_4bit, gemm_4bit_with, pack_4bit_encoded, pack_4bit_symmetric, unpack_4bit_symmetric,
     unpack_4bit_symmetric_to,
