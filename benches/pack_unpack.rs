@@ -3,6 +3,8 @@
 //!
 //!     cargo bench --bench pack_unpack
 //!
+//! (`--features candle` adds the rows of this library's candle API.)
+//!
 //! Prints criterion's lines, then a table of GB/s (f32 bytes touched) and
 //! ratios, and f16 / bf16 against f32 at g = 32, also written to
 //! target/criterion/cortex_q4_pack_unpack.md.
