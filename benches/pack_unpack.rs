@@ -3,6 +3,8 @@
 //!
 //!     cargo bench --bench pack_unpack
 //!
+//! (`--features candle` adds the rows of this library's candle API.)
+//!
 //! Prints criterion's lines, then a table of GB/s (f32 bytes touched) and
 //! ratios, and f16 / bf16 against f32 at g = 32, also written to
 //! target/criterion/cortex_q4_pack_unpack.md.
@@ -34,6 +36,27 @@ fn kernels() -> Vec<Kernel> {
         .into_iter()
         .filter(|k| k.is_supported())
         .collect()
+}
+
+/// `w` packed at g = 32, as the tensors the candle API gives (and takes):
+/// with the `candle` feature by that API, else by the slice API.
+fn packed_tensors(w: &[f32]) -> (Tensor, Tensor) {
+    #[cfg(feature = "candle")]
+    let (p, s) = {
+        let t = Tensor::from_vec(w.to_vec(), (ROWS, COLS), &Device::Cpu).unwrap();
+        cortex_q4::pack_4bit_symmetric(&t, 32).unwrap()
+    };
+    #[cfg(not(feature = "candle"))]
+    let (p, s) = {
+        let packed = Quantizer::new(32).pack_to_vec(w, ROWS, COLS).unwrap();
+        let l = *packed.layout();
+        let (p, s) = packed.into_parts();
+        (
+            Tensor::from_vec(p, (ROWS, l.packed_row_bytes()), &Device::Cpu).unwrap(),
+            Tensor::from_vec(s, (ROWS, l.groups_per_row()), &Device::Cpu).unwrap(),
+        )
+    };
+    (p, s)
 }
 
 fn bench_pack(c: &mut Criterion, data: &Data) {
@@ -75,8 +98,8 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
             b.iter(|| peers::naive_pack(w, ROWS, COLS, g, &mut packed, &mut scales))
         });
     }
-    let (p, s) = cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap();
     let (sp, ss) = peers::seed_style_pack(&data.tensor, 32).unwrap();
+    let (p, s) = packed_tensors(w);
     assert_eq!(
         p.flatten_all().unwrap().to_vec1::<u8>().unwrap(),
         sp.flatten_all().unwrap().to_vec1::<u8>().unwrap()
@@ -85,6 +108,7 @@ fn bench_pack(c: &mut Criterion, data: &Data) {
         s.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
         ss.flatten_all().unwrap().to_vec1::<f32>().unwrap()
     );
+    #[cfg(feature = "candle")]
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap())
     });
@@ -158,7 +182,8 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
             b.iter(|| peers::naive_unpack(&packed, &scales, ROWS, COLS, g, &mut dst))
         });
     }
-    let (p, s) = cortex_q4::pack_4bit_symmetric(&data.tensor, 32).unwrap();
+    let (p, s) = packed_tensors(&data.weights);
+    #[cfg(feature = "candle")]
     group.bench_function(BenchmarkId::new("candle_api", 32), |b| {
         b.iter(|| cortex_q4::unpack_4bit_symmetric(&p, &s, (ROWS, COLS), 32).unwrap())
     });

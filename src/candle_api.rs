@@ -53,6 +53,17 @@ fn pack_typed<T: Element + WithDType>(
 /// Packs a 2-D `[out_dim, in_dim]` tensor (f32, f16, bf16 or f64) into
 /// `(packed, scales)`: `packed` u8 `[out_dim, ceil(in_dim / g) * ceil(g / 2)]`
 /// and `scales` f32 `[out_dim, ceil(in_dim / g)]`, on the input's device.
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use cortex_q4::{pack_4bit_symmetric, unpack_4bit_symmetric};
+///
+/// let w = Tensor::new(&[[7.0f32, -5.6, 0.0, 3.5]], &Device::Cpu)?;
+/// let (packed, scales) = pack_4bit_symmetric(&w, 4)?; // u8 [1, 2], f32 [1, 1]
+/// let restored = unpack_4bit_symmetric(&packed, &scales, (1, 4), 4)?;
+/// assert_eq!(restored.to_vec2::<f32>()?, [[7.0, -6.0, 0.0, 4.0]]);
+/// # Ok::<(), candle_core::Error>(())
+/// ```
 pub fn pack_4bit_symmetric(tensor: &Tensor, group_size: usize) -> Result<(Tensor, Tensor)> {
     pack_4bit_encoded(tensor, group_size, &Encoder::AbsMax)
 }

@@ -2,7 +2,8 @@
 //!
 //! Exact 4-bit symmetric, group-wise weight quantization: a bit-exact
 //! format (defined by [`scalar`]), a safe slice
-//! API, a candle `Tensor` API and a C ABI (`include/cortex_q4.h`).
+//! API, a candle `Tensor` API (cargo feature `candle`) and a C ABI
+//! (`include/cortex_q4.h`).
 //!
 //! | to | use |
 //! | --- | --- |
@@ -14,7 +15,7 @@
 //! | measure the error of a packing | [`PackedMatrix::quality`] |
 //! | convert GGML Q4_0 blocks | [`q4_0`] |
 //! | call from C | [`ffi`] and `include/cortex_q4.h` |
-//! | use candle tensors | [`pack_4bit_symmetric`], [`unpack_4bit_symmetric`], [`gemm_4bit`] |
+//! | use candle tensors (feature `candle`) | `pack_4bit_symmetric`, `unpack_4bit_symmetric`, `gemm_4bit` |
 //!
 //! A [`PackedMatrix`] borrows packed bytes and scales (checked once); a
 //! [`PackedMatrixBuf`], what `pack_to_vec` returns, owns them.
@@ -34,6 +35,7 @@
 //! ```
 
 mod alloc;
+#[cfg(feature = "candle")]
 mod candle_api;
 mod element;
 pub mod encoders;
@@ -47,6 +49,7 @@ pub mod q4_0;
 mod quality;
 mod slice_api;
 
+#[cfg(feature = "candle")]
 pub use candle_api::{
     gemm_4bit, gemm_4bit_with, pack_4bit_encoded, pack_4bit_symmetric, unpack_4bit_symmetric,
     unpack_4bit_symmetric_to,

@@ -1,5 +1,5 @@
 //! Runs the C harness (`c_tests/harness.c`, compiled by build.rs against
-//! the generated header) through the C ABI: golden vectors shared with the
+//! the committed header) through the C ABI: golden vectors shared with the
 //! Rust tests, the layout arithmetic, every bad-input status, the messages,
 //! the kernel and thread options, the fused products, GGML Q4_0 interop,
 //! the encoders and the quality report.

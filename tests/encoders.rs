@@ -224,6 +224,7 @@ fn encoders_split_over_threads_give_the_same_bytes() {
     }
 }
 
+#[cfg(feature = "candle")]
 #[test]
 fn candle_packs_with_every_encoder() {
     let w: Vec<f32> = (0..300)

@@ -4,6 +4,7 @@
 
 mod common;
 
+#[cfg(feature = "candle")]
 use candle_core::{Device, Tensor};
 use common::{assert_same_floats, bits, golden_cases, Case};
 use cortex_q4::Quantizer;
@@ -127,6 +128,7 @@ fn half_outputs_are_the_rounded_f32_results() {
     }
 }
 
+#[cfg(feature = "candle")]
 #[test]
 fn candle_api_matches_golden() {
     let dev = Device::Cpu;

@@ -264,6 +264,7 @@ fn bad_calls_are_refused_without_writing() {
     assert_eq!(y[1], 64.0 * 0.5);
 }
 
+#[cfg(feature = "candle")]
 #[test]
 fn candle_gemm_equals_the_slice_api() {
     use candle_core::{DType, Device, Tensor};

@@ -1,11 +1,12 @@
 //! Property tests: random shapes, group sizes and values (special values and
 //! exact ties included) through every path, against the scalar reference.
 
+#[cfg(feature = "candle")]
 use candle_core::{Device, Tensor};
 use cortex_q4::scalar;
-use cortex_q4::{
-    pack_4bit_symmetric, unpack_4bit_symmetric, unpack_4bit_symmetric_to, Layout, Quantizer,
-};
+#[cfg(feature = "candle")]
+use cortex_q4::{pack_4bit_symmetric, unpack_4bit_symmetric, unpack_4bit_symmetric_to};
+use cortex_q4::{Layout, Quantizer};
 use half::{bf16, f16};
 use proptest::prelude::*;
 
@@ -182,6 +183,7 @@ proptest! {
         prop_assert_eq!(q.pack_to_vec(&doubles, rows, cols).unwrap().into_parts(), q.pack_to_vec(&narrowed, rows, cols).unwrap().into_parts());
     }
 
+    #[cfg(feature = "candle")]
     #[test]
     fn candle_api_equals_slice_api((rows, cols, g, src) in matrix(), transposed in any::<bool>()) {
         let dev = Device::Cpu;

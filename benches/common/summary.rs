@@ -115,7 +115,10 @@ pub fn pack_unpack(started: SystemTime) {
         let to_vec = r.ns(&one, "slice_to_vec", "32");
         let naive32 = r.ns(&one, "naive", "32");
         let peers = [bw, candle, naive32, seed];
-        row(&mut out, "cortex candle API", "32", bytes, api, &peers);
+        // Without the `candle` feature the candle API is not benched.
+        if api.is_some() {
+            row(&mut out, "cortex candle API", "32", bytes, api, &peers);
+        }
         row(
             &mut out,
             "cortex slice API, allocating",
@@ -126,13 +129,15 @@ pub fn pack_unpack(started: SystemTime) {
         );
         row(&mut out, "seed-style", "32", bytes, seed, &peers);
         row(&mut out, "candle BlockQ4_0", "32", bytes, candle, &peers);
-        let _ = writeln!(
-            out,
-            "\ncandle API time / slice API time at g = 32: {} against the allocating \
-             slice call, {} against {auto} into a pre-touched buffer.",
-            ratio(api, to_vec),
-            ratio(api, r.ns(&one, &auto, "32")),
-        );
+        if api.is_some() {
+            let _ = writeln!(
+                out,
+                "\ncandle API time / slice API time at g = 32: {} against the allocating \
+                 slice call, {} against {auto} into a pre-touched buffer.",
+                ratio(api, to_vec),
+                ratio(api, r.ns(&one, &auto, "32")),
+            );
+        }
 
         let bw_all = r.ns(&all, limit, "all");
         let _ = write!(
