@@ -14,6 +14,7 @@ macro_rules! forward {
     };
 }
 
+#[macro_use]
 mod call;
 mod encoders;
 mod matmul;
