@@ -45,12 +45,17 @@ pub struct cq4_matrix {
     pub group_size: usize,
 }
 
+/// The precision with C id `id`.
 fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
-    match id {
-        0 => Ok(Precision::Exact),
-        1 => Ok(Precision::Int8),
-        _ => Err(cq4_status::CQ4_ERR_BAD_PRECISION),
-    }
+    use cq4_precision::*;
+    [
+        (CQ4_PRECISION_EXACT, Precision::Exact),
+        (CQ4_PRECISION_INT8, Precision::Int8),
+    ]
+    .into_iter()
+    .find(|(c, _)| *c as u32 == id)
+    .map(|(_, precision)| precision)
+    .ok_or(cq4_status::CQ4_ERR_BAD_PRECISION)
 }
 
 call_kind! {
