@@ -1,8 +1,9 @@
 //! The C ABI: a thin layer that only checks and converts, then calls the
 //! safe slice API. Each `extern "C"` function is its declaration and docs
 //! (cbindgen reads them for the header) and a one-line body that builds a
-//! [`call::Call`] and runs it through [`call::checked`], the one place that
-//! checks, in the header's order, and that never unwinds into C.
+//! call (`call::Call`, its fields declared once with `call_kind!`) and runs
+//! it through `call::checked`, the one place that checks, in the header's
+//! order, and that never unwinds into C.
 
 /// The body of an `extern "C"` function that takes pointers: runs `$call`,
 /// built from the arguments as they came, through the checked path.
