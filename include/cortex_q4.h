@@ -83,11 +83,6 @@
 #define CQ4_ABI_VERSION 1
 
 /**
- * Activation rows handled by one pass over the weights.
- */
-#define BATCH_TILE 64
-
-/**
  * The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
  * value means the call wrote nothing.
  */
@@ -227,11 +222,6 @@ typedef enum cq4_encoder {
    */
   CQ4_ENCODER_SEARCH = 2,
 } cq4_encoder;
-
-/**
- * A kernel family. Every one gives the same bytes; they differ in speed.
- */
-typedef struct Kernel Kernel;
 
 /**
  * How pack chooses each group's scale: what it computes, unlike
@@ -387,8 +377,6 @@ typedef struct cq4_quality {
    */
   double snr_db;
 } cq4_quality;
-
-
 
 #ifdef __cplusplus
 extern "C" {

@@ -191,17 +191,121 @@ impl Arg {
     }
 }
 
+/// Declares one kind of call from its fields, listed once: the struct,
+/// `new` from the C arguments in the order of the fields, and [`Buffers`].
+/// Each field is one of
+/// - `name: input<T>[len],` an array the call reads: C arguments
+///   `name: *const T, len: usize`, kept as [`Buf::input`];
+/// - `name: output<T>[len],` an array the call writes: `name: *mut T,
+///   len: usize`, kept as [`Buf::output`];
+/// - `name: value_in<T>,` / `name: value_out<T>,` one struct the call reads
+///   or writes: `name: *const T` / `*mut T`, kept as [`Buf::value_in`] /
+///   [`Buf::value_out`]; followed by `.optional()`, NULL means "not given";
+/// - `name: T,` a plain C argument, kept as it came;
+/// - `later name: Buf<T>,` a buffer that a struct of the call points to,
+///   none until [`Call::open`] or [`Call::choose`] reads it;
+/// - `later name: T,` state kept between the steps, `T::default()` first.
+///
+/// Every `Buf` field is one of the call's buffers, in field order.
+macro_rules! call_kind {
+    ($(#[$meta:meta])* struct $name:ident $(<$g:ident>)? { $($fields:tt)* }) => {
+        call_kind!(@field [$(#[$meta])* $name $(<$g>)?] [] [] [] [] $($fields)*);
+    };
+    // Each `@field` rule takes the first field off the list and adds it to
+    // the struct's fields [f], `new`'s parameters [p] and initializers [i],
+    // and the buffers [b].
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: input<$t:ty>[$len:ident], $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)* $x: *const $t, $len: usize,]
+            [$($i)* $x: $crate::ffi::call::Buf::input($x, $len),]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: output<$t:ty>[$len:ident], $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)* $x: *mut $t, $len: usize,]
+            [$($i)* $x: $crate::ffi::call::Buf::output($x, $len),]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: value_in<$t:ty> $(.$opt:ident())?, $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)* $x: *const $t,]
+            [$($i)* $x: $crate::ffi::call::Buf::value_in($x)$(.$opt())?,]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: value_out<$t:ty> $(.$opt:ident())?, $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)* $x: *mut $t,]
+            [$($i)* $x: $crate::ffi::call::Buf::value_out($x)$(.$opt())?,]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* later $x:ident: Buf<$t:ty>, $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)*]
+            [$($i)* $x: $crate::ffi::call::Buf::none(),]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* later $x:ident: $t:ty, $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $t,]
+            [$($p)*]
+            [$($i)* $x: Default::default(),]
+            [$($b)*] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: $t:ty, $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $t,]
+            [$($p)* $x: $t,]
+            [$($i)* $x,]
+            [$($b)*] $($rest)*);
+    };
+    // No field left: the items.
+    (@field [$(#[$meta:meta])* $name:ident $(<$g:ident>)?]
+        [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:ident)*]) => {
+        $(#[$meta])*
+        struct $name $(<$g>)? { $($f)* }
+
+        impl $(<$g>)? $name $(<$g>)? {
+            /// The call, from its C arguments as they came.
+            #[allow(clippy::too_many_arguments)] // the C signature's
+            fn new($($p)*) -> Self {
+                $name { $($i)* }
+            }
+        }
+
+        impl $(<$g>)? $crate::ffi::call::Buffers for $name $(<$g>)? {
+            fn args(&self) -> impl AsRef<[$crate::ffi::call::Arg]> {
+                [$(self.$b.arg()),*]
+            }
+        }
+    };
+}
+
+/// The buffers of a call, as [`call_kind!`] declares them.
+pub(super) trait Buffers {
+    /// Every buffer of the call, those given as arguments in their order
+    /// first. Not-given and not-yet-known buffers count as none.
+    fn args(&self) -> impl AsRef<[Arg]>;
+}
+
 /// One kind of call: its buffers, options and shape. [`checked`] calls
 /// these in its fixed order.
-pub(super) trait Call {
+pub(super) trait Call: Buffers {
     /// What the option arguments chose.
     type Choices;
     /// What the shape step computed, for `run`.
     type Shape;
-
-    /// Every buffer of the call, those given as arguments in their order
-    /// first. Not-given and not-yet-known buffers count as none.
-    fn args(&self) -> impl AsRef<[Arg]>;
 
     /// Reads the structs that hold further buffers (a `cq4_matrix`).
     ///

@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use half::{bf16, f16};
 
-use super::call::{Arg, Buf, Call};
+use super::call::{Buf, Call};
 use super::cq4_status;
 use super::options::{cq4_options, read_options};
 use crate::element::Element;
@@ -45,76 +45,42 @@ pub struct cq4_matrix {
     pub group_size: usize,
 }
 
+/// The precision with C id `id`.
 fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
-    match id {
-        0 => Ok(Precision::Exact),
-        1 => Ok(Precision::Int8),
-        _ => Err(cq4_status::CQ4_ERR_BAD_PRECISION),
-    }
+    use cq4_precision::*;
+    [
+        (CQ4_PRECISION_EXACT, Precision::Exact),
+        (CQ4_PRECISION_INT8, Precision::Int8),
+    ]
+    .into_iter()
+    .find(|(c, _)| *c as u32 == id)
+    .map(|(_, precision)| precision)
+    .ok_or(cq4_status::CQ4_ERR_BAD_PRECISION)
 }
 
-/// The `cq4_matmul_*` functions: weight rows `rows` (all of them when
-/// `None`) into `y[b * y_stride + (r - rows.start)]` (`y_stride` = the row
-/// count when `None`).
-struct Product<X> {
-    w: Buf<cq4_matrix>,
-    /// `*w`, once read; its buffers are `packed` and `scales`.
-    matrix: Option<cq4_matrix>,
-    packed: Buf<u8>,
-    scales: Buf<f32>,
-    x: Buf<X>,
-    batch: usize,
-    precision: u32,
-    rows: Option<Range<usize>>,
-    y: Buf<f32>,
-    y_stride: Option<usize>,
-    options: Buf<cq4_options>,
-}
-
-impl<X> Product<X> {
-    #[allow(clippy::too_many_arguments)] // the C signature's
-    fn new(
-        w: *const cq4_matrix,
-        x: *const X,
-        x_len: usize,
+call_kind! {
+    /// The `cq4_matmul_*` functions: weight rows `rows` (all of them when
+    /// `None`) into `y[b * y_stride + (r - rows.start)]` (`y_stride` = the
+    /// row count when `None`).
+    struct Product<X> {
+        w: value_in<cq4_matrix>,
+        x: input<X>[x_len],
         batch: usize,
         precision: u32,
         rows: Option<Range<usize>>,
-        y: *mut f32,
-        y_len: usize,
+        y: output<f32>[y_len],
         y_stride: Option<usize>,
-        options: *const cq4_options,
-    ) -> Self {
-        Product {
-            w: Buf::value_in(w),
-            matrix: None,
-            packed: Buf::none(),
-            scales: Buf::none(),
-            x: Buf::input(x, x_len),
-            batch,
-            precision,
-            rows,
-            y: Buf::output(y, y_len),
-            y_stride,
-            options: Buf::value_in(options).optional(),
-        }
+        options: value_in<cq4_options>.optional(),
+        /// `*w`, once read; its buffers are `packed` and `scales`.
+        later matrix: Option<cq4_matrix>,
+        later packed: Buf<u8>,
+        later scales: Buf<f32>,
     }
 }
 
 impl<X: Element> Call for Product<X> {
     type Choices = (Options, Precision);
     type Shape = (Layout, Plan);
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [
-            self.w.arg(),
-            self.x.arg(),
-            self.y.arg(),
-            self.options.arg(),
-            self.packed.arg(),
-            self.scales.arg(),
-        ]
-    }
 
     unsafe fn open(&mut self) {
         // SAFETY: `w` passed its checks (`open`'s contract).

@@ -1,8 +1,9 @@
 //! The C ABI: a thin layer that only checks and converts, then calls the
 //! safe slice API. Each `extern "C"` function is its declaration and docs
 //! (cbindgen reads them for the header) and a one-line body that builds a
-//! [`call::Call`] and runs it through [`call::checked`], the one place that
-//! checks, in the header's order, and that never unwinds into C.
+//! call (`call::Call`, its fields declared once with `call_kind!`) and runs
+//! it through `call::checked`, the one place that checks, in the header's
+//! order, and that never unwinds into C.
 
 /// The body of an `extern "C"` function that takes pointers: runs `$call`,
 /// built from the arguments as they came, through the checked path.
@@ -14,6 +15,7 @@ macro_rules! forward {
     };
 }
 
+#[macro_use]
 mod call;
 mod encoders;
 mod matmul;
@@ -58,5 +60,34 @@ mod tests {
             cq4_status::CQ4_ERR_NULL_POINTER
         );
         assert_eq!(guard(|| Ok(())), cq4_status::CQ4_OK);
+    }
+
+    /// The name a top-level line of the header declares, if any.
+    fn declared(line: &str) -> Option<&str> {
+        let skip = [' ', '*', '/', '}', '#'];
+        let name = if let Some(define) = line.strip_prefix("#define ") {
+            define.split_whitespace().next()
+        } else if line.starts_with(skip) || line.is_empty() || line.starts_with("extern ") {
+            None
+        } else if let Some((head, _)) = line.split_once('(') {
+            head.rsplit([' ', '*']).next()
+        } else {
+            // `typedef struct NAME {` or `typedef struct NAME NAME;`
+            line.trim_end_matches([' ', '{', ';']).rsplit(' ').next()
+        };
+        name.or_else(|| line.strip_prefix("} ")?.strip_suffix(';'))
+    }
+
+    #[test]
+    fn the_header_declares_cq4_items_only() {
+        let header = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/include/cortex_q4.h"));
+        let names: Vec<&str> = header.lines().filter_map(declared).collect();
+        assert!(names.contains(&"cq4_pack_f32") && names.contains(&"cq4_layout"));
+        for name in names {
+            assert!(
+                name.starts_with("cq4_") || name.starts_with("CQ4_") || name == "CORTEX_Q4_H",
+                "the header declares {name}: exclude it in cbindgen.toml"
+            );
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! `cq4_options`: the C face of [`Options`], versioned by its size.
 
-use std::ffi::{c_char, c_int};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::mem::size_of;
+use std::sync::LazyLock;
 
 use super::call::Buf;
 use super::cq4_status::{self, *};
@@ -42,18 +43,8 @@ pub struct cq4_options {
     pub threads: u32,
 }
 
-/// The kernel with C id `id` (`None` for AUTO), or `Err` for an unknown id.
-fn kernel_from_id(id: u32) -> Result<Option<Kernel>, cq4_status> {
-    Ok(Some(match id {
-        0 => return Ok(None),
-        1 => Kernel::Scalar,
-        2 => Kernel::Avx2,
-        3 => Kernel::Avx512,
-        4 => Kernel::Neon,
-        _ => return Err(CQ4_ERR_BAD_OPTIONS),
-    }))
-}
-
+/// The C id of each kernel: the one table between the two (AUTO, id 0,
+/// names no kernel).
 fn kernel_id(kernel: Kernel) -> cq4_kernel {
     match kernel {
         Kernel::Scalar => cq4_kernel::CQ4_KERNEL_SCALAR,
@@ -61,6 +52,27 @@ fn kernel_id(kernel: Kernel) -> cq4_kernel {
         Kernel::Avx512 => cq4_kernel::CQ4_KERNEL_AVX512,
         Kernel::Neon => cq4_kernel::CQ4_KERNEL_NEON,
     }
+}
+
+/// The kernel with C id `id` (`None` for AUTO), or `Err` for an unknown id.
+fn kernel_from_id(id: u32) -> Result<Option<Kernel>, cq4_status> {
+    if id == cq4_kernel::CQ4_KERNEL_AUTO as u32 {
+        return Ok(None);
+    }
+    let kernel = Kernel::ALL.into_iter().find(|&k| kernel_id(k) as u32 == id);
+    kernel.map(Some).ok_or(CQ4_ERR_BAD_OPTIONS)
+}
+
+/// [`Kernel::name`], NUL-terminated for C.
+fn c_name(kernel: Kernel) -> &'static CStr {
+    static NAMES: LazyLock<Vec<(Kernel, CString)>> = LazyLock::new(|| {
+        let c_string = |k: Kernel| CString::new(k.name()).unwrap_or_default();
+        Kernel::ALL.into_iter().map(|k| (k, c_string(k))).collect()
+    });
+    NAMES
+        .iter()
+        .find(|(k, _)| *k == kernel)
+        .map_or(c"unknown", |(_, name)| name.as_c_str())
 }
 
 /// Reads the caller's options (not given: the defaults) and checks that
@@ -116,10 +128,7 @@ pub extern "C" fn cq4_kernel_auto() -> u32 {
 pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
     let name = match kernel_from_id(kernel) {
         Ok(None) => c"auto",
-        Ok(Some(Kernel::Scalar)) => c"scalar",
-        Ok(Some(Kernel::Avx2)) => c"avx2",
-        Ok(Some(Kernel::Avx512)) => c"avx512",
-        Ok(Some(Kernel::Neon)) => c"neon",
+        Ok(Some(k)) => c_name(k),
         Err(_) => c"unknown",
     };
     name.as_ptr()
@@ -128,7 +137,6 @@ pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CStr;
 
     #[test]
     fn ids_round_trip_and_names_match_rust() {
@@ -140,6 +148,10 @@ mod tests {
             assert_eq!(name.to_str().unwrap(), kernel.name());
             assert_eq!(cq4_kernel_supported(id) == 1, kernel.is_supported());
         }
+        // SAFETY: as above.
+        let name = |id| unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
+        assert_eq!(name(cq4_kernel::CQ4_KERNEL_AUTO as u32), c"auto");
+        assert_eq!(name(5), c"unknown");
         assert_eq!(kernel_from_id(5), Err(CQ4_ERR_BAD_OPTIONS));
         assert_eq!(cq4_kernel_supported(5), 0);
         assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));

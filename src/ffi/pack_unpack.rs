@@ -7,7 +7,7 @@ use std::ptr::null;
 
 use half::{bf16, f16};
 
-use super::call::{Arg, Buf, Call};
+use super::call::Call;
 use super::cq4_status;
 use super::encoders::{cq4_encoder, cq4_encoder_options, read_encoder};
 use super::options::{cq4_options, read_options};
@@ -63,21 +63,19 @@ impl From<Layout> for cq4_layout {
     }
 }
 
-/// `cq4_layout_get`: the layout, written to `out`.
-struct LayoutQuery {
-    out: Buf<cq4_layout>,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
+call_kind! {
+    /// `cq4_layout_get`: the layout, written to `out`.
+    struct LayoutQuery {
+        rows: usize,
+        cols: usize,
+        group_size: usize,
+        out: value_out<cq4_layout>,
+    }
 }
 
 impl Call for LayoutQuery {
     type Choices = ();
     type Shape = Layout;
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [self.out.arg()]
-    }
 
     unsafe fn choose(&mut self) -> Result<(), cq4_status> {
         Ok(())
@@ -109,67 +107,29 @@ pub unsafe extern "C" fn cq4_layout_get(
     group_size: usize,
     out: *mut cq4_layout,
 ) -> cq4_status {
-    forward! { LayoutQuery { out: Buf::value_out(out), rows, cols, group_size } }
+    forward! { LayoutQuery::new(rows, cols, group_size, out) }
 }
 
-/// The `cq4_pack_*` functions: `src` into `packed` and `scales`, each
-/// group's scale chosen by `encoder`.
-struct Pack<T> {
-    src: Buf<T>,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    packed: Buf<u8>,
-    scales: Buf<f32>,
-    options: Buf<cq4_options>,
-    encoder: Buf<cq4_encoder_options>,
-    /// The weights `encoder` points to, once read.
-    importance: Buf<f32>,
-}
-
-impl<T> Pack<T> {
-    #[allow(clippy::too_many_arguments)] // the C signature's
-    fn new(
-        src: *const T,
-        src_len: usize,
+call_kind! {
+    /// The `cq4_pack_*` functions: `src` into `packed` and `scales`, each
+    /// group's scale chosen by `encoder`.
+    struct Pack<T> {
+        src: input<T>[src_len],
         rows: usize,
         cols: usize,
         group_size: usize,
-        packed: *mut u8,
-        packed_len: usize,
-        scales: *mut f32,
-        scales_len: usize,
-        options: *const cq4_options,
-        encoder: *const cq4_encoder_options,
-    ) -> Self {
-        Pack {
-            src: Buf::input(src, src_len),
-            rows,
-            cols,
-            group_size,
-            packed: Buf::output(packed, packed_len),
-            scales: Buf::output(scales, scales_len),
-            options: Buf::value_in(options).optional(),
-            encoder: Buf::value_in(encoder).optional(),
-            importance: Buf::none(),
-        }
+        packed: output<u8>[packed_len],
+        scales: output<f32>[scales_len],
+        options: value_in<cq4_options>.optional(),
+        encoder: value_in<cq4_encoder_options>.optional(),
+        /// The weights `encoder` points to, once read.
+        later importance: Buf<f32>,
     }
 }
 
 impl<T: Element> Call for Pack<T> {
     type Choices = (Options, cq4_encoder);
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [
-            self.src.arg(),
-            self.packed.arg(),
-            self.scales.arg(),
-            self.options.arg(),
-            self.encoder.arg(),
-            self.importance.arg(),
-        ]
-    }
 
     unsafe fn choose(&mut self) -> Result<Self::Choices, cq4_status> {
         // SAFETY: the option pointers passed their checks (`choose`'s contract).
@@ -208,55 +168,22 @@ impl<T: Element> Call for Pack<T> {
     }
 }
 
-/// The `cq4_unpack_*` functions: `packed` and `scales` into `dst`.
-struct Unpack<T> {
-    packed: Buf<u8>,
-    scales: Buf<f32>,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    dst: Buf<T>,
-    options: Buf<cq4_options>,
-}
-
-impl<T> Unpack<T> {
-    #[allow(clippy::too_many_arguments)] // the C signature's
-    fn new(
-        packed: *const u8,
-        packed_len: usize,
-        scales: *const f32,
-        scales_len: usize,
+call_kind! {
+    /// The `cq4_unpack_*` functions: `packed` and `scales` into `dst`.
+    struct Unpack<T> {
+        packed: input<u8>[packed_len],
+        scales: input<f32>[scales_len],
         rows: usize,
         cols: usize,
         group_size: usize,
-        dst: *mut T,
-        dst_len: usize,
-        options: *const cq4_options,
-    ) -> Self {
-        Unpack {
-            packed: Buf::input(packed, packed_len),
-            scales: Buf::input(scales, scales_len),
-            rows,
-            cols,
-            group_size,
-            dst: Buf::output(dst, dst_len),
-            options: Buf::value_in(options).optional(),
-        }
+        dst: output<T>[dst_len],
+        options: value_in<cq4_options>.optional(),
     }
 }
 
 impl<T: Element> Call for Unpack<T> {
     type Choices = Options;
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [
-            self.packed.arg(),
-            self.scales.arg(),
-            self.dst.arg(),
-            self.options.arg(),
-        ]
-    }
 
     unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
         // SAFETY: the options pointer passed its checks (`choose`'s contract).

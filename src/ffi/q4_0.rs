@@ -3,7 +3,7 @@
 
 use std::ptr::null;
 
-use super::call::{Arg, Buf, Call};
+use super::call::Call;
 use super::cq4_status;
 use super::options::{cq4_options, read_options};
 use crate::layout::Layout;
@@ -43,22 +43,20 @@ impl From<q4_0::ExportReport> for cq4_q4_0_report {
     }
 }
 
-/// `cq4_q4_0_import`: GGML blocks into `packed` and `scales`.
-struct Import {
-    blocks: Buf<u8>,
-    rows: usize,
-    cols: usize,
-    packed: Buf<u8>,
-    scales: Buf<f32>,
+call_kind! {
+    /// `cq4_q4_0_import`: GGML blocks into `packed` and `scales`.
+    struct Import {
+        blocks: input<u8>[blocks_len],
+        rows: usize,
+        cols: usize,
+        packed: output<u8>[packed_len],
+        scales: output<f32>[scales_len],
+    }
 }
 
 impl Call for Import {
     type Choices = ();
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [self.blocks.arg(), self.packed.arg(), self.scales.arg()]
-    }
 
     unsafe fn choose(&mut self) -> Result<(), cq4_status> {
         Ok(())
@@ -86,29 +84,22 @@ impl Call for Import {
     }
 }
 
-/// `cq4_q4_0_export`: `packed` and `scales` into GGML blocks, and what
-/// happened to the scales into `report`, if given.
-struct Export {
-    packed: Buf<u8>,
-    scales: Buf<f32>,
-    rows: usize,
-    cols: usize,
-    blocks: Buf<u8>,
-    report: Buf<cq4_q4_0_report>,
+call_kind! {
+    /// `cq4_q4_0_export`: `packed` and `scales` into GGML blocks, and what
+    /// happened to the scales into `report`, if given.
+    struct Export {
+        packed: input<u8>[packed_len],
+        scales: input<f32>[scales_len],
+        rows: usize,
+        cols: usize,
+        blocks: output<u8>[blocks_len],
+        report: value_out<cq4_q4_0_report>.optional(),
+    }
 }
 
 impl Call for Export {
     type Choices = ();
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [
-            self.packed.arg(),
-            self.scales.arg(),
-            self.blocks.arg(),
-            self.report.arg(),
-        ]
-    }
 
     unsafe fn choose(&mut self) -> Result<(), cq4_status> {
         Ok(())
@@ -138,42 +129,20 @@ impl Call for Export {
     }
 }
 
-/// `cq4_q4_0_quantize_*`: `src` straight to GGML blocks.
-struct Quantize {
-    src: Buf<f32>,
-    rows: usize,
-    cols: usize,
-    blocks: Buf<u8>,
-    options: Buf<cq4_options>,
-}
-
-impl Quantize {
-    fn new(
-        src: *const f32,
-        src_len: usize,
+call_kind! {
+    /// `cq4_q4_0_quantize_*`: `src` straight to GGML blocks.
+    struct Quantize {
+        src: input<f32>[src_len],
         rows: usize,
         cols: usize,
-        blocks: *mut u8,
-        blocks_len: usize,
-        options: *const cq4_options,
-    ) -> Self {
-        Quantize {
-            src: Buf::input(src, src_len),
-            rows,
-            cols,
-            blocks: Buf::output(blocks, blocks_len),
-            options: Buf::value_in(options).optional(),
-        }
+        blocks: output<u8>[blocks_len],
+        options: value_in<cq4_options>.optional(),
     }
 }
 
 impl Call for Quantize {
     type Choices = Options;
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [self.src.arg(), self.blocks.arg(), self.options.arg()]
-    }
 
     unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
         // SAFETY: the options pointer passed its checks (`choose`'s contract).
@@ -221,13 +190,7 @@ pub unsafe extern "C" fn cq4_q4_0_import(
     scales: *mut f32,
     scales_len: usize,
 ) -> cq4_status {
-    forward! { Import {
-        blocks: Buf::input(blocks, blocks_len),
-        rows,
-        cols,
-        packed: Buf::output(packed, packed_len),
-        scales: Buf::output(scales, scales_len),
-    } }
+    forward! { Import::new(blocks, blocks_len, rows, cols, packed, packed_len, scales, scales_len) }
 }
 
 /// Converts this format at group size 32 (`[rows, cols]`) into GGML Q4_0
@@ -257,14 +220,8 @@ pub unsafe extern "C" fn cq4_q4_0_export(
     blocks_len: usize,
     report: *mut cq4_q4_0_report,
 ) -> cq4_status {
-    forward! { Export {
-        packed: Buf::input(packed, packed_len),
-        scales: Buf::input(scales, scales_len),
-        rows,
-        cols,
-        blocks: Buf::output(blocks, blocks_len),
-        report: Buf::value_out(report).optional(),
-    } }
+    forward! { Export::new(packed, packed_len, scales, scales_len, rows, cols, blocks, blocks_len,
+    report) }
 }
 
 /// Quantizes the row-major f32 matrix `src[rows * cols]` straight to GGML

@@ -2,7 +2,7 @@
 
 use half::{bf16, f16};
 
-use super::call::{Arg, Buf, Call};
+use super::call::Call;
 use super::cq4_status;
 use crate::element::Element;
 use crate::layout::Layout;
@@ -37,56 +37,23 @@ impl From<Quality> for cq4_quality {
     }
 }
 
-/// The `cq4_quality_*` functions: `original` against `packed` and
-/// `scales`, the report written to `out`.
-struct Report<T> {
-    original: Buf<T>,
-    packed: Buf<u8>,
-    scales: Buf<f32>,
-    rows: usize,
-    cols: usize,
-    group_size: usize,
-    out: Buf<cq4_quality>,
-}
-
-impl<T> Report<T> {
-    #[allow(clippy::too_many_arguments)] // the C signature's
-    fn new(
-        original: *const T,
-        original_len: usize,
-        packed: *const u8,
-        packed_len: usize,
-        scales: *const f32,
-        scales_len: usize,
+call_kind! {
+    /// The `cq4_quality_*` functions: `original` against `packed` and
+    /// `scales`, the report written to `out`.
+    struct Report<T> {
+        original: input<T>[original_len],
+        packed: input<u8>[packed_len],
+        scales: input<f32>[scales_len],
         rows: usize,
         cols: usize,
         group_size: usize,
-        out: *mut cq4_quality,
-    ) -> Self {
-        Report {
-            original: Buf::input(original, original_len),
-            packed: Buf::input(packed, packed_len),
-            scales: Buf::input(scales, scales_len),
-            rows,
-            cols,
-            group_size,
-            out: Buf::value_out(out),
-        }
+        out: value_out<cq4_quality>,
     }
 }
 
 impl<T: Element> Call for Report<T> {
     type Choices = ();
     type Shape = ();
-
-    fn args(&self) -> impl AsRef<[Arg]> {
-        [
-            self.original.arg(),
-            self.packed.arg(),
-            self.scales.arg(),
-            self.out.arg(),
-        ]
-    }
 
     unsafe fn choose(&mut self) -> Result<(), cq4_status> {
         Ok(())
