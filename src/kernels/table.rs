@@ -7,7 +7,8 @@
 //! others to the entry it names (AVX-512 → AVX2 → the scalar reference,
 //! which serves every group size). Adding a target means one table here
 //! and its files in each operation's folder; adding an operation means one
-//! field here and a folder beside the others.
+//! field here, a folder beside the others and its function in
+//! `kernels/mod.rs`.
 
 use std::any::Any;
 

@@ -10,7 +10,7 @@ pub mod scalar;
 use super::entry::any_group_size;
 use super::entry::Entry;
 
-/// Activation rows quantized for [`Precision::Int8`], in natural order.
+/// Activation rows quantized for int8 products, in natural order.
 pub struct QuantizedActivations {
     q: Vec<i8>,
     /// The same rows in the split order of [`split_pairs`], for the SIMD
