@@ -24,18 +24,22 @@
  *      2. the options: cq4_options (BAD_OPTIONS, UNSUPPORTED_KERNEL), then
  *         cq4_encoder_options (BAD_OPTIONS, then its importance pointer:
  *         MISALIGNED_POINTER), then the precision id (BAD_PRECISION);
- *      3. the shape: group size, cols, row range, stride (BAD_GROUP_SIZE,
- *         BAD_COLS, BAD_ROW_RANGE, BAD_STRIDE) and every size the call
- *         computes (SIZE_OVERFLOW), including each prefix's byte count,
- *         which must not exceed PTRDIFF_MAX;
+ *      3. the shape, in the order the call works it out: the layout of
+ *         the matrix (BAD_GROUP_SIZE or BAD_COLS, then SIZE_OVERFLOW), a
+ *         product's row range and stride (BAD_ROW_RANGE, BAD_STRIDE),
+ *         then every other size the call computes (SIZE_OVERFLOW),
+ *         including each prefix's byte count, which must not exceed
+ *         PTRDIFF_MAX;
  *      4. an output's prefix sharing a byte with another buffer's prefix,
  *         counted within its declared length (OVERLAPPING_BUFFERS);
  *      5. an input shorter than its prefix (INPUT_TOO_SHORT);
  *      6. an output shorter than its prefix (OUTPUT_TOO_SMALL);
  *      7. the values read: importance weights (BAD_IMPORTANCE);
  *  - nothing is read or written past the lengths passed in;
- *  - no global mutable state: every function is thread-safe on disjoint
- *    outputs.
+ *  - every function is thread-safe on disjoint outputs; the library's
+ *    only process-wide state is set up once, on first use, and never
+ *    changes results: its thread pool (rayon's global pool), the kernel
+ *    CQ4_KERNEL_AUTO stands for, and the kernel tables.
  *
  * Splitting rows over your own threads: rows are independent. For rows
  * [r0, r1) of a layout L (see cq4_layout_get), pass rows = r1 - r0 and
@@ -230,8 +234,10 @@ typedef enum cq4_encoder {
  */
 typedef struct cq4_encoder_options {
   /**
-   * `sizeof(cq4_encoder_options)` as the caller compiled it: lets the
-   * struct grow.
+   * `sizeof(cq4_encoder_options)` as the caller compiled it, so that
+   * the struct can grow: this version accepts its own size only (any
+   * other is `CQ4_ERR_BAD_OPTIONS`); later versions will also accept
+   * this one.
    */
   uint32_t struct_size;
   /**
@@ -278,7 +284,9 @@ typedef struct cq4_matrix {
  */
 typedef struct cq4_options {
   /**
-   * `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+   * `sizeof(cq4_options)` as the caller compiled it, so that the struct
+   * can grow: this version accepts its own size only (any other is
+   * `CQ4_ERR_BAD_OPTIONS`); later versions will also accept this one.
    */
   uint32_t struct_size;
   /**

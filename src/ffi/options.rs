@@ -34,7 +34,9 @@ pub enum cq4_kernel {
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct cq4_options {
-    /// `sizeof(cq4_options)` as the caller compiled it: lets the struct grow.
+    /// `sizeof(cq4_options)` as the caller compiled it, so that the struct
+    /// can grow: this version accepts its own size only (any other is
+    /// `CQ4_ERR_BAD_OPTIONS`); later versions will also accept this one.
     pub struct_size: u32,
     /// A `cq4_kernel` id.
     pub kernel: u32,
