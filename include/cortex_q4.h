@@ -8,6 +8,11 @@
  * in the low nibble of the group's byte i, element 2i+1 in its high nibble.
  * Unpacking gives w = (u - 8) * scale.
  *
+ * Language levels: C99, C11 and C17; C++11, C++14, C++17 and C++20 (the
+ * tests compile it at each with -Wall -Wextra -pedantic -Werror). Not C89
+ * or C++98: its enumerator lists end with a comma. It declares cq4_ and
+ * CQ4_ names only (and its include guard, CORTEX_Q4_H).
+ *
  * Rules shared by every function:
  *  - lengths count elements of the pointed-to type;
  *  - a buffer's prefix is the part of it the call reads or writes: its
