@@ -22,8 +22,11 @@
  *  - buffers may be longer than the layout needs: only the prefix of each
  *    is read or written, and only those prefixes must not overlap;
  *  - each failure returns its own cq4_status, and then nothing has been
- *    written. When several things are wrong, the status names the first
- *    in this order (CQ4_ERR_ left off the names):
+ *    written, except after CQ4_ERR_INTERNAL: a bug inside the library was
+ *    caught, possibly half-way through writing, so the outputs may have
+ *    been partly written and must not be used. When several things are
+ *    wrong, the status names the first in this order (CQ4_ERR_ left off
+ *    the names):
  *      1. a NULL pointer, then a misaligned one; the pointers inside a
  *         cq4_matrix come after the arguments' own;
  *      2. the options: cq4_options (BAD_OPTIONS, UNSUPPORTED_KERNEL), then
@@ -93,7 +96,7 @@
 
 /**
  * The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
- * value means the call wrote nothing.
+ * value but `CQ4_ERR_INTERNAL` means the call wrote nothing.
  */
 typedef enum cq4_status {
   /**
@@ -130,7 +133,9 @@ typedef enum cq4_status {
    */
   CQ4_ERR_OUTPUT_TOO_SMALL = 7,
   /**
-   * A bug inside the library was caught before it could unwind into C.
+   * A bug inside the library was caught before it could unwind into C,
+   * possibly half-way through writing: the outputs may have been partly
+   * written and must not be used.
    */
   CQ4_ERR_INTERNAL = 8,
   /**

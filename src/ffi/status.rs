@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, CStr};
 use crate::error::Error;
 
 /// The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
-/// value means the call wrote nothing.
+/// value but `CQ4_ERR_INTERNAL` means the call wrote nothing.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub enum cq4_status {
     CQ4_ERR_INPUT_TOO_SHORT = 6,
     /// An output buffer is smaller than the layout writes.
     CQ4_ERR_OUTPUT_TOO_SMALL = 7,
-    /// A bug inside the library was caught before it could unwind into C.
+    /// A bug inside the library was caught before it could unwind into C,
+    /// possibly half-way through writing: the outputs may have been partly
+    /// written and must not be used.
     CQ4_ERR_INTERNAL = 8,
     /// The kernel asked for in `cq4_options` does not run on this CPU.
     CQ4_ERR_UNSUPPORTED_KERNEL = 9,
@@ -86,7 +88,9 @@ impl cq4_status {
             CQ4_ERR_SIZE_OVERFLOW => c"a size of the layout overflows size_t",
             CQ4_ERR_INPUT_TOO_SHORT => c"an input buffer is shorter than the layout reads",
             CQ4_ERR_OUTPUT_TOO_SMALL => c"an output buffer is smaller than the layout writes",
-            CQ4_ERR_INTERNAL => c"internal error in cortex_q4 (please report it)",
+            CQ4_ERR_INTERNAL => {
+                c"internal error in cortex_q4 (please report it); outputs may be partly written"
+            }
             CQ4_ERR_UNSUPPORTED_KERNEL => c"the requested kernel does not run on this CPU",
             CQ4_ERR_BAD_OPTIONS => c"malformed cq4_options (struct_size or an unknown id)",
             CQ4_ERR_BAD_ROW_RANGE => c"the row range is reversed or reaches past the matrix",
