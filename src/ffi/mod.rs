@@ -48,8 +48,9 @@ fn guard(body: impl FnOnce() -> Result<(), cq4_status>) -> cq4_status {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::{Encoder, Quantizer};
 
     #[test]
     fn a_panic_becomes_an_internal_error() {
@@ -247,6 +248,138 @@ mod tests {
             }
         }
         names
+    }
+
+    /// The enumerators of `typedef enum NAME { ... }` in the header, with
+    /// the values it gives them.
+    pub(crate) fn header_enum(name: &str) -> Vec<(String, i64)> {
+        let text = strip_comments(HEADER);
+        let open = format!("typedef enum {name} {{");
+        let start = text.find(&open).unwrap_or_else(|| panic!("no {open}")) + open.len();
+        let body = &text[start..start + text[start..].find('}').unwrap()];
+        let values: Vec<(String, i64)> = body
+            .split(',')
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let (name, value) = item.split_once('=').expect("every value is explicit");
+                (name.trim().to_string(), value.trim().parse().unwrap())
+            })
+            .collect();
+        assert!(!values.is_empty(), "{name} has no enumerators");
+        values
+    }
+
+    /// The value of enumerator `name` in the header.
+    pub(crate) fn header_value(name: &str) -> i64 {
+        let text = strip_comments(HEADER);
+        let at = text
+            .find(&format!("  {name} = "))
+            .unwrap_or_else(|| panic!("no {name}"));
+        let rest = &text[at + name.len() + 5..];
+        rest[..rest.find(',').unwrap()].trim().parse().unwrap()
+    }
+
+    /// The replacement text of object-like macro `name` in the header.
+    pub(crate) fn header_define(name: &str) -> &'static str {
+        let prefix = format!("#define {name} ");
+        HEADER
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no #define {name}"))
+            .trim()
+    }
+
+    /// The `version` of `[package]` in Cargo.toml, read from the file.
+    pub(crate) fn cargo_toml_version() -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let toml = std::fs::read_to_string(path).unwrap();
+        let package = toml
+            .split("[package]")
+            .nth(1)
+            .expect("Cargo.toml has [package]");
+        let package = package.split("\n[").next().unwrap();
+        package
+            .lines()
+            .find_map(|line| line.strip_prefix("version = \""))
+            .and_then(|rest| rest.split('"').next())
+            .expect("[package] has version = \"...\"")
+            .to_string()
+    }
+
+    #[test]
+    fn encoder_ids_are_the_headers() {
+        let (rows, cols, g) = (3, 16, 8);
+        let src: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 29) as f32 - 13.0) / 3.0)
+            .collect();
+        let ids = header_enum("cq4_encoder");
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        let mut outputs = Vec::new();
+        for (name, id) in &ids {
+            let encoder = match name.as_str() {
+                "CQ4_ENCODER_ABSMAX" => Encoder::AbsMax,
+                "CQ4_ENCODER_SIGNED" => Encoder::Signed,
+                "CQ4_ENCODER_SEARCH" => Encoder::Search { importance: None },
+                other => panic!("a header encoder this test does not know: {other}"),
+            };
+            let want = Quantizer::new(g)
+                .with_encoder(encoder)
+                .pack_to_vec(&src, rows, cols)
+                .unwrap();
+            let mut packed = vec![0u8; want.packed().len()];
+            let mut scales = vec![0f32; want.scales().len()];
+            let mut c = cq4_encoder_options_default();
+            c.encoder = *id as u32;
+            // SAFETY: every buffer is live for its length.
+            let status = unsafe {
+                cq4_pack_encoded_f32(
+                    src.as_ptr(),
+                    src.len(),
+                    rows,
+                    cols,
+                    g,
+                    packed.as_mut_ptr(),
+                    packed.len(),
+                    scales.as_mut_ptr(),
+                    scales.len(),
+                    std::ptr::null(),
+                    &c,
+                )
+            };
+            assert_eq!(status as i64, header_value("CQ4_OK"), "{name}");
+            assert_eq!(
+                (packed.as_slice(), scales.as_slice()),
+                (want.packed(), want.scales()),
+                "{name}"
+            );
+            outputs.push((packed, scales));
+        }
+        // The inputs tell the three apart.
+        assert!(outputs[0] != outputs[1] && outputs[1] != outputs[2] && outputs[0] != outputs[2]);
+        let default = cq4_encoder_options_default();
+        assert_eq!(default.encoder as i64, header_value("CQ4_ENCODER_ABSMAX"));
+        let mut c = default;
+        c.encoder = ids.iter().map(|(_, id)| *id as u32).max().unwrap() + 1;
+        let mut packed = vec![0u8; 64];
+        let mut scales = vec![0f32; 8];
+        // SAFETY: as above.
+        let status = unsafe {
+            cq4_pack_encoded_f32(
+                src.as_ptr(),
+                src.len(),
+                rows,
+                cols,
+                g,
+                packed.as_mut_ptr(),
+                packed.len(),
+                scales.as_mut_ptr(),
+                scales.len(),
+                std::ptr::null(),
+                &c,
+            )
+        };
+        assert_eq!(status as i64, header_value("CQ4_ERR_BAD_OPTIONS"));
     }
 
     #[test]
