@@ -8,6 +8,11 @@
  * in the low nibble of the group's byte i, element 2i+1 in its high nibble.
  * Unpacking gives w = (u - 8) * scale.
  *
+ * Language levels: C99, C11 and C17; C++11, C++14, C++17 and C++20 (the
+ * tests compile it at each with -Wall -Wextra -pedantic -Werror). Not C89
+ * or C++98: its enumerator lists end with a comma. It declares cq4_ and
+ * CQ4_ names only (and its include guard, CORTEX_Q4_H).
+ *
  * Rules shared by every function:
  *  - lengths count elements of the pointed-to type;
  *  - a buffer's prefix is the part of it the call reads or writes: its
@@ -17,8 +22,11 @@
  *  - buffers may be longer than the layout needs: only the prefix of each
  *    is read or written, and only those prefixes must not overlap;
  *  - each failure returns its own cq4_status, and then nothing has been
- *    written. When several things are wrong, the status names the first
- *    in this order (CQ4_ERR_ left off the names):
+ *    written, except after CQ4_ERR_INTERNAL: a bug inside the library was
+ *    caught, possibly half-way through writing, so the outputs may have
+ *    been partly written and must not be used. When several things are
+ *    wrong, the status names the first in this order (CQ4_ERR_ left off
+ *    the names):
  *      1. a NULL pointer, then a misaligned one; the pointers inside a
  *         cq4_matrix come after the arguments' own;
  *      2. the options: cq4_options (BAD_OPTIONS, UNSUPPORTED_KERNEL), then
@@ -88,7 +96,7 @@
 
 /**
  * The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
- * value means the call wrote nothing.
+ * value but `CQ4_ERR_INTERNAL` means the call wrote nothing.
  */
 typedef enum cq4_status {
   /**
@@ -125,7 +133,9 @@ typedef enum cq4_status {
    */
   CQ4_ERR_OUTPUT_TOO_SMALL = 7,
   /**
-   * A bug inside the library was caught before it could unwind into C.
+   * A bug inside the library was caught before it could unwind into C,
+   * possibly half-way through writing: the outputs may have been partly
+   * written and must not be used.
    */
   CQ4_ERR_INTERNAL = 8,
   /**

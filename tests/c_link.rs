@@ -138,3 +138,103 @@ fn shared_library_exports_everything_the_header_declares() {
     let out = compile_and_run("all_symbols", &source, &shared_link_args());
     assert_eq!(out.trim(), names.len().to_string());
 }
+
+/// The language levels the header claims (see its opening comment):
+/// compiler flag, source file extension.
+const LANGUAGE_LEVELS: [(&str, &str); 7] = [
+    ("-std=c99", "c"),
+    ("-std=c11", "c"),
+    ("-std=c17", "c"),
+    ("-std=c++11", "cpp"),
+    ("-std=c++14", "cpp"),
+    ("-std=c++17", "cpp"),
+    ("-std=c++20", "cpp"),
+];
+
+/// User code with names of its own that a careless header would clash
+/// with: a macro defined before the include, typedefs before and after it.
+const USER_NAMES_SOURCE: &str = r#"#define BATCH_TILE 128
+#define LANES 3
+typedef int Kernel;
+#include "cortex_q4.h"
+typedef long Layout;
+typedef double Options;
+typedef unsigned Encoder;
+typedef char user_tile_is_kept[BATCH_TILE == 128 && LANES == 3 ? 1 : -1];
+
+static int user_code(void) {
+    Kernel k = BATCH_TILE;
+    Layout l = LANES;
+    Options o = 0.5;
+    Encoder e = 1u;
+    return k + (int)l + (int)(o * 2.0) + (int)e;
+}
+
+int main(void) {
+    cq4_options options = cq4_options_default();
+    cq4_layout layout;
+    enum cq4_status status = cq4_layout_get(2, 8, 4, &layout);
+    return (user_code() == 133 && options.kernel == CQ4_KERNEL_AUTO && status == CQ4_OK) ? 0 : 1;
+}
+"#;
+
+/// The compilers to try: gcc and g++ always (the C tests need them),
+/// clang and clang++ where installed.
+fn compilers() -> Vec<(&'static str, &'static str)> {
+    let mut found = vec![("gcc", "g++")];
+    let installed = |name: &str| Command::new(name).arg("--version").output().is_ok();
+    if installed("clang") && installed("clang++") {
+        found.push(("clang", "clang++"));
+    } else {
+        eprintln!("clang is not installed: compiling with gcc and g++ only");
+    }
+    found
+}
+
+#[test]
+fn user_names_do_not_clash_with_the_header_in_every_claimed_language_level() {
+    let dir = work_dir();
+    let header = std::fs::read_to_string(manifest_dir().join("include/cortex_q4.h")).unwrap();
+    for (flag, _) in LANGUAGE_LEVELS {
+        let level = flag
+            .trim_start_matches("-std=")
+            .replace("c++", "C++")
+            .replace('c', "C");
+        assert!(
+            header.contains(&level),
+            "the header does not name {level} among its language levels"
+        );
+    }
+    let mut failures = Vec::new();
+    for (c, cxx) in compilers() {
+        for (flag, ext) in LANGUAGE_LEVELS {
+            let compiler = if ext == "c" { c } else { cxx };
+            let source = dir.join(format!(
+                "user_names_{}.{ext}",
+                flag.replace(['-', '=', '+'], "_")
+            ));
+            std::fs::write(&source, USER_NAMES_SOURCE).unwrap();
+            let out = Command::new(compiler)
+                .args([
+                    flag,
+                    "-Wall",
+                    "-Wextra",
+                    "-pedantic",
+                    "-Werror",
+                    "-fsyntax-only",
+                    "-I",
+                ])
+                .arg(manifest_dir().join("include"))
+                .arg(&source)
+                .output()
+                .unwrap_or_else(|e| panic!("{compiler} cannot run: {e}"));
+            if !out.status.success() {
+                failures.push(format!(
+                    "{compiler} {flag}:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

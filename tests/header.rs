@@ -75,19 +75,71 @@ fn every_function_and_macro_is_documented() {
     assert!(seen >= 15, "found only {seen} declarations");
 }
 
+/// The `version` of `[package]` in Cargo.toml, read from the file rather
+/// than from the environment the generator reads.
+fn cargo_toml_version() -> String {
+    let toml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .expect("Cargo.toml is readable");
+    let package = toml
+        .split("[package]")
+        .nth(1)
+        .expect("Cargo.toml has [package]");
+    let package = package.split("\n[").next().unwrap();
+    package
+        .lines()
+        .find_map(|line| line.strip_prefix("version = \""))
+        .and_then(|rest| rest.split('"').next())
+        .expect("[package] has version = \"...\"")
+        .to_string()
+}
+
 #[test]
-fn version_macros_match_the_package() {
-    for (name, value) in [
-        ("MAJOR", env!("CARGO_PKG_VERSION_MAJOR")),
-        ("MINOR", env!("CARGO_PKG_VERSION_MINOR")),
-        ("PATCH", env!("CARGO_PKG_VERSION_PATCH")),
-        ("STRING", concat!("\"", env!("CARGO_PKG_VERSION"), "\"")),
-    ] {
-        let line = format!("#define CQ4_VERSION_{name} {value}");
-        assert!(generated().lines().any(|l| l == line), "missing: {line}");
+fn committed_version_macros_match_cargo_toml() {
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
+            .expect("include/cortex_q4.h is readable");
+    let define = |name: &str| -> String {
+        let prefix = format!("#define CQ4_VERSION_{name} ");
+        let found = committed.lines().find_map(|l| l.strip_prefix(&prefix));
+        found
+            .unwrap_or_else(|| panic!("no {prefix}"))
+            .trim()
+            .to_string()
+    };
+    let version = cargo_toml_version();
+    assert_eq!(define("STRING"), format!("\"{version}\""));
+    let core = version.split(['-', '+']).next().unwrap();
+    let numbers: Vec<&str> = core.split('.').collect();
+    assert_eq!(numbers.len(), 3, "{version} is not semver");
+    for (name, number) in ["MAJOR", "MINOR", "PATCH"].into_iter().zip(numbers) {
+        assert_eq!(
+            define(name),
+            number,
+            "CQ4_VERSION_{name} against Cargo.toml's {version}"
+        );
     }
-    assert!(generated().contains(&format!(
-        "#define CQ4_MAX_GROUP_SIZE {}",
-        cortex_q4::MAX_GROUP_SIZE
-    )));
+}
+
+#[test]
+fn committed_max_group_size_is_what_the_library_accepts() {
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
+            .expect("include/cortex_q4.h is readable");
+    let max: usize = committed
+        .lines()
+        .find_map(|l| l.strip_prefix("#define CQ4_MAX_GROUP_SIZE "))
+        .expect("#define CQ4_MAX_GROUP_SIZE")
+        .trim()
+        .parse()
+        .unwrap();
+    let layout = |g| {
+        let mut out = std::mem::MaybeUninit::uninit();
+        // SAFETY: `out` is valid for one write.
+        unsafe { cortex_q4::ffi::cq4_layout_get(1, 1, g, out.as_mut_ptr()) }
+    };
+    assert_eq!(layout(max), cortex_q4::ffi::cq4_status::CQ4_OK);
+    assert_eq!(
+        layout(max + 1),
+        cortex_q4::ffi::cq4_status::CQ4_ERR_BAD_GROUP_SIZE
+    );
 }

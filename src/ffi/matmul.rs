@@ -243,3 +243,90 @@ pub unsafe extern "C" fn cq4_matmul_rows_bf16(
     forward! { Product::<bf16>::new(w, x.cast(), x_len, batch, precision, Some(row_begin..row_end),
     y, y_len, Some(y_stride), options) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::tests::{header_enum, header_value};
+    use crate::Quantizer;
+
+    #[test]
+    fn precision_ids_are_the_headers() {
+        let (rows, cols, g) = (4, 64, 32);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 13 % 17) as f32 - 8.0) / 2.0)
+            .collect();
+        // Small activations beside large ones: int8 rounds them away.
+        let x: Vec<f32> = (0..cols)
+            .map(|i| {
+                if i % 2 == 0 {
+                    100.0
+                } else {
+                    0.1 + i as f32 * 1e-3
+                }
+            })
+            .collect();
+        let buf = Quantizer::new(g).pack_to_vec(&w, rows, cols).unwrap();
+        let matrix = buf.as_matrix();
+        let c_matrix = cq4_matrix {
+            packed: buf.packed().as_ptr(),
+            packed_len: buf.packed().len(),
+            scales: buf.scales().as_ptr(),
+            scales_len: buf.scales().len(),
+            rows,
+            cols,
+            group_size: g,
+        };
+        let ids = header_enum("cq4_precision");
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        let mut results = Vec::new();
+        for (name, id) in &ids {
+            let precision = match name.as_str() {
+                "CQ4_PRECISION_EXACT" => Precision::Exact,
+                "CQ4_PRECISION_INT8" => Precision::Int8,
+                other => panic!("a header precision this test does not know: {other}"),
+            };
+            let mut want = vec![0f32; rows];
+            matrix
+                .matmul(&Options::default(), &x, 1, precision, &mut want)
+                .unwrap();
+            let mut y = vec![0f32; rows];
+            // SAFETY: every buffer is live for its length.
+            let status = unsafe {
+                cq4_matmul_f32(
+                    &c_matrix,
+                    x.as_ptr(),
+                    x.len(),
+                    1,
+                    *id as u32,
+                    y.as_mut_ptr(),
+                    y.len(),
+                    std::ptr::null(),
+                )
+            };
+            assert_eq!(status as i64, header_value("CQ4_OK"), "{name}");
+            assert_eq!(y, want, "{name} = {id}");
+            results.push(y);
+        }
+        assert_ne!(
+            results[0], results[1],
+            "the input tells the precisions apart"
+        );
+        let unknown = ids.iter().map(|(_, id)| *id as u32).max().unwrap() + 1;
+        let mut y = vec![0f32; rows];
+        // SAFETY: as above.
+        let status = unsafe {
+            cq4_matmul_f32(
+                &c_matrix,
+                x.as_ptr(),
+                x.len(),
+                1,
+                unknown,
+                y.as_mut_ptr(),
+                y.len(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(status as i64, header_value("CQ4_ERR_BAD_PRECISION"));
+    }
+}

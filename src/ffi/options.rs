@@ -139,6 +139,40 @@ pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffi::tests::{header_enum, header_value};
+
+    #[test]
+    fn kernel_ids_are_the_headers() {
+        let ids = header_enum("cq4_kernel");
+        assert_eq!(ids.len(), Kernel::ALL.len() + 1, "{ids:?}");
+        for (name, id) in &ids {
+            let id = u32::try_from(*id).unwrap();
+            let want = name.strip_prefix("CQ4_KERNEL_").unwrap().to_lowercase();
+            // SAFETY: cq4_kernel_name returns a static NUL-terminated string.
+            let got = unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
+            assert_eq!(got.to_str().unwrap(), want, "{name} = {id}");
+            let supported = match Kernel::ALL.into_iter().find(|k| k.name() == want) {
+                Some(kernel) => kernel.is_supported(),
+                None => {
+                    assert_eq!(want, "auto", "{name} names no kernel");
+                    true
+                }
+            };
+            assert_eq!(cq4_kernel_supported(id), c_int::from(supported), "{name}");
+        }
+        let unknown = ids.iter().map(|(_, id)| *id as u32).max().unwrap() + 1;
+        // SAFETY: as above.
+        let name = unsafe { CStr::from_ptr(cq4_kernel_name(unknown)) };
+        assert_eq!(name, c"unknown");
+        assert_eq!(cq4_kernel_supported(unknown), 0);
+        // SAFETY: as above.
+        let auto = unsafe { CStr::from_ptr(cq4_kernel_name(cq4_kernel_auto())) };
+        assert_eq!(auto.to_str().unwrap(), Kernel::auto().name());
+        assert_eq!(
+            cq4_options_default().kernel as i64,
+            header_value("CQ4_KERNEL_AUTO")
+        );
+    }
 
     #[test]
     fn ids_round_trip_and_names_match_rust() {
@@ -153,9 +187,9 @@ mod tests {
         // SAFETY: as above.
         let name = |id| unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
         assert_eq!(name(cq4_kernel::CQ4_KERNEL_AUTO as u32), c"auto");
-        assert_eq!(name(5), c"unknown");
-        assert_eq!(kernel_from_id(5), Err(CQ4_ERR_BAD_OPTIONS));
-        assert_eq!(cq4_kernel_supported(5), 0);
+        let unknown = cq4_kernel::CQ4_KERNEL_NEON as u32 + 1;
+        assert_eq!(name(unknown), c"unknown");
+        assert_eq!(kernel_from_id(unknown), Err(CQ4_ERR_BAD_OPTIONS));
         assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));
     }
 

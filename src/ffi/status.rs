@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, CStr};
 use crate::error::Error;
 
 /// The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other
-/// value means the call wrote nothing.
+/// value but `CQ4_ERR_INTERNAL` means the call wrote nothing.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,9 @@ pub enum cq4_status {
     CQ4_ERR_INPUT_TOO_SHORT = 6,
     /// An output buffer is smaller than the layout writes.
     CQ4_ERR_OUTPUT_TOO_SMALL = 7,
-    /// A bug inside the library was caught before it could unwind into C.
+    /// A bug inside the library was caught before it could unwind into C,
+    /// possibly half-way through writing: the outputs may have been partly
+    /// written and must not be used.
     CQ4_ERR_INTERNAL = 8,
     /// The kernel asked for in `cq4_options` does not run on this CPU.
     CQ4_ERR_UNSUPPORTED_KERNEL = 9,
@@ -86,7 +88,9 @@ impl cq4_status {
             CQ4_ERR_SIZE_OVERFLOW => c"a size of the layout overflows size_t",
             CQ4_ERR_INPUT_TOO_SHORT => c"an input buffer is shorter than the layout reads",
             CQ4_ERR_OUTPUT_TOO_SMALL => c"an output buffer is smaller than the layout writes",
-            CQ4_ERR_INTERNAL => c"internal error in cortex_q4 (please report it)",
+            CQ4_ERR_INTERNAL => {
+                c"internal error in cortex_q4 (please report it); outputs may be partly written"
+            }
             CQ4_ERR_UNSUPPORTED_KERNEL => c"the requested kernel does not run on this CPU",
             CQ4_ERR_BAD_OPTIONS => c"malformed cq4_options (struct_size or an unknown id)",
             CQ4_ERR_BAD_ROW_RANGE => c"the row range is reversed or reaches past the matrix",
@@ -126,7 +130,92 @@ pub extern "C" fn cq4_status_message(status: c_int) -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffi::cq4_pack_f32;
+    use crate::ffi::tests::{header_enum, header_value};
     use std::collections::HashSet;
+
+    /// A word the message of each status must hold, by the header's name.
+    const KEYWORDS: [(&str, &str); 16] = [
+        ("CQ4_OK", "success"),
+        ("CQ4_ERR_NULL_POINTER", "NULL"),
+        ("CQ4_ERR_MISALIGNED_POINTER", "aligned"),
+        ("CQ4_ERR_OVERLAPPING_BUFFERS", "overlaps"),
+        ("CQ4_ERR_BAD_GROUP_SIZE", "group_size"),
+        ("CQ4_ERR_SIZE_OVERFLOW", "overflows"),
+        ("CQ4_ERR_INPUT_TOO_SHORT", "input buffer"),
+        ("CQ4_ERR_OUTPUT_TOO_SMALL", "output buffer is smaller"),
+        ("CQ4_ERR_INTERNAL", "internal"),
+        ("CQ4_ERR_UNSUPPORTED_KERNEL", "kernel"),
+        ("CQ4_ERR_BAD_OPTIONS", "cq4_options"),
+        ("CQ4_ERR_BAD_ROW_RANGE", "row range is"),
+        ("CQ4_ERR_BAD_STRIDE", "stride"),
+        ("CQ4_ERR_BAD_PRECISION", "precision"),
+        ("CQ4_ERR_BAD_COLS", "cols"),
+        ("CQ4_ERR_BAD_IMPORTANCE", "importance"),
+    ];
+
+    #[test]
+    fn messages_follow_the_headers_codes() {
+        let codes = header_enum("cq4_status");
+        assert_eq!(codes.len(), KEYWORDS.len(), "{codes:?}");
+        for (name, code) in &codes {
+            let (_, keyword) = KEYWORDS.iter().find(|(n, _)| n == name).unwrap();
+            // SAFETY: cq4_status_message returns a static NUL-terminated string.
+            let msg = unsafe { CStr::from_ptr(cq4_status_message(*code as c_int)) };
+            let msg = msg.to_str().unwrap();
+            assert!(msg.contains(keyword), "{name} = {code}: {msg:?}");
+        }
+        let unknown = codes.iter().map(|(_, code)| *code).max().unwrap() + 1;
+        // SAFETY: as above.
+        let msg = unsafe { CStr::from_ptr(cq4_status_message(unknown as c_int)) };
+        assert_eq!(msg, c"unknown cq4_status");
+    }
+
+    #[test]
+    fn calls_return_the_headers_codes() {
+        let src = [1.0f32; 8];
+        let mut packed = [0u8; 4];
+        let mut scales = [0f32; 2];
+        let mut pack = |src: *const f32, src_len, g, packed_len| {
+            // SAFETY: each pointer is NULL or live for its length.
+            let status = unsafe {
+                cq4_pack_f32(
+                    src,
+                    src_len,
+                    2,
+                    4,
+                    g,
+                    packed.as_mut_ptr(),
+                    packed_len,
+                    scales.as_mut_ptr(),
+                    2,
+                )
+            };
+            status as i64
+        };
+        assert_eq!(pack(src.as_ptr(), 8, 4, 4), header_value("CQ4_OK"));
+        assert_eq!(
+            pack(std::ptr::null(), 8, 4, 4),
+            header_value("CQ4_ERR_NULL_POINTER")
+        );
+        assert_eq!(
+            pack(src.as_ptr(), 8, 0, 4),
+            header_value("CQ4_ERR_BAD_GROUP_SIZE")
+        );
+        assert_eq!(
+            pack(src.as_ptr(), 7, 4, 4),
+            header_value("CQ4_ERR_INPUT_TOO_SHORT")
+        );
+        assert_eq!(
+            pack(src.as_ptr(), 8, 4, 3),
+            header_value("CQ4_ERR_OUTPUT_TOO_SMALL")
+        );
+        let misaligned = src.as_ptr().cast::<u8>().wrapping_add(1).cast::<f32>();
+        assert_eq!(
+            pack(misaligned, 4, 4, 4),
+            header_value("CQ4_ERR_MISALIGNED_POINTER")
+        );
+    }
 
     #[test]
     fn codes_are_dense_and_messages_distinct() {

@@ -29,12 +29,18 @@ pub extern "C" fn cq4_abi_version() -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ffi::tests::{cargo_toml_version, header_define};
 
     #[test]
-    fn version_string_is_the_package_version() {
+    fn version_string_is_cargo_tomls() {
         // SAFETY: cq4_version returns a static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(cq4_version()) };
-        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
-        assert_eq!(cq4_abi_version(), CQ4_ABI_VERSION);
+        assert_eq!(v.to_str().unwrap(), cargo_toml_version());
+    }
+
+    #[test]
+    fn abi_version_is_the_headers() {
+        let header: u32 = header_define("CQ4_ABI_VERSION").parse().unwrap();
+        assert_eq!(cq4_abi_version(), header);
     }
 }
