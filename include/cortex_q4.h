@@ -211,8 +211,14 @@ typedef enum cq4_precision {
   CQ4_PRECISION_EXACT = 0,
   /**
    * Activations quantized per group to int8 (scale `max |x| / 127`),
-   * integer dot products per group, f32 across groups. Adds at most
-   * `sum |w| * x_scale / 2` to the exact error.
+   * integer dot products per group, f32 across groups: each group adds
+   * `(w_scale * x_scale) * dot`, `dot` the exact integer
+   * `sum((u - 8) * q)` (or its parts over 8 columns), and no step
+   * overflows unless such a term, a sum of them or `w_scale * x_scale`
+   * does. Adds at most `sum |w| * x_scale / 2` to the exact
+   * error. An activation row holding NaN or an infinity gives NaN in
+   * every output it reads into (exact mode gives NaN or an infinity
+   * there).
    */
   CQ4_PRECISION_INT8 = 1,
 } cq4_precision;
@@ -410,8 +416,9 @@ struct cq4_encoder_options cq4_encoder_options_default(void);
  * Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
  * `batch` rows of `x` (`[batch, cols]`, row-major) and every row of the
  * packed matrix `w`, without unpacking it. `precision` is a
- * `cq4_precision` id; `options` may be NULL (the defaults: auto kernel,
- * calling thread only).
+ * `cq4_precision` id (in either, NaN or infinite activations make the
+ * outputs of their row non-finite: NaN in int8 mode); `options` may be
+ * NULL (the defaults: auto kernel, calling thread only).
  *
  * Reads `*w`, its `packed` and `scales` (layout prefixes) and
  * `x[0 .. batch*cols]`. Writes `y[0 .. batch*rows]`, nothing else.

@@ -18,10 +18,13 @@ pub struct QuantizedActivations {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
     split: Vec<i8>,
     scales: Vec<f32>,
-    /// `8 * scale * sum(q)` per group: the part of `sum((u - 8) * q)` that
-    /// does not depend on the weights, scaled.
+    /// `-8 * sum(q)` over each 8 columns of the whole split blocks of a
+    /// row ([`CORRECTION_SPAN`]), in natural order: what turns the SIMD
+    /// kernels' integer `sum(u * q)` over those columns (`u` the nibble,
+    /// 0..=15) into the exact `sum((u - 8) * q)`, before anything is
+    /// scaled, so that no float ever holds the two parts apart.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
-    offsets: Vec<f32>,
+    corrections: Vec<i32>,
     cols: usize,
     group_size: usize,
     groups: usize,
@@ -29,8 +32,9 @@ pub struct QuantizedActivations {
 
 impl QuantizedActivations {
     /// Quantizes `batch` rows of `cols` values: per group of `group_size`,
-    /// `scale = max |x| / 127` (NaN ignored) and `q = round(x / scale)`
-    /// (0 where the scale is 0), with the reference,
+    /// `scale = max |x| / 127` and `q = round(x / scale)` (0 where the
+    /// scale is 0; a group holding NaN or an infinity gets scale NaN and
+    /// every `q` 0), with the reference,
     /// [`scalar::quantize_activations`].
     fn reference(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
         Self::build(x, batch, cols, group_size, scalar::quantize_activations)
@@ -52,35 +56,32 @@ impl QuantizedActivations {
     }
 
     /// Quantizes each group with `quantize_group` (the reference or a
-    /// twin: it fills `q` and returns the scale and `sum(q)`).
+    /// twin: it fills `q` and returns the scale).
     #[inline(always)]
     fn build(
         x: &[f32],
         batch: usize,
         cols: usize,
         group_size: usize,
-        quantize_group: impl Fn(&[f32], &mut [i8]) -> (f32, i32),
+        quantize_group: impl Fn(&[f32], &mut [i8]) -> f32,
     ) -> Self {
         let groups = cols.div_ceil(group_size);
         let mut q = vec![0i8; batch * cols];
         let mut scales = vec![0f32; batch * groups];
-        let mut offsets = vec![0f32; batch * groups];
         for b in 0..batch {
             let row = &x[b * cols..(b + 1) * cols];
             let q_row = &mut q[b * cols..(b + 1) * cols];
             let groups_of = row.chunks(group_size).zip(q_row.chunks_mut(group_size));
             for (k, (group, q_group)) in groups_of.enumerate() {
-                let (scale, sum) = quantize_group(group, q_group);
-                scales[b * groups + k] = scale;
-                offsets[b * groups + k] = 8.0 * scale * sum as f32;
+                scales[b * groups + k] = quantize_group(group, q_group);
             }
         }
         let split = split_pairs(&q, cols);
         QuantizedActivations {
+            corrections: corrections(&q, cols),
             q,
             split,
             scales,
-            offsets,
             cols,
             group_size,
             groups,
@@ -99,10 +100,12 @@ impl QuantizedActivations {
         &self.scales[b * self.groups..(b + 1) * self.groups]
     }
 
-    /// The offsets of row `b`.
+    /// The corrections of row `b`: one per [`CORRECTION_SPAN`] columns of
+    /// its whole split blocks.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
-    pub(crate) fn offsets_row(&self, b: usize) -> &[f32] {
-        &self.offsets[b * self.groups..(b + 1) * self.groups]
+    pub(crate) fn corrections_row(&self, b: usize) -> &[i32] {
+        let per_row = self.cols / SPLIT_BLOCK * SPLIT_BLOCK / CORRECTION_SPAN;
+        &self.corrections[b * per_row..(b + 1) * per_row]
     }
 
     /// The quantized values of group `k` of row `b`.
@@ -119,6 +122,21 @@ impl QuantizedActivations {
 
 /// Columns per block of the split order.
 pub(crate) const SPLIT_BLOCK: usize = 128;
+
+/// Consecutive columns whose products one 32-bit lane of the SIMD int8
+/// kernels sums: four even and four odd ones of the split order.
+pub(crate) const CORRECTION_SPAN: usize = 8;
+
+/// `-8 * sum(q)` over each [`CORRECTION_SPAN`] columns of the whole split
+/// blocks of each row of `q` (rows of `cols`). Exact: at most
+/// `8 * 8 * 127` in magnitude.
+fn corrections(q: &[i8], cols: usize) -> Vec<i32> {
+    let whole = cols / SPLIT_BLOCK * SPLIT_BLOCK;
+    q.chunks_exact(cols)
+        .flat_map(|row| row[..whole].chunks_exact(CORRECTION_SPAN))
+        .map(|span| -8 * span.iter().map(|&v| v as i32).sum::<i32>())
+        .collect()
+}
 
 /// `x` (rows of `cols`) in the split order: each whole block of 128 values
 /// becomes the even-indexed values of its four 32-value quarters, then
@@ -199,15 +217,13 @@ mod tests {
             })
     }
 
-    /// Everything `new` builds, floats as bits (an infinite scale gives a
-    /// NaN offset).
-    fn parts(q: &QuantizedActivations) -> (Vec<i8>, Vec<i8>, Vec<u32>, Vec<u32>) {
-        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect();
+    /// Everything `new` builds, floats as bits.
+    fn parts(q: &QuantizedActivations) -> (Vec<i8>, Vec<i8>, Vec<u32>, Vec<i32>) {
         (
             q.q.clone(),
             q.split.clone(),
-            bits(&q.scales),
-            bits(&q.offsets),
+            q.scales.iter().map(|f| f.to_bits()).collect(),
+            q.corrections.clone(),
         )
     }
 

@@ -1,12 +1,16 @@
 //! The reference quantization of activations for int8 products.
 
-use crate::kernels::pack::scalar::max_ignoring_nan;
-
 /// Quantizes one group of activations for int8 products:
-/// `scale = max |x| / 127` (NaN ignored), `q = round(x / scale)` (0 where
-/// the scale is 0). Returns the scale and `sum(q)`.
-pub fn quantize_activations(group: &[f32], q: &mut [i8]) -> (f32, i32) {
-    let max_abs = group.iter().map(|v| v.abs()).fold(0.0f32, max_ignoring_nan);
+/// `scale = max |x| / 127`, `q = round(x / scale)` (0 where the scale is
+/// 0). A group holding NaN or an infinity has no int8 form: its scale is
+/// NaN and every `q` 0, so that each product term that reads it is NaN, as
+/// exact mode's would be NaN or infinite. Returns the scale.
+pub fn quantize_activations(group: &[f32], q: &mut [i8]) -> f32 {
+    if group.iter().any(|v| !v.is_finite()) {
+        q.fill(0);
+        return f32::NAN;
+    }
+    let max_abs = group.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
     let scale = max_abs / 127.0;
     for (qv, &v) in q.iter_mut().zip(group) {
         *qv = if scale > 0.0 {
@@ -15,7 +19,7 @@ pub fn quantize_activations(group: &[f32], q: &mut [i8]) -> (f32, i32) {
             0
         };
     }
-    (scale, q.iter().map(|&v| v as i32).sum())
+    scale
 }
 
 /// `q.round().clamp(-127.0, 127.0) as i8` (half away from zero; NaN gives

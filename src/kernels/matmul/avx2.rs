@@ -33,9 +33,7 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32 { natural, split } = acts else {
-        return;
-    };
+    let (natural, split) = acts.exact();
     // The whole split blocks; with an even group size, column c sits in
     // byte c / 2.
     let whole = cols / SPLIT_BLOCK * SPLIT_BLOCK;
@@ -175,11 +173,13 @@ pub(super) fn int8_fits(group_size: usize) -> bool {
 /// `int8` precision, as [`scalar::row_int8`] up to the order of the f32
 /// sums: per 64 columns, `vpmaddubsw` multiplies the nibbles (0..=15) by
 /// the int8 activations and `vpmaddwd` adds the pairs, exactly (at most
-/// 4 * 15 * 127 per 16-bit sum).
+/// 4 * 15 * 127 per 16-bit sum); the activations' corrections make each
+/// 32-bit lane the exact `sum((u - 8) * q)` of its 8 columns before it is
+/// scaled.
 ///
 /// # Safety
 /// The CPU supports AVX2 and FMA; `int8_fits(group_size)`; `acts` is
-/// quantized.
+/// quantized (else this panics).
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn row_int8(
     packed: &[u8],
@@ -189,49 +189,53 @@ pub(super) unsafe fn row_int8(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::Int8(q) = acts else {
-        return;
-    };
+    let q = acts.int8();
     let groups = split_groups(cols, group_size);
     // Cut to the whole groups, so that every half block read is in bounds.
     let packed_simd = &packed[..groups * group_size / 2];
     for (b, y) in out.iter_mut().enumerate() {
-        let split = &q.split_row(b)[..groups * group_size];
-        let (x_scales, offsets) = (q.scales_row(b), q.offsets_row(b));
-        let (acc, offset) = if group_size == 32 {
-            sums_g32(packed_simd, &scales[..groups], split, x_scales, offsets)
-        } else {
-            sums_g64k(
-                packed_simd,
-                &scales[..groups],
-                group_size,
-                split,
-                x_scales,
-                offsets,
-            )
+        let x = Row {
+            split: &q.split_row(b)[..groups * group_size],
+            scales: q.scales_row(b),
+            corrections: q.corrections_row(b),
         };
-        *y = horizontal_sum(acc) - offset
+        let acc = if group_size == 32 {
+            sums_g32(packed_simd, &scales[..groups], &x)
+        } else {
+            sums_g64k(packed_simd, &scales[..groups], group_size, &x)
+        };
+        *y = horizontal_sum(acc)
             + scalar::dot_int8(packed, scales, group_size, q, b, groups..scales.len());
     }
 }
 
-/// `sum(u * q)` of half block `m` (64 columns, 32 packed bytes) against
-/// its split activations, per lane: lanes 0-3 cover its first 32 columns,
-/// lanes 4-7 the next 32.
+/// One activation row as the int8 kernel reads it: the split order (cut
+/// to the whole groups), the scales and the corrections.
+struct Row<'a> {
+    split: &'a [i8],
+    scales: &'a [f32],
+    corrections: &'a [i32],
+}
+
+/// `sum((u - 8) * q)` of half block `m` (64 columns, 32 packed bytes)
+/// against its split activations, exactly, per lane: lane `i` covers
+/// columns `8i..8i + 8` of the half block.
 ///
 /// # Safety
-/// Half block `m` is inside `packed` and `split` is twice as long.
+/// Half block `m` is inside `packed`, `x.split` is twice as long and
+/// `x.corrections` holds the half block's 8.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn half_block_dot(packed: &[u8], split: &[i8], m: usize) -> __m256i {
+unsafe fn half_block_dot(packed: &[u8], x: &Row, m: usize) -> __m256i {
     let even = SPLIT_BLOCK * (m / 2) + SPLIT_BLOCK / 4 * (m % 2);
     prefetch_ahead(packed.as_ptr().wrapping_add(32 * m));
     // SAFETY: the caller's promise; the odd values sit 64 after the even.
-    let (w, x_even, x_odd) = unsafe {
+    let (w, x_even, x_odd, correction) = unsafe {
         (
             _mm256_loadu_si256(packed.as_ptr().add(32 * m).cast()),
-            _mm256_loadu_si256(split.as_ptr().add(even).cast()),
-            _mm256_loadu_si256(split.as_ptr().add(even + SPLIT_BLOCK / 2).cast()),
+            _mm256_loadu_si256(x.split.as_ptr().add(even).cast()),
+            _mm256_loadu_si256(x.split.as_ptr().add(even + SPLIT_BLOCK / 2).cast()),
+            _mm256_loadu_si256(x.corrections.as_ptr().add(8 * m).cast()),
         )
     };
     let low_nibbles = _mm256_set1_epi8(0x0F);
@@ -241,23 +245,16 @@ unsafe fn half_block_dot(packed: &[u8], split: &[i8], m: usize) -> __m256i {
         _mm256_maddubs_epi16(low, x_even),
         _mm256_maddubs_epi16(high, x_odd),
     );
-    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+    _mm256_add_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)), correction)
 }
 
 /// g = 32, over the whole groups of `scales`: lanes summing to
-/// `sum_k w_scale_k * x_scale_k * sum(u * q)`, and `sum_k w_scale_k *
-/// offset_k`. Scales are multiplied 8 groups at a time and spread to the
-/// lanes of each half block by a permute.
+/// `sum_k (w_scale_k * x_scale_k) * sum((u - 8) * q)`. Scales are
+/// multiplied 8 groups at a time and spread to the lanes of each half
+/// block by a permute.
 #[target_feature(enable = "avx2,fma")]
-fn sums_g32(
-    packed: &[u8],
-    scales: &[f32],
-    split: &[i8],
-    x_scales: &[f32],
-    offsets: &[f32],
-) -> (__m256, f32) {
+fn sums_g32(packed: &[u8], scales: &[f32], x: &Row) -> __m256 {
     let mut acc = [_mm256_setzero_ps(); 2];
-    let mut offset = _mm256_setzero_ps();
     for k0 in (0..scales.len()).step_by(8) {
         let n = (scales.len() - k0).min(8);
         prefetch_ahead(scales[k0..].as_ptr());
@@ -269,32 +266,26 @@ fn sums_g32(
         );
         // SAFETY: the unmasked lanes read `n` values from `k0`, in bounds
         // of each slice (all hold at least `scales.len()` values).
-        let (w8, x8, o8) = unsafe {
+        let (w8, x8) = unsafe {
             (
                 _mm256_maskload_ps(scales[k0..].as_ptr(), mask),
-                _mm256_maskload_ps(x_scales[k0..].as_ptr(), mask),
-                _mm256_maskload_ps(offsets[k0..].as_ptr(), mask),
+                _mm256_maskload_ps(x.scales[k0..].as_ptr(), mask),
             )
         };
         let combined = _mm256_mul_ps(w8, x8);
-        offset = _mm256_fmadd_ps(w8, o8, offset);
         // Alternate half blocks feed two accumulators, to halve the FMA chain.
         for mm in (0..n / 2).step_by(2) {
             // SAFETY: half blocks k0 / 2 + mm (+ 1) hold groups below
-            // `scales.len()`, inside `packed` and `split`.
+            // `scales.len()`, inside `packed` and `x`.
             unsafe {
-                acc[0] = half_block_term(packed, split, k0 / 2 + mm, combined, mm, acc[0]);
+                acc[0] = half_block_term(packed, x, k0 / 2 + mm, combined, mm, acc[0]);
                 if mm + 1 < n / 2 {
-                    acc[1] =
-                        half_block_term(packed, split, k0 / 2 + mm + 1, combined, mm + 1, acc[1]);
+                    acc[1] = half_block_term(packed, x, k0 / 2 + mm + 1, combined, mm + 1, acc[1]);
                 }
             }
         }
     }
-    let mut o = [0f32; 8];
-    // SAFETY: `o` holds 8 f32.
-    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), offset) };
-    (_mm256_add_ps(acc[0], acc[1]), o.iter().sum())
+    _mm256_add_ps(acc[0], acc[1])
 }
 
 /// `acc + cvt(half block m . split) * scales`, with lanes 0-3 scaled by
@@ -306,7 +297,7 @@ fn sums_g32(
 #[target_feature(enable = "avx2,fma")]
 unsafe fn half_block_term(
     packed: &[u8],
-    split: &[i8],
+    x: &Row,
     m: usize,
     combined: __m256,
     mm: usize,
@@ -315,7 +306,7 @@ unsafe fn half_block_term(
     let (first, second) = (2 * mm as i32, 2 * mm as i32 + 1);
     let lanes = _mm256_setr_epi32(first, first, first, first, second, second, second, second);
     // SAFETY: the caller's promise.
-    let dots = unsafe { half_block_dot(packed, split, m) };
+    let dots = unsafe { half_block_dot(packed, x, m) };
     _mm256_fmadd_ps(
         _mm256_cvtepi32_ps(dots),
         _mm256_permutevar8x32_ps(combined, lanes),
@@ -326,31 +317,22 @@ unsafe fn half_block_term(
 /// g a multiple of 64: whole half blocks per group, integer sums across
 /// them; returns what [`sums_g32`] returns.
 #[target_feature(enable = "avx2,fma")]
-fn sums_g64k(
-    packed: &[u8],
-    scales: &[f32],
-    group_size: usize,
-    split: &[i8],
-    x_scales: &[f32],
-    offsets: &[f32],
-) -> (__m256, f32) {
+fn sums_g64k(packed: &[u8], scales: &[f32], group_size: usize, x: &Row) -> __m256 {
     let halves_per_group = group_size / 64;
     let mut acc = _mm256_setzero_ps();
-    let mut offset = 0f32;
     for (k, &w_scale) in scales.iter().enumerate() {
         prefetch_ahead(&scales[k]);
         let mut dots = _mm256_setzero_si256();
         for m in k * halves_per_group..(k + 1) * halves_per_group {
             // SAFETY: half block m lies in group k < `scales.len()`, inside
-            // `packed` and `split`.
-            dots = _mm256_add_epi32(dots, unsafe { half_block_dot(packed, split, m) });
+            // `packed` and `x`.
+            dots = _mm256_add_epi32(dots, unsafe { half_block_dot(packed, x, m) });
         }
         acc = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(dots),
-            _mm256_set1_ps(w_scale * x_scales[k]),
+            _mm256_set1_ps(w_scale * x.scales[k]),
             acc,
         );
-        offset += w_scale * offsets[k];
     }
-    (acc, offset)
+    acc
 }

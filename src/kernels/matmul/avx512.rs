@@ -30,9 +30,7 @@ pub(super) unsafe fn row_exact(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    let Activations::F32 { natural, split } = acts else {
-        return;
-    };
+    let (natural, split) = acts.exact();
     let groups = split_groups(cols, group_size);
     let whole = groups * group_size;
     // Cut to the whole groups, which tile whole split blocks: every quarter
@@ -173,20 +171,20 @@ fn add_dots(decoded: &[f32], x: &[f32], cols: usize, first_col: usize, sums: &mu
 }
 
 /// `int8` precision, as [`scalar::row_int8`] on each weight row of `w`, up
-/// to the order of the f32 sums: the integer dot products are exact. Each
+/// to the order of the f32 sums: the integer dot products are exact, and
+/// each 32-bit lane holds the exact `sum((u - 8) * q)` of its 8 columns
+/// (the activations' corrections start the lane) before it is scaled. Each
 /// 128-column block of weights is split into nibbles once and used by up
 /// to four activation rows; what depends only on the activations is
 /// prepared once per call.
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI; `fits_split_blocks(group_size)`; `acts`
-/// is quantized; `w` holds at least one row and `out` `w.len() * batch`
-/// values.
+/// is quantized (else this panics); `w` holds at least one row and `out`
+/// `w.len() * batch` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn rows_int8(w: &WeightRows, acts: &Activations, out: &mut [f32]) {
-    let Activations::Int8(q) = acts else {
-        return;
-    };
+    let q = acts.int8();
     let batch = out.len() / w.len();
     let mut first = 0;
     while first < batch {
@@ -222,8 +220,8 @@ fn int8_tile<const ROWS: usize>(
         // Cut to the whole blocks, so that every block read is in bounds.
         let packed_simd = &packed[..SPLIT_BLOCK / 2 * blocks];
         // SAFETY: `packed_simd` and each split row of `x` hold the `blocks`
-        // whole blocks of the first `groups` groups; the scale and offset
-        // rows hold every group of a row.
+        // whole blocks of the first `groups` groups, the correction rows
+        // their 16 lanes each; the scale rows hold every group of a row.
         let sums = unsafe {
             match group_size {
                 32 => sums_small_groups::<4, ROWS>(packed_simd, scales, &x, &lanes, groups),
@@ -271,7 +269,9 @@ unsafe fn nibbles(block: *const u8) -> [__m512i; 2] {
 }
 
 /// `acc + sum(u * q)` per lane of a block against its 128 split
-/// activations: lane `i` covers columns `8i..8i + 8` of the block.
+/// activations: lane `i` covers columns `8i..8i + 8` of the block (the
+/// lane of [`super::super::activations::CORRECTION_SPAN`] columns the
+/// corrections are made for).
 ///
 /// # Safety
 /// `xq` is readable for 128 bytes.
@@ -288,30 +288,42 @@ unsafe fn block_dot(acc: __m512i, [low, high]: [__m512i; 2], xq: *const i8) -> _
     _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc, low, even), high, odd)
 }
 
-/// An activation row in the split order, its scales and its offsets.
-type RowSlices<'a> = (&'a [i8], &'a [f32], &'a [f32]);
+/// An activation row in the split order, its scales and its corrections.
+type RowSlices<'a> = (&'a [i8], &'a [f32], &'a [i32]);
 
 /// Row `b`'s cut to the first `blocks` split blocks, its scales and its
-/// offsets.
+/// corrections (16 per block), cut alike.
 fn row_slices(q: &QuantizedActivations, blocks: usize, b: usize) -> RowSlices<'_> {
     (
         &q.split_row(b)[..SPLIT_BLOCK * blocks],
         q.scales_row(b),
-        q.offsets_row(b),
+        &q.corrections_row(b)[..16 * blocks],
     )
+}
+
+/// The 16 corrections of block `j`: the lanes a block's dot products
+/// start from.
+///
+/// # Safety
+/// Block `j` is inside `corrections` (16 per block).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn corrections(corrections: &[i32], j: usize) -> __m512i {
+    // SAFETY: the caller's promise.
+    unsafe { _mm512_loadu_si512(corrections.as_ptr().add(16 * j).cast()) }
 }
 
 /// g = 32 or 64 (`PER_BLOCK` = 128 / g groups per block): one weight row
 /// (cut to its whole blocks) against the `ROWS` activation rows of `x`,
 /// over the first `groups` groups. Scales are multiplied 16 groups (a
 /// window) at a time and spread to the lanes of each block by a permute.
-/// Returns, per row, lanes summing to `sum_k w_scale_k * (x_scale_k *
-/// sum(u * q) - offset_k)`.
+/// Returns, per row, lanes summing to `sum_k (w_scale_k * x_scale_k) *
+/// sum((u - 8) * q)`.
 ///
 /// # Safety
-/// `packed` and the split row of each `x` hold the whole blocks of the
-/// first `groups` groups; `scales` and the scales and offsets of each `x`
-/// hold at least `groups` values.
+/// `packed` and the split and correction rows of each `x` hold the whole
+/// blocks of the first `groups` groups; `scales` and the scales of each
+/// `x` hold at least `groups` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
     packed: &[u8],
@@ -322,7 +334,6 @@ unsafe fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
 ) -> [__m512; ROWS] {
     let mut sums = Sums {
         dots: [[_mm512_setzero_ps(); ROWS]; 2],
-        offsets: [_mm512_setzero_ps(); ROWS],
     };
     let full_windows = groups / WINDOW;
     for w in 0..full_windows {
@@ -335,22 +346,16 @@ unsafe fn sums_small_groups<const PER_BLOCK: usize, const ROWS: usize>(
         // SAFETY: as above, for the last `groups - k0` groups.
         unsafe { sums.add_window::<PER_BLOCK>(packed, scales, x, lanes, k0, groups - k0) };
     }
-    std::array::from_fn(|t| {
-        _mm512_sub_ps(
-            _mm512_add_ps(sums.dots[0][t], sums.dots[1][t]),
-            sums.offsets[t],
-        )
-    })
+    std::array::from_fn(|t| _mm512_add_ps(sums.dots[0][t], sums.dots[1][t]))
 }
 
 /// Groups whose scales [`sums_small_groups`] loads together.
 const WINDOW: usize = 16;
 
 /// Per activation row, the scaled dot products (alternate blocks feed two
-/// accumulators, to halve the FMA chain) and the offsets, apart.
+/// accumulators, to halve the FMA chain).
 struct Sums<const ROWS: usize> {
     dots: [[__m512; ROWS]; 2],
-    offsets: [__m512; ROWS],
 }
 
 impl<const ROWS: usize> Sums<ROWS> {
@@ -376,16 +381,10 @@ impl<const ROWS: usize> Sums<ROWS> {
         // (the caller's promise).
         let w_scales = unsafe { _mm512_maskz_loadu_ps(mask, scales.as_ptr().add(k0)) };
         let mut combined = [_mm512_setzero_ps(); ROWS];
-        for (t, &(_, x_scales, offsets)) in x.iter().enumerate() {
+        for (t, &(_, x_scales, _)) in x.iter().enumerate() {
             // SAFETY: as above.
-            let (x_scale, offset) = unsafe {
-                (
-                    _mm512_maskz_loadu_ps(mask, x_scales.as_ptr().add(k0)),
-                    _mm512_maskz_loadu_ps(mask, offsets.as_ptr().add(k0)),
-                )
-            };
+            let x_scale = unsafe { _mm512_maskz_loadu_ps(mask, x_scales.as_ptr().add(k0)) };
             combined[t] = _mm512_mul_ps(w_scales, x_scale);
-            self.offsets[t] = _mm512_fmadd_ps(w_scales, offset, self.offsets[t]);
         }
         let first_block = k0 / PER_BLOCK;
         for (jj, &lanes) in lanes.iter().enumerate().take(n / PER_BLOCK) {
@@ -429,11 +428,12 @@ fn lanes_of_blocks<const PER_BLOCK: usize>() -> [__m512i; 8] {
     std::array::from_fn(|jj| unsafe { _mm512_loadu_epi32(table[jj].as_ptr()) })
 }
 
-/// `acc[t] += cvt(block j . row t) * permute(lanes, combined[t])`.
+/// `acc[t] += cvt(block j . row t + corrections) * permute(lanes,
+/// combined[t])`.
 ///
 /// # Safety
-/// Block `j` is inside `packed`, and each row's split slice is twice as
-/// long as `packed`.
+/// Block `j` is inside `packed`, each row's split slice is twice as long
+/// as `packed` and its corrections hold 16 per block of `packed`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn add_block<const ROWS: usize>(
@@ -446,11 +446,11 @@ unsafe fn add_block<const ROWS: usize>(
 ) -> [__m512; ROWS] {
     // SAFETY: the caller's promise.
     let weights = unsafe { nibbles(packed.as_ptr().add(SPLIT_BLOCK / 2 * j)) };
-    for (t, &(split, _, _)) in x.iter().enumerate() {
+    for (t, &(split, _, corr)) in x.iter().enumerate() {
         // SAFETY: the caller's promise.
         let dots = unsafe {
             block_dot(
-                _mm512_setzero_si512(),
+                corrections(corr, j),
                 weights,
                 split.as_ptr().add(SPLIT_BLOCK * j),
             )
@@ -486,18 +486,17 @@ unsafe fn sums_large_groups<const ROWS: usize>(
             // SAFETY: block j holds part of group k < `groups`: inside
             // `packed` and each split row (the caller's promise).
             let weights = unsafe { nibbles(packed.as_ptr().add(SPLIT_BLOCK / 2 * j)) };
-            for (t, &(split, _, _)) in x.iter().enumerate() {
+            for (t, &(split, _, corr)) in x.iter().enumerate() {
                 // SAFETY: as above.
-                dots[t] =
-                    unsafe { block_dot(dots[t], weights, split.as_ptr().add(SPLIT_BLOCK * j)) };
+                dots[t] = unsafe {
+                    let start = _mm512_add_epi32(dots[t], corrections(corr, j));
+                    block_dot(start, weights, split.as_ptr().add(SPLIT_BLOCK * j))
+                };
             }
         }
-        for (t, &(_, x_scales, offsets)) in x.iter().enumerate() {
+        for (t, &(_, x_scales, _)) in x.iter().enumerate() {
             let scale = _mm512_set1_ps(w_scale * x_scales[k]);
-            let offset = _mm512_set1_ps(w_scale * offsets[k]);
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), scale, acc[t]);
-            // The offset goes to one lane only: the lanes are summed later.
-            acc[t] = _mm512_mask_sub_ps(acc[t], 1, acc[t], offset);
         }
     }
     acc

@@ -23,7 +23,12 @@ pub enum Precision {
     /// Each weight decoded exactly as unpack does, f32 products and sums.
     Exact,
     /// Activations quantized to int8 per group (symmetric, scale
-    /// `max |x| / 127`), integer dot products per group, f32 across groups.
+    /// `max |x| / 127`), integer dot products per group, f32 across groups:
+    /// each group adds `(w_scale * x_scale) * dot` with `dot` the exact
+    /// integer `sum((u - 8) * q)` (or its parts over 8 columns), so no step
+    /// overflows unless such a term, a sum of them or `w_scale * x_scale`
+    /// does. A group holding NaN or an infinity makes every
+    /// output of its activation row NaN.
     Int8,
 }
 
@@ -70,6 +75,32 @@ pub enum Activations<'a> {
     },
     /// Rows quantized for int8 mode.
     Int8(&'a QuantizedActivations),
+}
+
+impl<'a> Activations<'a> {
+    /// The f32 rows, natural and split, for an exact kernel.
+    ///
+    /// # Panics
+    /// On quantized rows: the kernel was picked for the other precision, a
+    /// broken invariant that must not pass for a result.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // split is read by the x86-64 kernels
+    pub(crate) fn exact(&self) -> (&'a [f32], &'a [f32]) {
+        match *self {
+            Activations::F32 { natural, split } => (natural, split),
+            Activations::Int8(_) => panic!("an exact product kernel was given int8 activations"),
+        }
+    }
+
+    /// The quantized rows, for an int8 kernel.
+    ///
+    /// # Panics
+    /// On f32 rows: the kernel was picked for the other precision.
+    pub(crate) fn int8(&self) -> &'a QuantizedActivations {
+        match *self {
+            Activations::Int8(q) => q,
+            Activations::F32 { .. } => panic!("an int8 product kernel was given f32 activations"),
+        }
+    }
 }
 
 /// Consecutive whole rows of a packed matrix, as the kernels read them.
@@ -150,7 +181,7 @@ impl RowKernel {
     }
 }
 
-fn scalar_row(
+fn scalar_row_exact(
     packed: &[u8],
     scales: &[f32],
     g: usize,
@@ -158,16 +189,25 @@ fn scalar_row(
     acts: &Activations,
     out: &mut [f32],
 ) {
-    match acts {
-        Activations::F32 { natural, .. } => {
-            scalar::row_exact(packed, scales, g, natural, cols, out)
-        }
-        Activations::Int8(q) => scalar::row_int8(packed, scales, g, q, out),
-    }
+    let (natural, _) = acts.exact();
+    scalar::row_exact(packed, scales, g, natural, cols, out)
 }
 
-pub(crate) static SCALAR_EXACT: Entry<RowKernel> = Entry::reference(RowKernel::OneRow(scalar_row));
-pub(crate) static SCALAR_INT8: Entry<RowKernel> = Entry::reference(RowKernel::OneRow(scalar_row));
+fn scalar_row_int8(
+    packed: &[u8],
+    scales: &[f32],
+    g: usize,
+    _cols: usize,
+    acts: &Activations,
+    out: &mut [f32],
+) {
+    scalar::row_int8(packed, scales, g, acts.int8(), out)
+}
+
+pub(crate) static SCALAR_EXACT: Entry<RowKernel> =
+    Entry::reference(RowKernel::OneRow(scalar_row_exact));
+pub(crate) static SCALAR_INT8: Entry<RowKernel> =
+    Entry::reference(RowKernel::OneRow(scalar_row_int8));
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX2_EXACT: Entry<RowKernel> = Entry::simd(
     avx2::exact_fits,
@@ -193,3 +233,50 @@ pub(crate) static AVX512_INT8: Entry<RowKernel> = Entry::simd(
     RowKernel::RowsAtOnce(avx512::rows_int8),
     &AVX2_INT8,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{product_kernel, quantize_activations, Kernel};
+
+    /// A kernel handed activations of the other precision panics (which
+    /// the C layer reports as `CQ4_ERR_INTERNAL`) instead of leaving
+    /// plausible numbers in its output.
+    #[test]
+    fn precision_mismatch_panics_in_every_kernel() {
+        let (cols, g) = (256, 32);
+        let layout = Layout::new(1, cols, g).unwrap();
+        let packed = vec![0x5Au8; layout.packed_len];
+        let scales = vec![0.25f32; layout.scales_len];
+        let rows = WeightRows {
+            packed: &packed,
+            scales: &scales,
+            layout: &layout,
+        };
+        let x = vec![1f32; cols];
+        let split = split_pairs(&x, cols);
+        let f32_rows = Activations::F32 {
+            natural: &x,
+            split: &split,
+        };
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+            let quantized = quantize_activations(kernel, &x, 1, cols, g);
+            let int8_rows = Activations::Int8(&quantized);
+            for (precision, wrong) in [(Precision::Exact, &int8_rows), (Precision::Int8, &f32_rows)]
+            {
+                let row_kernel = product_kernel(kernel, precision, g);
+                let mut out = [0f32; 1];
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // SAFETY: the kernel came from this CPU's table for g;
+                    // the activations are the wrong precision on purpose,
+                    // which the kernel must refuse before reading them.
+                    unsafe { row_kernel.run(&rows, wrong, &mut out) }
+                }));
+                assert!(
+                    outcome.is_err(),
+                    "{kernel:?} {precision:?} returned {out:?}"
+                );
+            }
+        }
+    }
+}
