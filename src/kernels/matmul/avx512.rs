@@ -4,6 +4,7 @@
 
 use std::arch::x86_64::*;
 
+use super::avx2::add_run;
 use super::{
     prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations, WeightRows,
     BATCH_TILE, SPLIT_BLOCK,
@@ -47,6 +48,10 @@ pub(super) unsafe fn row_exact(
             &split[..whole],
         );
     } else {
+        // Chunk sums add up in runs of about sqrt(chunks), then the runs:
+        // no sum is longer than that.
+        let run_chunks = whole.div_ceil(CHUNK).isqrt().max(1);
+        let (mut run, mut chunks) = ([0f32; BATCH_TILE], 0);
         let mut decoded = [0f32; CHUNK];
         let mut first_col = 0;
         let mut quarter = 0;
@@ -63,8 +68,12 @@ pub(super) unsafe fn row_exact(
                 }
                 quarter += 1;
                 if 32 * quarter - first_col == CHUNK {
-                    add_dots(&decoded, split, cols, first_col, &mut sums[..out.len()]);
+                    add_dots(&decoded, split, cols, first_col, &mut run[..out.len()]);
                     first_col += CHUNK;
+                    chunks += 1;
+                    if chunks % run_chunks == 0 {
+                        add_run(&mut sums[..out.len()], &mut run[..out.len()]);
+                    }
                 }
             }
         }
@@ -74,8 +83,9 @@ pub(super) unsafe fn row_exact(
             split,
             cols,
             first_col,
-            &mut sums[..out.len()],
+            &mut run[..out.len()],
         );
+        add_run(&mut sums[..out.len()], &mut run[..out.len()]);
     }
     for (b, y) in out.iter_mut().enumerate() {
         let x = &natural[b * cols..(b + 1) * cols];
@@ -112,34 +122,82 @@ unsafe fn decode32_split(bytes: *const u8, table: __m512) -> [__m512; 2] {
 
 /// One activation row (split order) against the whole groups of one
 /// weight row, decoding straight into four accumulators: each quarter adds
-/// to the pair the quarter before last left.
+/// to the pair the quarter before last left. These add runs of whole
+/// groups (or, for groups longer than a run, of a group's quarters) of
+/// about `8 sqrt(n)` columns (`sqrt(n) / 8` per lane), then start again
+/// from 0, the runs adding up apart: no sum is longer than about
+/// `sqrt(n) / 4`, well inside the bound on the error.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 fn dot_row(packed: &[u8], scales: &[f32], quarters_per_group: usize, split: &[f32]) -> f32 {
-    let (mut newer, mut older) = ([_mm512_setzero_ps(); 2], [_mm512_setzero_ps(); 2]);
+    // [newer, older] pairs, and the runs' sums.
+    let mut acc = [[_mm512_setzero_ps(); 2]; 2];
+    let mut runs = [_mm512_setzero_ps(); 4];
+    let run_quarters = (split.len().isqrt() / 4).max(1);
     let mut quarter = 0;
-    for &scale in scales {
-        let table = weight_table(scale);
-        for _ in 0..quarters_per_group {
-            let (even, odd) = quarter_offsets(quarter);
-            // SAFETY: the groups tile whole split blocks, so the quarter's
-            // 16 bytes and 32 split values are inside `packed` and `split`.
-            let added = unsafe {
-                let [low, high] = decode32_split(packed.as_ptr().add(16 * quarter), table);
-                [
-                    _mm512_fmadd_ps(low, _mm512_loadu_ps(split.as_ptr().add(even)), older[0]),
-                    _mm512_fmadd_ps(high, _mm512_loadu_ps(split.as_ptr().add(odd)), older[1]),
-                ]
-            };
-            older = newer;
-            newer = added;
-            quarter += 1;
+    if quarters_per_group <= run_quarters {
+        for run_scales in scales.chunks(run_quarters / quarters_per_group) {
+            for &scale in run_scales {
+                let table = weight_table(scale);
+                let end = quarter + quarters_per_group;
+                add_quarters(packed, split, table, quarter..end, &mut acc);
+                quarter = end;
+            }
+            add_run_vectors(&mut runs, &mut acc);
+        }
+    } else {
+        for &scale in scales {
+            let table = weight_table(scale);
+            let end = quarter + quarters_per_group;
+            for first in (quarter..end).step_by(run_quarters) {
+                let piece = first..(first + run_quarters).min(end);
+                add_quarters(packed, split, table, piece, &mut acc);
+                add_run_vectors(&mut runs, &mut acc);
+            }
+            quarter = end;
         }
     }
+    add_run_vectors(&mut runs, &mut acc);
     _mm512_reduce_add_ps(_mm512_add_ps(
-        _mm512_add_ps(newer[0], newer[1]),
-        _mm512_add_ps(older[0], older[1]),
+        _mm512_add_ps(runs[0], runs[1]),
+        _mm512_add_ps(runs[2], runs[3]),
     ))
+}
+
+/// Adds `quarters` (of one group, whose weights `table` holds) of a row
+/// to the `[newer, older]` accumulator pairs of [`dot_row`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn add_quarters(
+    packed: &[u8],
+    split: &[f32],
+    table: __m512,
+    quarters: std::ops::Range<usize>,
+    [newer, older]: &mut [[__m512; 2]; 2],
+) {
+    for quarter in quarters {
+        let (even, odd) = quarter_offsets(quarter);
+        // SAFETY: the groups tile whole split blocks, so the quarter's
+        // 16 bytes and 32 split values are inside `packed` and `split`.
+        let added = unsafe {
+            let [low, high] = decode32_split(packed.as_ptr().add(16 * quarter), table);
+            [
+                _mm512_fmadd_ps(low, _mm512_loadu_ps(split.as_ptr().add(even)), older[0]),
+                _mm512_fmadd_ps(high, _mm512_loadu_ps(split.as_ptr().add(odd)), older[1]),
+            ]
+        };
+        *older = *newer;
+        *newer = added;
+    }
+}
+
+/// `runs += acc` lane by lane, and the accumulators start again from 0.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn add_run_vectors(runs: &mut [__m512; 4], acc: &mut [[__m512; 2]; 2]) {
+    for (run, acc) in runs.iter_mut().zip(acc.as_flattened_mut()) {
+        *run = _mm512_add_ps(*run, std::mem::replace(acc, _mm512_setzero_ps()));
+    }
 }
 
 /// Adds `decoded . x[b][first_col..]` to `sums[b]` for every activation row.
