@@ -42,15 +42,8 @@ pub(super) unsafe fn row_exact(
     if out.len() == 1 {
         sums[0] = dot_row(packed_simd, scales, group_size, &split[..whole]);
     } else {
-        // Chunk sums add up in runs of about sqrt(chunks), then the runs:
-        // no sum is longer than that.
-        let run_chunks = whole.div_ceil(CHUNK).isqrt().max(1);
-        let mut run = [0f32; BATCH_TILE];
         let mut decoded = [0f32; CHUNK];
-        for (chunk, first_col) in (0..whole).step_by(CHUNK).enumerate() {
-            if chunk > 0 && chunk % run_chunks == 0 {
-                add_run(&mut sums[..out.len()], &mut run[..out.len()]);
-            }
+        for first_col in (0..whole).step_by(CHUNK) {
             let span = (whole - first_col).min(CHUNK);
             for c in (first_col..first_col + span).step_by(SPAN) {
                 let (even, odd) = span_offsets(c);
@@ -68,22 +61,13 @@ pub(super) unsafe fn row_exact(
                 split,
                 cols,
                 first_col,
-                &mut run[..out.len()],
+                &mut sums[..out.len()],
             );
         }
-        add_run(&mut sums[..out.len()], &mut run[..out.len()]);
     }
     for (b, y) in out.iter_mut().enumerate() {
         let x = &natural[b * cols..(b + 1) * cols];
         *y = sums[b] + scalar::dot_exact(packed, scales, group_size, x, whole..cols);
-    }
-}
-
-/// `sums[b] += run[b]`, and the run starts again from 0.
-#[inline]
-pub(super) fn add_run(sums: &mut [f32], run: &mut [f32]) {
-    for (sum, run) in sums.iter_mut().zip(run) {
-        *sum += std::mem::take(run);
     }
 }
 
@@ -113,54 +97,38 @@ unsafe fn decode16_split(bytes: *const u8, scale: f32) -> [__m256; 2] {
 }
 
 /// One activation row (split order) against the whole split blocks of one
-/// weight row, decoding straight into four accumulators. These add runs of
-/// about `8 sqrt(n)` columns (`sqrt(n) / 4` per lane), then start again
-/// from 0, the runs adding up apart: no sum is longer than about
-/// `sqrt(n) / 4`, well inside the bound on the error.
+/// weight row, decoding straight into four accumulators.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 fn dot_row(packed: &[u8], scales: &[f32], group_size: usize, split: &[f32]) -> f32 {
     let mut acc = [_mm256_setzero_ps(); 4];
-    let mut runs = [_mm256_setzero_ps(); 4];
-    let (len, run) = (
-        split.len(),
-        (8 * split.len().isqrt())
-            .next_multiple_of(2 * SPAN)
-            .max(2 * SPAN),
-    );
     // The group of the current span, followed without a division.
     let (mut group, mut group_end) = (0, group_size);
-    for first in (0..len).step_by(run) {
-        // Two spans per step (whole blocks hold an even number), each into
-        // its own pair of accumulators, at indices the compiler keeps in
-        // registers.
-        for c in (first..(first + run).min(len)).step_by(2 * SPAN) {
-            for (pair, c) in [(0, c), (2, c + SPAN)] {
-                if c == group_end {
-                    group += 1;
-                    group_end += group_size;
-                }
-                let (even, odd) = span_offsets(c);
-                // SAFETY: the span's 8 bytes and 16 split values are inside
-                // `packed` and `split`, which cover the same whole blocks.
-                unsafe {
-                    let [low, high] = decode16_split(packed.as_ptr().add(c / 2), scales[group]);
-                    let (x_even, x_odd) = (
-                        _mm256_loadu_ps(split.as_ptr().add(even)),
-                        _mm256_loadu_ps(split.as_ptr().add(odd)),
-                    );
-                    acc[pair] = _mm256_fmadd_ps(low, x_even, acc[pair]);
-                    acc[pair + 1] = _mm256_fmadd_ps(high, x_odd, acc[pair + 1]);
-                }
+    // Two spans per step (whole blocks hold an even number), each into its
+    // own pair of accumulators, at indices the compiler keeps in registers.
+    for c in (0..split.len()).step_by(2 * SPAN) {
+        for (pair, c) in [(0, c), (2, c + SPAN)] {
+            if c == group_end {
+                group += 1;
+                group_end += group_size;
             }
-        }
-        for (runs, acc) in runs.iter_mut().zip(&mut acc) {
-            *runs = _mm256_add_ps(*runs, std::mem::replace(acc, _mm256_setzero_ps()));
+            let (even, odd) = span_offsets(c);
+            // SAFETY: the span's 8 bytes and 16 split values are inside
+            // `packed` and `split`, which cover the same whole blocks.
+            unsafe {
+                let [low, high] = decode16_split(packed.as_ptr().add(c / 2), scales[group]);
+                let (x_even, x_odd) = (
+                    _mm256_loadu_ps(split.as_ptr().add(even)),
+                    _mm256_loadu_ps(split.as_ptr().add(odd)),
+                );
+                acc[pair] = _mm256_fmadd_ps(low, x_even, acc[pair]);
+                acc[pair + 1] = _mm256_fmadd_ps(high, x_odd, acc[pair + 1]);
+            }
         }
     }
     horizontal_sum(_mm256_add_ps(
-        _mm256_add_ps(runs[0], runs[1]),
-        _mm256_add_ps(runs[2], runs[3]),
+        _mm256_add_ps(acc[0], acc[1]),
+        _mm256_add_ps(acc[2], acc[3]),
     ))
 }
 

@@ -4,7 +4,6 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::add_run;
 use super::{
     prefetch_ahead, scalar, split_groups, Activations, QuantizedActivations, WeightRows,
     BATCH_TILE, SPLIT_BLOCK,
@@ -48,10 +47,6 @@ pub(super) unsafe fn row_exact(
             &split[..whole],
         );
     } else {
-        // Chunk sums add up in runs of about sqrt(chunks), then the runs:
-        // no sum is longer than that.
-        let run_chunks = whole.div_ceil(CHUNK).isqrt().max(1);
-        let (mut run, mut chunks) = ([0f32; BATCH_TILE], 0);
         let mut decoded = [0f32; CHUNK];
         let mut first_col = 0;
         let mut quarter = 0;
@@ -68,12 +63,8 @@ pub(super) unsafe fn row_exact(
                 }
                 quarter += 1;
                 if 32 * quarter - first_col == CHUNK {
-                    add_dots(&decoded, split, cols, first_col, &mut run[..out.len()]);
+                    add_dots(&decoded, split, cols, first_col, &mut sums[..out.len()]);
                     first_col += CHUNK;
-                    chunks += 1;
-                    if chunks % run_chunks == 0 {
-                        add_run(&mut sums[..out.len()], &mut run[..out.len()]);
-                    }
                 }
             }
         }
@@ -83,9 +74,8 @@ pub(super) unsafe fn row_exact(
             split,
             cols,
             first_col,
-            &mut run[..out.len()],
+            &mut sums[..out.len()],
         );
-        add_run(&mut sums[..out.len()], &mut run[..out.len()]);
     }
     for (b, y) in out.iter_mut().enumerate() {
         let x = &natural[b * cols..(b + 1) * cols];
