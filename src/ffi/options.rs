@@ -1,8 +1,7 @@
 //! `cq4_options`: the C face of [`Options`], versioned by its size.
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{c_char, c_int};
 use std::mem::size_of;
-use std::sync::LazyLock;
 
 use super::call::Buf;
 use super::cq4_status::{self, *};
@@ -65,18 +64,6 @@ fn kernel_from_id(id: u32) -> Result<Option<Kernel>, cq4_status> {
     kernel.map(Some).ok_or(CQ4_ERR_BAD_OPTIONS)
 }
 
-/// [`Kernel::name`], NUL-terminated for C.
-fn c_name(kernel: Kernel) -> &'static CStr {
-    static NAMES: LazyLock<Vec<(Kernel, CString)>> = LazyLock::new(|| {
-        let c_string = |k: Kernel| CString::new(k.name()).unwrap_or_default();
-        Kernel::ALL.into_iter().map(|k| (k, c_string(k))).collect()
-    });
-    NAMES
-        .iter()
-        .find(|(k, _)| *k == kernel)
-        .map_or(c"unknown", |(_, name)| name.as_c_str())
-}
-
 /// Reads the caller's options (not given: the defaults) and checks that
 /// their kernel runs here.
 ///
@@ -130,7 +117,7 @@ pub extern "C" fn cq4_kernel_auto() -> u32 {
 pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
     let name = match kernel_from_id(kernel) {
         Ok(None) => c"auto",
-        Ok(Some(k)) => c_name(k),
+        Ok(Some(k)) => k.c_name(),
         Err(_) => c"unknown",
     };
     name.as_ptr()
@@ -140,6 +127,7 @@ pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
 mod tests {
     use super::*;
     use crate::ffi::tests::{header_enum, header_value};
+    use std::ffi::CStr;
 
     #[test]
     fn kernel_ids_are_the_headers() {

@@ -1,6 +1,7 @@
 //! The one place that asks the CPU what it runs: each [`Kernel`] family's
 //! features, and the family used when a call names none.
 
+use std::ffi::CStr;
 use std::sync::OnceLock;
 
 /// A kernel family. Every one gives the same bytes; they differ in speed.
@@ -24,11 +25,17 @@ impl Kernel {
 
     /// The name used by `CQ4_KERNEL` and in reports.
     pub fn name(self) -> &'static str {
+        // The names are ASCII, so this never takes the fallback.
+        self.c_name().to_str().unwrap_or("unknown")
+    }
+
+    /// [`Kernel::name`], NUL-terminated for C.
+    pub(crate) fn c_name(self) -> &'static CStr {
         match self {
-            Kernel::Scalar => "scalar",
-            Kernel::Avx2 => "avx2",
-            Kernel::Avx512 => "avx512",
-            Kernel::Neon => "neon",
+            Kernel::Scalar => c"scalar",
+            Kernel::Avx2 => c"avx2",
+            Kernel::Avx512 => c"avx512",
+            Kernel::Neon => c"neon",
         }
     }
 
