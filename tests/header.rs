@@ -94,7 +94,7 @@ fn cargo_toml_version() -> String {
 }
 
 #[test]
-fn committed_version_macros_match_cargo_toml() {
+fn committed_version_macros_and_cq4_version_match_cargo_toml() {
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
             .expect("include/cortex_q4.h is readable");
@@ -118,6 +118,9 @@ fn committed_version_macros_match_cargo_toml() {
             "CQ4_VERSION_{name} against Cargo.toml's {version}"
         );
     }
+    // SAFETY: cq4_version returns a static NUL-terminated string.
+    let linked = unsafe { std::ffi::CStr::from_ptr(cortex_q4::ffi::cq4_version()) };
+    assert_eq!(linked.to_str().unwrap(), version, "cq4_version()");
 }
 
 #[test]

@@ -290,29 +290,30 @@ pub(crate) mod tests {
             .trim()
     }
 
-    /// The `version` of `[package]` in Cargo.toml, read from the file.
-    pub(crate) fn cargo_toml_version() -> String {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        let toml = std::fs::read_to_string(path).unwrap();
-        let package = toml
-            .split("[package]")
-            .nth(1)
-            .expect("Cargo.toml has [package]");
-        let package = package.split("\n[").next().unwrap();
-        package
-            .lines()
-            .find_map(|line| line.strip_prefix("version = \""))
-            .and_then(|rest| rest.split('"').next())
-            .expect("[package] has version = \"...\"")
-            .to_string()
-    }
-
     #[test]
     fn encoder_ids_are_the_headers() {
         let (rows, cols, g) = (3, 16, 8);
         let src: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 37 % 29) as f32 - 13.0) / 3.0)
             .collect();
+        let pack = |c: &cq4_encoder_options, packed: &mut [u8], scales: &mut [f32]| {
+            // SAFETY: every buffer is live for its length.
+            unsafe {
+                cq4_pack_encoded_f32(
+                    src.as_ptr(),
+                    src.len(),
+                    rows,
+                    cols,
+                    g,
+                    packed.as_mut_ptr(),
+                    packed.len(),
+                    scales.as_mut_ptr(),
+                    scales.len(),
+                    std::ptr::null(),
+                    c,
+                )
+            }
+        };
         let ids = header_enum("cq4_encoder");
         assert_eq!(ids.len(), 3, "{ids:?}");
         let mut outputs = Vec::new();
@@ -331,22 +332,7 @@ pub(crate) mod tests {
             let mut scales = vec![0f32; want.scales().len()];
             let mut c = cq4_encoder_options_default();
             c.encoder = *id as u32;
-            // SAFETY: every buffer is live for its length.
-            let status = unsafe {
-                cq4_pack_encoded_f32(
-                    src.as_ptr(),
-                    src.len(),
-                    rows,
-                    cols,
-                    g,
-                    packed.as_mut_ptr(),
-                    packed.len(),
-                    scales.as_mut_ptr(),
-                    scales.len(),
-                    std::ptr::null(),
-                    &c,
-                )
-            };
+            let status = pack(&c, &mut packed, &mut scales);
             assert_eq!(status as i64, header_value("CQ4_OK"), "{name}");
             assert_eq!(
                 (packed.as_slice(), scales.as_slice()),
@@ -363,22 +349,7 @@ pub(crate) mod tests {
         c.encoder = ids.iter().map(|(_, id)| *id as u32).max().unwrap() + 1;
         let mut packed = vec![0u8; 64];
         let mut scales = vec![0f32; 8];
-        // SAFETY: as above.
-        let status = unsafe {
-            cq4_pack_encoded_f32(
-                src.as_ptr(),
-                src.len(),
-                rows,
-                cols,
-                g,
-                packed.as_mut_ptr(),
-                packed.len(),
-                scales.as_mut_ptr(),
-                scales.len(),
-                std::ptr::null(),
-                &c,
-            )
-        };
+        let status = pack(&c, &mut packed, &mut scales);
         assert_eq!(status as i64, header_value("CQ4_ERR_BAD_OPTIONS"));
     }
 
