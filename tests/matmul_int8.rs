@@ -229,3 +229,44 @@ fn exact_mode_also_propagates_non_finite_activations() {
         assert!(y[0].is_nan(), "{kernel:?}");
     }
 }
+
+#[test]
+fn overflowing_scale_products_add_nothing_where_the_dot_is_zero() {
+    // Weight scales of 1e30 (a caller's own scales) and activations of 1e11
+    // in the groups whose weights are all 0: w_scale * x_scale is past
+    // f32::MAX there, but those groups add exactly 0 in every precision;
+    // the other groups (weights 1, activations 1) give the finite answer.
+    let (rows, cols) = (2usize, 512usize);
+    for g in GROUP_SIZES {
+        let groups = cols.div_ceil(g);
+        let bytes = g.div_ceil(2);
+        // Even groups: every nibble 8 (weight 0); odd groups: 9 (weight 1,
+        // the spare nibble of an odd g stays 8).
+        let mut packed = vec![0x88u8; rows * groups * bytes];
+        for r in 0..rows {
+            for k in (1..groups).step_by(2) {
+                for c in 0..g.min(cols - k * g) {
+                    let byte = &mut packed[(r * groups + k) * bytes + c / 2];
+                    *byte += if c % 2 == 0 { 0x01 } else { 0x10 };
+                }
+            }
+        }
+        let scales = vec![1e30f32; rows * groups];
+        let x: Vec<f32> = (0..cols)
+            .map(|c| if (c / g) % 2 == 0 { 1e11 } else { 1.0 })
+            .collect();
+        // Each odd group adds 1e30 per column it holds.
+        let want: f64 = (0..cols).filter(|c| (c / g) % 2 == 1).count() as f64 * 1e30;
+        for kernel in supported() {
+            for precision in [Precision::Exact, Precision::Int8] {
+                let y = product_packed(kernel, precision, &packed, &scales, &x, (rows, cols, g));
+                for (r, &got) in y.iter().enumerate() {
+                    assert!(
+                        close(got, want, 1e-5),
+                        "{kernel:?} {precision:?} g {g} row {r}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -28,10 +28,10 @@ pub enum cq4_precision {
     CQ4_PRECISION_EXACT = 0,
     /// Activations quantized per group to int8 (scale `max |x| / 127`),
     /// integer dot products per group, f32 across groups: each group adds
-    /// `(w_scale * x_scale) * dot`, `dot` the exact integer
-    /// `sum((u - 8) * q)` (or its parts over 8 columns), and no step
-    /// overflows unless such a term, a sum of them or `w_scale * x_scale`
-    /// does. Adds at most `sum |w| * x_scale / 2` to the exact
+    /// `s * dot`, `s = w_scale * x_scale` held to `[-FLT_MAX, FLT_MAX]`
+    /// and `dot` the exact integer `sum((u - 8) * q)` (or its parts over 8
+    /// columns), so a group whose dot is 0 adds 0 however large its scales,
+    /// and no step overflows unless such a term or a sum of them does. Adds at most `sum |w| * x_scale / 2` to the exact
     /// error. An activation row holding NaN or an infinity gives NaN in
     /// every output it reads into (exact mode gives NaN or an infinity
     /// there).

@@ -249,7 +249,7 @@ unsafe fn half_block_dot(packed: &[u8], x: &Row, m: usize) -> __m256i {
 }
 
 /// g = 32, over the whole groups of `scales`: lanes summing to
-/// `sum_k (w_scale_k * x_scale_k) * sum((u - 8) * q)`. Scales are
+/// `sum_k group_scale(w_scale_k, x_scale_k) * sum((u - 8) * q)`. Scales are
 /// multiplied 8 groups at a time and spread to the lanes of each half
 /// block by a permute.
 #[target_feature(enable = "avx2,fma")]
@@ -272,7 +272,12 @@ fn sums_g32(packed: &[u8], scales: &[f32], x: &Row) -> __m256 {
                 _mm256_maskload_ps(x.scales[k0..].as_ptr(), mask),
             )
         };
-        let combined = _mm256_mul_ps(w8, x8);
+        // scalar::group_scale, 8 groups at a time: MINPS and MAXPS return
+        // their second operand when one is NaN, so NaN stays NaN.
+        let combined = _mm256_max_ps(
+            _mm256_set1_ps(-f32::MAX),
+            _mm256_min_ps(_mm256_set1_ps(f32::MAX), _mm256_mul_ps(w8, x8)),
+        );
         // Alternate half blocks feed two accumulators, to halve the FMA chain.
         for mm in (0..n / 2).step_by(2) {
             // SAFETY: half blocks k0 / 2 + mm (+ 1) hold groups below
@@ -330,7 +335,7 @@ fn sums_g64k(packed: &[u8], scales: &[f32], group_size: usize, x: &Row) -> __m25
         }
         acc = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(dots),
-            _mm256_set1_ps(w_scale * x.scales[k]),
+            _mm256_set1_ps(scalar::group_scale(w_scale, x.scales[k])),
             acc,
         );
     }

@@ -365,8 +365,8 @@ unsafe fn corrections(corrections: &[i32], j: usize) -> __m512i {
 /// (cut to its whole blocks) against the `ROWS` activation rows of `x`,
 /// over the first `groups` groups. Scales are multiplied 16 groups (a
 /// window) at a time and spread to the lanes of each block by a permute.
-/// Returns, per row, lanes summing to `sum_k (w_scale_k * x_scale_k) *
-/// sum((u - 8) * q)`.
+/// Returns, per row, lanes summing to `sum_k group_scale(w_scale_k,
+/// x_scale_k) * sum((u - 8) * q)`.
 ///
 /// # Safety
 /// `packed` and the split and correction rows of each `x` hold the whole
@@ -432,7 +432,12 @@ impl<const ROWS: usize> Sums<ROWS> {
         for (t, &(_, x_scales, _)) in x.iter().enumerate() {
             // SAFETY: as above.
             let x_scale = unsafe { _mm512_maskz_loadu_ps(mask, x_scales.as_ptr().add(k0)) };
-            combined[t] = _mm512_mul_ps(w_scales, x_scale);
+            // scalar::group_scale, 16 groups at a time: MINPS and MAXPS
+            // return their second operand when one is NaN, so NaN stays NaN.
+            combined[t] = _mm512_max_ps(
+                _mm512_set1_ps(-f32::MAX),
+                _mm512_min_ps(_mm512_set1_ps(f32::MAX), _mm512_mul_ps(w_scales, x_scale)),
+            );
         }
         let first_block = k0 / PER_BLOCK;
         for (jj, &lanes) in lanes.iter().enumerate().take(n / PER_BLOCK) {
@@ -543,7 +548,7 @@ unsafe fn sums_large_groups<const ROWS: usize>(
             }
         }
         for (t, &(_, x_scales, _)) in x.iter().enumerate() {
-            let scale = _mm512_set1_ps(w_scale * x_scales[k]);
+            let scale = _mm512_set1_ps(scalar::group_scale(w_scale, x_scales[k]));
             acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[t]), scale, acc[t]);
         }
     }

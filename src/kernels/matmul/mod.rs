@@ -24,10 +24,11 @@ pub enum Precision {
     Exact,
     /// Activations quantized to int8 per group (symmetric, scale
     /// `max |x| / 127`), integer dot products per group, f32 across groups:
-    /// each group adds `(w_scale * x_scale) * dot` with `dot` the exact
-    /// integer `sum((u - 8) * q)` (or its parts over 8 columns), so no step
-    /// overflows unless such a term, a sum of them or `w_scale * x_scale`
-    /// does. A group holding NaN or an infinity makes every
+    /// each group adds `s * dot`, `s = w_scale * x_scale` held to
+    /// `[-f32::MAX, f32::MAX]` and `dot` the exact integer
+    /// `sum((u - 8) * q)` (or its parts over 8 columns), so a group whose
+    /// dot is 0 adds 0 however large its scales, and no step overflows
+    /// unless such a term or a sum of them does. A group holding NaN or an infinity makes every
     /// output of its activation row NaN.
     Int8,
 }

@@ -79,7 +79,7 @@ pub fn row_exact(
 
 /// `int8` precision over `groups` of one row and activation row `b`: per
 /// group the exact integer `sum((u - 8) * q)`, then in f32, group by group,
-/// `acc += (w_scale * x_scale) * dot`.
+/// `acc += group_scale(w_scale, x_scale) * dot`.
 pub fn dot_int8(
     packed: &[u8],
     scales: &[f32],
@@ -95,8 +95,17 @@ pub fn dot_int8(
             .enumerate()
             .map(|(i, &q)| (nibble(packed, group_size, k * group_size + i) as i32 - 8) * q as i32)
             .sum();
-        acc + (scales[k] * acts.scale(b, k)) * dot as f32
+        acc + group_scale(scales[k], acts.scale(b, k)) * dot as f32
     })
+}
+
+/// The factor of one group's integer dot in an int8 product: `w_scale *
+/// x_scale`, held to the finite range so that a group whose dot is 0 adds 0
+/// even when the product of its scales overflows (an infinity times 0
+/// would be NaN). NaN stays NaN. Every kernel scales by this value.
+#[inline]
+pub fn group_scale(w_scale: f32, x_scale: f32) -> f32 {
+    (w_scale * x_scale).clamp(-f32::MAX, f32::MAX)
 }
 
 /// `int8` precision: one weight row against every activation row.
