@@ -75,37 +75,47 @@ fn every_function_and_macro_is_documented() {
     assert!(seen >= 15, "found only {seen} declarations");
 }
 
-/// The `version` of `[package]` in Cargo.toml, read from the file rather
-/// than from the environment the generator reads.
-fn cargo_toml_version() -> String {
+/// The string `key = "..."` of the `[table]` of Cargo.toml, read from the
+/// file rather than from the environment the generator reads.
+fn cargo_toml_string(table: &str, key: &str) -> String {
     let toml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .expect("Cargo.toml is readable");
-    let package = toml
-        .split("[package]")
+    let toml = format!("\n{toml}");
+    let header = format!("\n[{table}]\n");
+    let body = toml
+        .split(&header)
         .nth(1)
-        .expect("Cargo.toml has [package]");
-    let package = package.split("\n[").next().unwrap();
-    package
-        .lines()
-        .find_map(|line| line.strip_prefix("version = \""))
+        .unwrap_or_else(|| panic!("Cargo.toml has [{table}]"));
+    let body = body.split("\n[").next().unwrap();
+    let prefix = format!("{key} = \"");
+    body.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
         .and_then(|rest| rest.split('"').next())
-        .expect("[package] has version = \"...\"")
+        .unwrap_or_else(|| panic!("[{table}] has {key} = \"...\""))
+        .to_string()
+}
+
+/// The `version` of `[package]` in Cargo.toml.
+fn cargo_toml_version() -> String {
+    cargo_toml_string("package", "version")
+}
+
+/// The value of `#define NAME value` in the committed header.
+fn committed_define(name: &str) -> String {
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
+            .expect("include/cortex_q4.h is readable");
+    let prefix = format!("#define {name} ");
+    let found = committed.lines().find_map(|l| l.strip_prefix(&prefix));
+    found
+        .unwrap_or_else(|| panic!("no {prefix}"))
+        .trim()
         .to_string()
 }
 
 #[test]
 fn committed_version_macros_and_cq4_version_match_cargo_toml() {
-    let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
-            .expect("include/cortex_q4.h is readable");
-    let define = |name: &str| -> String {
-        let prefix = format!("#define CQ4_VERSION_{name} ");
-        let found = committed.lines().find_map(|l| l.strip_prefix(&prefix));
-        found
-            .unwrap_or_else(|| panic!("no {prefix}"))
-            .trim()
-            .to_string()
-    };
+    let define = |name: &str| committed_define(&format!("CQ4_VERSION_{name}"));
     let version = cargo_toml_version();
     assert_eq!(define("STRING"), format!("\"{version}\""));
     let core = version.split(['-', '+']).next().unwrap();
@@ -125,16 +135,7 @@ fn committed_version_macros_and_cq4_version_match_cargo_toml() {
 
 #[test]
 fn committed_max_group_size_is_what_the_library_accepts() {
-    let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/cortex_q4.h"))
-            .expect("include/cortex_q4.h is readable");
-    let max: usize = committed
-        .lines()
-        .find_map(|l| l.strip_prefix("#define CQ4_MAX_GROUP_SIZE "))
-        .expect("#define CQ4_MAX_GROUP_SIZE")
-        .trim()
-        .parse()
-        .unwrap();
+    let max: usize = committed_define("CQ4_MAX_GROUP_SIZE").parse().unwrap();
     let layout = |g| {
         let mut out = std::mem::MaybeUninit::uninit();
         // SAFETY: `out` is valid for one write.
@@ -144,5 +145,25 @@ fn committed_max_group_size_is_what_the_library_accepts() {
     assert_eq!(
         layout(max + 1),
         cortex_q4::ffi::cq4_status::CQ4_ERR_BAD_GROUP_SIZE
+    );
+}
+
+/// `cargo cinstall` names the shared library after
+/// `[package.metadata.capi.library] version`: its SONAME is
+/// libcortex_q4.so.<major>, which must be the ABI version, and the file
+/// libcortex_q4.so.<major>.<minor>.<patch>, the minor and patch of the
+/// package.
+#[test]
+fn installed_library_version_is_the_abi_version_then_the_packages() {
+    let abi = committed_define("CQ4_ABI_VERSION");
+    assert_eq!(abi, cortex_q4::ffi::cq4_abi_version().to_string());
+    let package = cargo_toml_version();
+    let core = package.split(['-', '+']).next().unwrap();
+    let (_major, minor_patch) = core.split_once('.').expect("a semver version");
+    let want = format!("{abi}.{minor_patch}");
+    assert_eq!(
+        cargo_toml_string("package.metadata.capi.library", "version"),
+        want,
+        "the installed library's version against CQ4_ABI_VERSION {abi} and package {package}"
     );
 }

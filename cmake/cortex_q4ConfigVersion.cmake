@@ -1,0 +1,33 @@
+# Version of the installed cortex_q4, read from its header
+# (CQ4_VERSION_STRING). A request is met by a version at least as high with
+# the same major number and, below 1.0, the same minor number (a 0.x minor
+# release may break the API, as in Cargo); a range, by a version inside it.
+
+get_filename_component(_cq4_header "${CMAKE_CURRENT_LIST_DIR}/../../../include/cortex_q4.h" ABSOLUTE)
+if(NOT EXISTS "${_cq4_header}")
+  set(PACKAGE_VERSION_UNSUITABLE TRUE)
+  return()
+endif()
+file(STRINGS "${_cq4_header}" PACKAGE_VERSION REGEX "^#define CQ4_VERSION_STRING ")
+string(REGEX REPLACE "^.*\"(.*)\".*$" "\\1" PACKAGE_VERSION "${PACKAGE_VERSION}")
+
+set(PACKAGE_VERSION_COMPATIBLE FALSE)
+if(PACKAGE_FIND_VERSION_RANGE)
+  if(NOT PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION_MIN
+     AND ((PACKAGE_FIND_VERSION_RANGE_MAX STREQUAL "INCLUDE"
+           AND NOT PACKAGE_VERSION VERSION_GREATER PACKAGE_FIND_VERSION_MAX)
+          OR (PACKAGE_FIND_VERSION_RANGE_MAX STREQUAL "EXCLUDE"
+              AND PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION_MAX)))
+    set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  endif()
+elseif(NOT PACKAGE_VERSION VERSION_LESS PACKAGE_FIND_VERSION)
+  string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _cq4_match "${PACKAGE_VERSION}")
+  if(CMAKE_MATCH_1 EQUAL PACKAGE_FIND_VERSION_MAJOR
+     AND (CMAKE_MATCH_1 GREATER 0 OR PACKAGE_FIND_VERSION_COUNT LESS 2
+          OR CMAKE_MATCH_2 EQUAL PACKAGE_FIND_VERSION_MINOR))
+    set(PACKAGE_VERSION_COMPATIBLE TRUE)
+  endif()
+endif()
+if(PACKAGE_VERSION VERSION_EQUAL PACKAGE_FIND_VERSION)
+  set(PACKAGE_VERSION_EXACT TRUE)
+endif()
