@@ -74,8 +74,11 @@ pub fn run(args: &InspectArgs, ui: &Ui, out: &mut impl Write) -> Result<(), CliE
     if let Some(original) = &original {
         compare(&file, quantized.as_ref(), original, &mut rows, ui)?;
     }
-    print(&args.file, &file, quantized.as_ref(), &rows, out)
-        .map_err(|e| CliError::io(Path::new("stdout"), "cannot write", e))
+    match print(&args.file, &file, quantized.as_ref(), &rows, out) {
+        // A reader that stopped reading (`| head`) wanted no more.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        result => result.map_err(|e| CliError::io(Path::new("stdout"), "cannot write", e)),
+    }
 }
 
 /// Fills in each row's check against `original`, which must hold exactly

@@ -603,3 +603,19 @@ fn f16_values_round_trip_through_the_library() {
         }
     }
 }
+
+#[test]
+fn inspect_stops_quietly_when_its_reader_does() {
+    let dir = scratch("inspect_pipe");
+    let input = dir.join("in.safetensors");
+    write_file(&input, &checkpoint(), &[]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cortex-q4"))
+        .args(["inspect".as_ref(), input.as_os_str()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
