@@ -1,0 +1,106 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::builder::RangedU64ValueParser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::format::EncoderName;
+use crate::input::FloatType;
+
+/// Quantize safetensors checkpoints to cortex_q4's 4-bit format, restore
+/// them, and report their size and error.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cortex-q4",
+    version,
+    after_help = "Exit codes: 0 success, 1 bad input (a malformed or inconsistent file), \
+                  2 usage, 3 a file that cannot be read or written."
+)]
+pub struct Cli {
+    /// No progress bar, summary or warnings (errors still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pack the selected 2-D float tensors of a safetensors file into 4-bit
+    /// groups; copy every other tensor unchanged.
+    Quantize(QuantizeArgs),
+    /// Restore a float checkpoint from a quantized one.
+    Dequantize(DequantizeArgs),
+    /// Print each tensor's shape, type, bits per weight and size, and with
+    /// --against the error of each quantized tensor.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuantizeArgs {
+    /// The checkpoint to quantize (safetensors).
+    pub input: PathBuf,
+    /// Where to write the quantized checkpoint (replaced if it exists).
+    pub output: PathBuf,
+    /// Elements per scale (1 to 1048576).
+    #[arg(
+        short,
+        long,
+        default_value_t = 32,
+        value_parser = RangedU64ValueParser::<usize>::new().range(1..=cortex_q4::MAX_GROUP_SIZE as u64)
+    )]
+    pub group_size: usize,
+    /// How each group's scale is chosen.
+    #[arg(short, long, value_enum, default_value_t = EncoderName::Default)]
+    pub encoder: EncoderName,
+    /// Per-column importance for the search encoder: a safetensors file
+    /// with, for each weight NAME [rows, cols], a tensor NAME holding either
+    /// the importance [cols] (finite, >= 0) or activations [n, cols] (the
+    /// importance is then their per-column mean square).
+    #[arg(long, value_name = "IMP.safetensors")]
+    pub importance: Option<PathBuf>,
+    /// Pack the tensors whose names match GLOB (repeatable; default
+    /// "*.weight" minus "*embed*").
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave the tensors whose names match GLOB unpacked (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Pack NaN and infinite weights as the format defines instead of
+    /// refusing them.
+    #[arg(long)]
+    pub allow_non_finite: bool,
+    /// Threads to pack with (default: every core).
+    #[arg(short, long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DequantizeArgs {
+    /// A checkpoint written by `cortex-q4 quantize`.
+    pub input: PathBuf,
+    /// Where to write the float checkpoint (replaced if it exists).
+    pub output: PathBuf,
+    /// Type of the restored tensors (default: each one's original type).
+    #[arg(long, value_enum)]
+    pub dtype: Option<FloatType>,
+    /// Restore groups whose scale is NaN or infinite instead of refusing
+    /// them.
+    #[arg(long)]
+    pub allow_non_finite: bool,
+    /// Threads to unpack with (default: every core).
+    #[arg(short, long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A safetensors file, quantized or not.
+    pub file: PathBuf,
+    /// The checkpoint FILE was quantized from: adds each quantized
+    /// tensor's error (RMSE, max error, relative error, SNR) and checks
+    /// that every other tensor is unchanged.
+    #[arg(long, value_name = "ORIGINAL")]
+    pub against: Option<PathBuf>,
+}
