@@ -33,7 +33,9 @@ impl PackedMatrix<'_> {
         let (packed, scales) = (self.packed(), self.scales());
         Layout::check_input(Buffer::Source, l.elements, original.len())?;
         let (mut error2, mut signal2, mut max_abs) = (0f64, 0f64, 0f64);
-        let mut decoded = vec![0f32; cols];
+        // One row, decoded; none for an empty matrix, whose `cols` alone
+        // may be more than memory holds.
+        let mut decoded = vec![0f32; if l.elements == 0 { 0 } else { cols }];
         // By row of `original`: an empty matrix may have 2^62 empty rows.
         let original_rows = original[..l.elements].chunks_exact(cols.max(1));
         for (r, original_row) in original_rows.enumerate() {

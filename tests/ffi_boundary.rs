@@ -375,3 +375,43 @@ fn quality_of_an_empty_matrix_does_not_walk_its_rows() {
         (0.0, 0.0, 0.0, f64::INFINITY)
     );
 }
+
+/// An empty matrix of 0 rows may have `cols` far past what memory holds
+/// (2^61 - 1 here, the most the layout takes): the quality report must not
+/// allocate a row of them, which aborts the process when it fails.
+#[test]
+fn quality_of_an_empty_matrix_allocates_no_row() {
+    use cortex_q4::ffi::{cq4_quality, cq4_quality_f32};
+    let (original, packed, scales) = ([0f32; 1], [0u8; 1], [0f32; 1]);
+    let mut out = cq4_quality {
+        rmse: -1.0,
+        max_abs_error: -1.0,
+        relative_frobenius: -1.0,
+        snr_db: -1.0,
+    };
+    // SAFETY: each pointer is valid for its declared length (0).
+    let status = unsafe {
+        cq4_quality_f32(
+            original.as_ptr(),
+            0,
+            packed.as_ptr(),
+            0,
+            scales.as_ptr(),
+            0,
+            0,
+            usize::MAX / 8,
+            1 << 20,
+            &mut out,
+        )
+    };
+    assert_eq!(status, cq4_status::CQ4_OK);
+    assert_eq!(
+        (
+            out.rmse,
+            out.max_abs_error,
+            out.relative_frobenius,
+            out.snr_db
+        ),
+        (0.0, 0.0, 0.0, f64::INFINITY)
+    );
+}
