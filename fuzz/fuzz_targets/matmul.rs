@@ -311,8 +311,9 @@ struct Cell {
     want: f64,
     abs: f64,
     slack: f64,
-    /// Every weight and activation 0 or within 2^±50, so that every term
-    /// and intermediate stays normal: where the bound applies.
+    /// Every weight, weight scale and activation 0 or within 2^±50, so
+    /// that every term, `w_scale * x_scale` and every intermediate stays
+    /// normal: where the bounds apply.
     tame: bool,
     /// The activation row holds NaN or an infinity.
     wild: bool,
@@ -342,7 +343,11 @@ impl Bounds {
                             want: 0.0,
                             abs: 0.0,
                             slack: 0.0,
-                            tame: xr.iter().chain(&w).all(|&v| tame(v)),
+                            tame: xr
+                                .iter()
+                                .chain(&w)
+                                .chain(&scales[r * l.groups_per_row..(r + 1) * l.groups_per_row])
+                                .all(|&v| tame(v)),
                             wild,
                         };
                         for (xg, wg) in xr.chunks(l.group_size).zip(w.chunks(l.group_size)) {
