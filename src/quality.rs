@@ -29,19 +29,23 @@ impl PackedMatrix<'_> {
     /// Errors: [`Error::InputTooShort`] (`original`).
     pub fn quality<T: Element>(&self, original: &[T]) -> Result<Quality, Error> {
         let l = *self.layout();
-        let (rows, cols, group_size) = (l.rows, l.cols, l.group_size);
+        let (cols, group_size) = (l.cols, l.group_size);
         let (packed, scales) = (self.packed(), self.scales());
         Layout::check_input(Buffer::Source, l.elements, original.len())?;
         let (mut error2, mut signal2, mut max_abs) = (0f64, 0f64, 0f64);
-        let mut decoded = vec![0f32; cols];
-        for r in 0..rows {
+        // One row, decoded; none for an empty matrix, whose `cols` alone
+        // may be more than memory holds.
+        let mut decoded = vec![0f32; if l.elements == 0 { 0 } else { cols }];
+        // By row of `original`: an empty matrix may have 2^62 empty rows.
+        let original_rows = original[..l.elements].chunks_exact(cols.max(1));
+        for (r, original_row) in original_rows.enumerate() {
             scalar::unpack_row(
                 &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes],
                 &scales[r * l.groups_per_row..(r + 1) * l.groups_per_row],
                 group_size,
                 &mut decoded,
             );
-            for (w, &d) in original[r * cols..(r + 1) * cols].iter().zip(&decoded) {
+            for (w, &d) in original_row.iter().zip(&decoded) {
                 let w = w.to_f32() as f64;
                 let e = (w - d as f64).abs();
                 error2 += e * e;

@@ -327,3 +327,91 @@ mod order_and_extents {
         assert_eq!(status, cq4_status::CQ4_ERR_NULL_POINTER);
     }
 }
+
+/// A matrix of 2^62 rows and no columns is a valid, empty layout: the
+/// quality report must return at once rather than walk every empty row. The
+/// call runs on its own thread under a watchdog many orders of magnitude
+/// longer than it needs, so that the walk fails instead of hanging.
+#[test]
+fn quality_of_an_empty_matrix_does_not_walk_its_rows() {
+    use cortex_q4::ffi::{cq4_quality, cq4_quality_f32};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (original, packed, scales) = ([0f32; 1], [0u8; 1], [0f32; 1]);
+        let mut out = cq4_quality {
+            rmse: -1.0,
+            max_abs_error: -1.0,
+            relative_frobenius: -1.0,
+            snr_db: -1.0,
+        };
+        // SAFETY: each pointer is valid for its declared length (0).
+        let status = unsafe {
+            cq4_quality_f32(
+                original.as_ptr(),
+                0,
+                packed.as_ptr(),
+                0,
+                scales.as_ptr(),
+                0,
+                1 << 62,
+                0,
+                32,
+                &mut out,
+            )
+        };
+        tx.send((status, out)).unwrap();
+    });
+    let (status, out) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("cq4_quality_f32 still running: it walks the empty rows");
+    assert_eq!(status, cq4_status::CQ4_OK);
+    assert_eq!(
+        (
+            out.rmse,
+            out.max_abs_error,
+            out.relative_frobenius,
+            out.snr_db
+        ),
+        (0.0, 0.0, 0.0, f64::INFINITY)
+    );
+}
+
+/// An empty matrix of 0 rows may have `cols` far past what memory holds
+/// (2^61 - 1 here, the most the layout takes): the quality report must not
+/// allocate a row of them, which aborts the process when it fails.
+#[test]
+fn quality_of_an_empty_matrix_allocates_no_row() {
+    use cortex_q4::ffi::{cq4_quality, cq4_quality_f32};
+    let (original, packed, scales) = ([0f32; 1], [0u8; 1], [0f32; 1]);
+    let mut out = cq4_quality {
+        rmse: -1.0,
+        max_abs_error: -1.0,
+        relative_frobenius: -1.0,
+        snr_db: -1.0,
+    };
+    // SAFETY: each pointer is valid for its declared length (0).
+    let status = unsafe {
+        cq4_quality_f32(
+            original.as_ptr(),
+            0,
+            packed.as_ptr(),
+            0,
+            scales.as_ptr(),
+            0,
+            0,
+            usize::MAX / 8,
+            1 << 20,
+            &mut out,
+        )
+    };
+    assert_eq!(status, cq4_status::CQ4_OK);
+    assert_eq!(
+        (
+            out.rmse,
+            out.max_abs_error,
+            out.relative_frobenius,
+            out.snr_db
+        ),
+        (0.0, 0.0, 0.0, f64::INFINITY)
+    );
+}

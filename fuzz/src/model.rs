@@ -1,0 +1,253 @@
+//! An independent model of how the header says a call refuses its
+//! arguments, written from its "Rules shared by every function" and each
+//! function's own list, in the header's order:
+//!
+//!  1. a NULL pointer, then a misaligned one (a `cq4_matrix`'s pointers
+//!     after the arguments');
+//!  2. `cq4_options`, then `cq4_encoder_options` (its importance pointer's
+//!     alignment last), then the precision id;
+//!  3. the shape: the layout, a product's row range and stride, every other
+//!     size, each prefix's byte count (at most `PTRDIFF_MAX`);
+//!  4. an output's prefix sharing a byte with another buffer's prefix,
+//!     each counted within its declared length;
+//!  5. an input shorter than its prefix; 6. an output; 7. the values read.
+//!
+//! Each target strings these steps together for its entry points; none of
+//! the library's own checks is called.
+
+use std::mem::{align_of, size_of};
+
+use cortex_q4::ffi::cq4_status::{self, *};
+use cortex_q4::ffi::{cq4_encoder_options, cq4_kernel_supported, cq4_options};
+
+/// What a call must return: `Ok` when every check passes (it then runs).
+pub type Verdict = Result<(), cq4_status>;
+
+/// One buffer of a call, as the checks see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Buf {
+    pub addr: usize,
+    /// Bytes per element.
+    pub size: usize,
+    pub align: usize,
+    /// The declared length, in elements.
+    pub len: usize,
+    /// The prefix the call touches, in elements (known after step 3).
+    pub used: usize,
+    pub out: bool,
+    /// NULL is an error; otherwise NULL means "not given".
+    pub required: bool,
+}
+
+impl Buf {
+    fn new<T>(addr: usize, len: usize, used: usize, out: bool) -> Buf {
+        Buf {
+            addr,
+            size: size_of::<T>(),
+            align: align_of::<T>(),
+            len,
+            used,
+            out,
+            required: true,
+        }
+    }
+
+    /// An array of `T` the call reads, `len` elements declared.
+    pub fn input<T>(addr: usize, len: usize) -> Buf {
+        Buf::new::<T>(addr, len, 0, false)
+    }
+
+    /// An array of `T` the call writes.
+    pub fn output<T>(addr: usize, len: usize) -> Buf {
+        Buf::new::<T>(addr, len, 0, true)
+    }
+
+    /// One struct the call reads: an input of one element.
+    pub fn value_in<T>(addr: usize) -> Buf {
+        Buf::new::<T>(addr, 1, 1, false)
+    }
+
+    /// One struct the call writes.
+    pub fn value_out<T>(addr: usize) -> Buf {
+        Buf::new::<T>(addr, 1, 1, true)
+    }
+
+    /// This buffer, NULL meaning "not given".
+    pub fn optional(self) -> Buf {
+        Buf {
+            required: false,
+            ..self
+        }
+    }
+
+    /// This buffer touching `used` elements.
+    pub fn touching(self, used: usize) -> Buf {
+        Buf { used, ..self }
+    }
+
+    pub fn given(&self) -> bool {
+        self.addr != 0
+    }
+
+    /// The prefix's bytes, if their count fits `PTRDIFF_MAX`.
+    pub fn prefix_bytes(&self) -> Option<usize> {
+        self.used
+            .checked_mul(self.size)
+            .filter(|&b| b <= isize::MAX as usize)
+    }
+
+    /// The bytes of the prefix within the declared length, as addresses
+    /// (in u128: a dangling address near the top must not wrap).
+    fn span(&self) -> (u128, u128) {
+        let start = self.addr as u128;
+        let bytes = self.used.min(self.len) as u128 * self.size as u128;
+        (start, start + if self.given() { bytes } else { 0 })
+    }
+}
+
+/// Step 1: NULL first, then misalignment.
+pub fn pointers(bufs: &[Buf]) -> Verdict {
+    if bufs.iter().any(|b| b.required && !b.given()) {
+        return Err(CQ4_ERR_NULL_POINTER);
+    }
+    if bufs.iter().any(|b| b.addr % b.align != 0) {
+        return Err(CQ4_ERR_MISALIGNED_POINTER);
+    }
+    Ok(())
+}
+
+/// The end of step 3 (each prefix's byte count) and steps 4 to 6, over
+/// every buffer of the call.
+pub fn extents(bufs: &[Buf]) -> Verdict {
+    let given = || bufs.iter().filter(|b| b.given());
+    if given().any(|b| b.prefix_bytes().is_none()) {
+        return Err(CQ4_ERR_SIZE_OVERFLOW);
+    }
+    for (i, out) in bufs.iter().enumerate().filter(|(_, b)| b.out) {
+        let (s, e) = out.span();
+        let shares = |b: &Buf| {
+            let (t, f) = b.span();
+            s < e && t < f && s < f && t < e
+        };
+        if bufs.iter().enumerate().any(|(j, b)| j != i && shares(b)) {
+            return Err(CQ4_ERR_OVERLAPPING_BUFFERS);
+        }
+    }
+    if given().any(|b| !b.out && b.len < b.used) {
+        return Err(CQ4_ERR_INPUT_TOO_SHORT);
+    }
+    if given().any(|b| b.out && b.len < b.used) {
+        return Err(CQ4_ERR_OUTPUT_TOO_SMALL);
+    }
+    Ok(())
+}
+
+/// Kernel ids the header defines (`cq4_kernel`): AUTO to NEON.
+const KERNEL_IDS: u32 = 5;
+
+/// Step 2 for `cq4_options` (`None`: NULL, the defaults): a `struct_size`
+/// other than this version's or an unknown kernel id is BAD_OPTIONS, a
+/// kernel this CPU does not run UNSUPPORTED_KERNEL.
+pub fn options(o: Option<cq4_options>) -> Verdict {
+    let Some(o) = o else { return Ok(()) };
+    if o.struct_size as usize != size_of::<cq4_options>() || o.kernel >= KERNEL_IDS {
+        return Err(CQ4_ERR_BAD_OPTIONS);
+    }
+    if cq4_kernel_supported(o.kernel) == 0 {
+        return Err(CQ4_ERR_UNSUPPORTED_KERNEL);
+    }
+    Ok(())
+}
+
+/// `CQ4_ENCODER_SEARCH`, the one encoder that takes importance weights.
+pub const SEARCH: u32 = 2;
+
+/// Step 2 for `cq4_encoder_options` (`None`: NULL, ABSMAX): BAD_OPTIONS for
+/// a `struct_size` other than this version's, an unknown encoder id, or
+/// importance weights given to an encoder other than SEARCH ("SEARCH
+/// only"); then MISALIGNED_POINTER for the importance pointer.
+pub fn encoder(e: Option<cq4_encoder_options>) -> Verdict {
+    let Some(e) = e else { return Ok(()) };
+    let weights = !e.importance.is_null();
+    if e.struct_size as usize != size_of::<cq4_encoder_options>()
+        || e.encoder > SEARCH
+        || (weights && e.encoder != SEARCH)
+    {
+        return Err(CQ4_ERR_BAD_OPTIONS);
+    }
+    if e.importance.addr() % align_of::<f32>() != 0 {
+        return Err(CQ4_ERR_MISALIGNED_POINTER);
+    }
+    Ok(())
+}
+
+/// Step 2 for a product's precision id (`cq4_precision`: EXACT, INT8).
+pub fn precision(id: u32) -> Verdict {
+    if id > 1 {
+        return Err(CQ4_ERR_BAD_PRECISION);
+    }
+    Ok(())
+}
+
+/// `cq4_layout` as the header defines its fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub rows: usize,
+    pub cols: usize,
+    pub group_size: usize,
+    pub groups_per_row: usize,
+    pub bytes_per_group: usize,
+    pub packed_row_bytes: usize,
+    pub elements: usize,
+    pub packed_len: usize,
+    pub scales_len: usize,
+}
+
+/// `CQ4_MAX_GROUP_SIZE`.
+pub const MAX_GROUP_SIZE: usize = 1 << 20;
+
+/// The layout, or BAD_GROUP_SIZE (0 or above `CQ4_MAX_GROUP_SIZE`), then
+/// SIZE_OVERFLOW: a size that overflows `size_t`, or a byte count above
+/// `PTRDIFF_MAX`. The header leaves the element type of `cols` and
+/// `elements` open (the layout serves every type); they are counted as
+/// f32, the widest unpacked type, as the scales are, and the packed sizes
+/// as bytes.
+pub fn layout(rows: usize, cols: usize, group_size: usize) -> Result<Layout, cq4_status> {
+    if group_size == 0 || group_size > MAX_GROUP_SIZE {
+        return Err(CQ4_ERR_BAD_GROUP_SIZE);
+    }
+    let groups_per_row = cols.div_ceil(group_size);
+    let bytes_per_group = group_size.div_ceil(2);
+    let sizes = (|| {
+        let packed_row_bytes = groups_per_row.checked_mul(bytes_per_group)?;
+        let l = Layout {
+            rows,
+            cols,
+            group_size,
+            groups_per_row,
+            bytes_per_group,
+            packed_row_bytes,
+            elements: rows.checked_mul(cols)?,
+            packed_len: rows.checked_mul(packed_row_bytes)?,
+            scales_len: rows.checked_mul(groups_per_row)?,
+        };
+        let f32_bytes = |n: usize| n.checked_mul(4).filter(|&b| b <= isize::MAX as usize);
+        let fits = [l.cols, l.elements, l.groups_per_row, l.scales_len]
+            .into_iter()
+            .all(|n| f32_bytes(n).is_some())
+            && l.packed_row_bytes.max(l.packed_len) <= isize::MAX as usize;
+        fits.then_some(l)
+    })();
+    sizes.ok_or(CQ4_ERR_SIZE_OVERFLOW)
+}
+
+/// GGML Q4_0: BAD_COLS (`cols` not a multiple of 32), then the layout at
+/// g = 32, then the blocks' byte count `rows * cols / 32 * 18`.
+pub fn q4_0_layout(rows: usize, cols: usize) -> Result<(Layout, usize), cq4_status> {
+    if !cols.is_multiple_of(32) {
+        return Err(CQ4_ERR_BAD_COLS);
+    }
+    let l = layout(rows, cols, 32)?;
+    let blocks = l.scales_len.checked_mul(18).ok_or(CQ4_ERR_SIZE_OVERFLOW)?;
+    Ok((l, blocks))
+}
