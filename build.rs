@@ -13,7 +13,11 @@ fn main() {
     for path in ["c_tests", "include"] {
         println!("cargo:rerun-if-changed={path}");
     }
-    println!("cargo:rerun-if-env-changed=CI");
+    // cc reports the variables it reads only along with link metadata,
+    // which the harness must not get: name those CI changes here.
+    for var in ["CI", "CC", "CFLAGS"] {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
 
     // Its warnings are errors in CI, and only warnings for anyone else
     // building the library with another compiler.

@@ -46,8 +46,10 @@
  *  - nothing is read or written past the lengths passed in;
  *  - every function is thread-safe on disjoint outputs; the library's
  *    only process-wide state is set up once, on first use, and never
- *    changes results: its thread pool (rayon's global pool), the kernel
- *    CQ4_KERNEL_AUTO stands for, and the kernel tables.
+ *    changes results: its thread pool (rayon's global pool, started by
+ *    the first call with threads other than 1 on a matrix large enough
+ *    to split), the kernel CQ4_KERNEL_AUTO stands for, and the kernel
+ *    tables.
  *
  * Splitting rows over your own threads: rows are independent. For rows
  * [r0, r1) of a layout L (see cq4_layout_get), pass rows = r1 - r0 and

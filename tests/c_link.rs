@@ -1,6 +1,7 @@
-//! C programs compiled by the system compiler against the committed header
-//! and linked against the built libraries: the README's example, and one
-//! program that takes the address of every function the header declares.
+//! C programs compiled by the system compiler (`$CC`, default `cc`, with
+//! `$CFLAGS`) against the committed header and linked against the built
+//! libraries: the README's example, and one program that takes the address
+//! of every function the header declares.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,8 +31,13 @@ fn compile_and_run(name: &str, source: &str, link_args: &[String]) -> String {
     let exe = dir.join(name);
     std::fs::write(&c_file, source).unwrap();
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    // CFLAGS as cc passes them to the C harness: a sanitized library
+    // needs programs built with the same sanitizers.
+    let cflags = std::env::var("CFLAGS").unwrap_or_default();
     let out = Command::new(&cc)
-        .args(["-std=c99", "-Wall", "-Wextra", "-Werror", "-I"])
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+        .args(cflags.split_whitespace())
+        .arg("-I")
         .arg(manifest_dir().join("include"))
         .arg(&c_file)
         .arg("-o")

@@ -4,6 +4,8 @@
 //! (weighted) squared error it minimises, group by group, and the C entry
 //! points follow the slice API.
 
+mod common;
+
 use cortex_q4::encoders::{search_scale, signed_scale, weighted_error};
 use cortex_q4::ffi::{
     cq4_encoder, cq4_encoder_options_default, cq4_pack_encoded_f32, cq4_quality, cq4_quality_f32,
@@ -96,7 +98,7 @@ fn importance(cols: usize) -> impl Strategy<Value = Vec<f32>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(48)))]
 
     /// The search's weighted squared error is never above the default's or
     /// the signed encoder's, group by group, with and without importance.
@@ -376,7 +378,7 @@ fn status_of<T>(r: &Result<T, Error>) -> cq4_status {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(48)))]
 
     /// `cq4_pack_encoded_f32` returns the slice API's verdict and writes
     /// what it writes, nothing on error; `cq4_quality_f32` reports what

@@ -3,6 +3,8 @@
 //! both kinds, Inf, subnormals), adversarial values and every 16-bit
 //! pattern, with ragged groups and rows long enough for several chunks.
 
+mod common;
+
 use cortex_q4::{Element, Kernel, Layout, Options, Quantizer};
 use half::{bf16, f16};
 use proptest::prelude::*;
@@ -226,7 +228,7 @@ fn random_matrix<T: Bits>() -> impl Strategy<Value = (usize, usize, usize, Vec<T
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(64)))]
 
     #[test]
     fn f16_random_bits_pack_and_unpack_like_scalar((rows, cols, g, src) in random_matrix::<f16>(), threads in 0usize..3) {

@@ -1,6 +1,8 @@
 //! Every kernel this CPU runs against the scalar reference, byte for byte,
 //! on random and adversarial inputs, at every thread count.
 
+mod common;
+
 use cortex_q4::{scalar, Kernel, Layout, Options, Quantizer};
 use proptest::prelude::*;
 
@@ -89,7 +91,7 @@ fn reference_unpack(packed: &[u8], scales: &[f32], l: &Layout) -> Vec<u32> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(200)))]
 
     #[test]
     fn every_kernel_packs_like_the_reference((rows, cols, g, src) in matrix(), threads in 0usize..4) {

@@ -2,6 +2,8 @@
 //! every kernel this CPU runs against its scalar twin, every split of the
 //! rows over threads, and the bad-input checks.
 
+mod common;
+
 use cortex_q4::{Error, Kernel, Options, PackedMatrix, Precision, Quantizer};
 use proptest::prelude::*;
 
@@ -117,7 +119,7 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(64)))]
 
     /// exact: |y - ref| <= (4 sqrt(cols) + 4) u sum |x w|.
     #[test]

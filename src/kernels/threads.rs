@@ -15,6 +15,12 @@ const TASKS_PER_THREAD: usize = 4;
 /// whole pool gets a few tasks per thread. A result `>= rows` means "run
 /// on the calling thread".
 pub(crate) fn rows_per_task(rows: usize, cols: usize, threads: usize) -> usize {
+    let min_rows = MIN_TASK_ELEMENTS.div_ceil(cols.max(1));
+    // Asking rayon for the pool's size starts the pool: a call that runs
+    // on the calling thread whatever its size must not spawn its threads.
+    if threads == 1 || min_rows >= rows {
+        return rows.max(min_rows);
+    }
     let pool = rayon::current_num_threads();
     let wanted = if threads == 0 { pool } else { threads };
     let tasks = if pool > 1 && wanted >= pool {
@@ -22,6 +28,5 @@ pub(crate) fn rows_per_task(rows: usize, cols: usize, threads: usize) -> usize {
     } else {
         wanted
     };
-    let min_rows = MIN_TASK_ELEMENTS.div_ceil(cols.max(1));
-    rows.div_ceil(tasks.max(1)).max(min_rows).max(1)
+    rows.div_ceil(tasks.max(1)).max(min_rows)
 }

@@ -103,3 +103,12 @@ pub fn assert_same_floats(got: &[f32], want: &[f32], what: &str) {
         );
     }
 }
+
+/// Cases for a proptest block that asks for `n`: `PROPTEST_CASES`, where
+/// set, overrides it as it does proptest's default (Miri runs only a few).
+pub fn proptest_cases(n: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n)
+}
