@@ -134,6 +134,22 @@ impl Job<'_> {
                 layout.cols(),
             )
             .map_err(|e| self.input.bad_tensor(&t.name, e))?;
+        // Finite scales give finite f32 weights; a narrower --dtype can
+        // still overflow them (f16 ends at 65504).
+        if !self.allow_non_finite {
+            if let Some((i, v)) = first_non_finite(&values) {
+                return Err(self.input.bad_tensor(
+                    &t.name,
+                    format!(
+                        "element [{}, {}] restores to {v} in {} (choose a wider --dtype, or \
+                         pass --allow-non-finite to write it)",
+                        i / layout.cols(),
+                        i % layout.cols(),
+                        T::TYPE.dtype()
+                    ),
+                ));
+            }
+        }
         out.write(&t.name, T::bytes(&values))
     }
 }

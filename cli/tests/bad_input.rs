@@ -669,3 +669,46 @@ fn inspect_against_a_file_that_does_not_match() {
     write_file(&other, &extra, &[]);
     assert_failed(&inspect(), BAD_INPUT, &q, &["tensor \"c\": is missing"]);
 }
+
+#[test]
+fn narrowing_that_overflows_is_refused_unless_allowed() {
+    // 1e6 restores exactly in f32 and bf16, and past f16's 65504.
+    let dir = scratch("narrowing");
+    let input = dir.join("in.safetensors");
+    let q = dir.join("q.safetensors");
+    let d = dir.join("d.safetensors");
+    write_file(&input, &[Tensor::f32("a.weight", &[2, 8], &[1e6; 16])], &[]);
+    let run = cortex_q4(["quantize".as_ref(), input.as_os_str(), q.as_os_str()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let dequantize = |dtype: &str, extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "dequantize".as_ref(),
+            q.as_os_str(),
+            d.as_os_str(),
+            "--dtype".as_ref(),
+            dtype.as_ref(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        cortex_q4(args)
+    };
+    let run = dequantize("f16", &[]);
+    assert_failed(
+        &run,
+        BAD_INPUT,
+        &q,
+        &[
+            "tensor \"a.weight\"",
+            "element [0, 0] restores to inf in F16",
+            "--allow-non-finite",
+        ],
+    );
+    assert!(!d.exists());
+    for (dtype, extra) in [
+        ("f16", &["--allow-non-finite"][..]),
+        ("bf16", &[]),
+        ("f32", &[]),
+    ] {
+        let run = dequantize(dtype, extra);
+        assert_eq!(run.code, 0, "{dtype}: {}", run.stderr);
+    }
+}
