@@ -21,7 +21,12 @@ fuzz_target!(|file: &[u8]| {
         assert_eq!(t.range.start, at, "{}: a gap or an overlap", t.name);
         let elements = t.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
         let bytes = elements.and_then(|n| n.checked_mul(t.dtype.size()));
-        assert_eq!(bytes, Some(t.range.len()), "{}: bytes against shape", t.name);
+        assert_eq!(
+            bytes,
+            Some(t.range.len()),
+            "{}: bytes against shape",
+            t.name
+        );
         assert_eq!(header.get(&t.name), Some(t));
         at = t.range.end;
     }
