@@ -11,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -875,7 +876,7 @@ int cq4_harness_bad_input(void)
 /* ---------------------------------------------------------------------- */
 
 /* The highest status code the header declares. */
-#define LAST_STATUS CQ4_ERR_BAD_IMPORTANCE
+#define LAST_STATUS CQ4_ERR_BAD_PREPARED
 
 int cq4_harness_status(void)
 {
@@ -1180,6 +1181,204 @@ int cq4_harness_matmul(void)
                                  CQ4_OK);
         failures += check_equal("matmul: y in x's tail", "y", xy + COLS, y, sizeof(float), 1, 0);
     }
+    return failures;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Products on the prepared form                                          */
+/* ---------------------------------------------------------------------- */
+
+/* The int8 product as the header defines it, written out here: per group
+ * scale max|x| / 127 and q = round(x / scale) (half away from zero), then
+ * per output one fmaf chain over the groups of dot * clamp(ws * xs). */
+static float prepared_int8_model(const uint8_t *packed, const float *scales, const float *x,
+                                 size_t r, size_t cols, size_t g)
+{
+    size_t gpr = (cols + g - 1) / g, rb = gpr * ((g + 1) / 2), k, c;
+    float acc = 0.0f;
+    for (k = 0; k < gpr; k++) {
+        size_t end = (k + 1) * g < cols ? (k + 1) * g : cols;
+        float max = 0.0f, xs, s;
+        long dot = 0;
+        for (c = k * g; c < end; c++)
+            max = fabsf(x[c]) > max ? fabsf(x[c]) : max;
+        xs = max / 127.0f;
+        for (c = k * g; c < end; c++) {
+            size_t i = c - k * g, byte = r * rb + k * ((g + 1) / 2) + i / 2;
+            int u = i % 2 ? packed[byte] >> 4 : packed[byte] & 15;
+            long q = xs > 0.0f ? (long)roundf(x[c] / xs) : 0;
+            dot += (u - 8) * q;
+        }
+        s = scales[r * gpr + k] * xs;
+        s = s > FLT_MAX ? FLT_MAX : s < -FLT_MAX ? -FLT_MAX : s;
+        acc = fmaf((float)dot, s, acc);
+    }
+    return acc;
+}
+
+/* The exact product as the header defines it: leaves of the largest power
+ * of two at most sqrt(cols) columns, an fmaf chain in each, their sums
+ * added in order. */
+static float prepared_exact_model(const uint8_t *packed, const float *scales, const float *x,
+                                  size_t r, size_t cols, size_t g)
+{
+    size_t gpr = (cols + g - 1) / g, rb = gpr * ((g + 1) / 2), leaf = 1, start, c;
+    float total = 0.0f;
+    while ((leaf * 2) * (leaf * 2) <= cols)
+        leaf *= 2;
+    for (start = 0; start < cols; start += leaf) {
+        float acc = 0.0f;
+        for (c = start; c < start + leaf && c < cols; c++) {
+            size_t i = c % g, byte = r * rb + (c / g) * ((g + 1) / 2) + i / 2;
+            int u = i % 2 ? packed[byte] >> 4 : packed[byte] & 15;
+            acc = fmaf((float)(u - 8) * scales[r * gpr + c / g], x[c], acc);
+        }
+        total += acc;
+    }
+    return total;
+}
+
+/* Prepares a matrix of ragged panels and groups, checks both precisions
+ * bit for bit against the models above, row ranges and half-precision
+ * activations against the whole call, and the bad-input statuses. */
+int cq4_harness_prepared(void)
+{
+    enum { ROWS = 37, COLS = 100, G = 24, GPR = (COLS + G - 1) / G, RB = GPR * G / 2, BATCH = 3 };
+    static float w[ROWS * COLS], scales[ROWS * GPR], x[BATCH * COLS];
+    static float y[BATCH * ROWS], parts[BATCH * ROWS], canary[BATCH * ROWS];
+    static uint16_t x16[BATCH * COLS];
+    static uint8_t packed[ROWS * RB];
+    cq4_matrix m = {packed, sizeof packed, scales, ROWS * GPR, ROWS, COLS, G};
+    size_t size = 0, b, r, i;
+    uint8_t *prep;
+    int failures = 0;
+    uint32_t p;
+
+    for (i = 0; i < ROWS * COLS; i++)
+        w[i] = (float)((long)(i * 37 % 101) - 50) / 25.0f;
+    /* Multiples of 1/8 below 8: exact in binary16. */
+    for (i = 0; i < BATCH * COLS; i++) {
+        uint32_t bits;
+        x[i] = (float)((long)(i * 53 % 89) - 44) / 8.0f;
+        memcpy(&bits, &x[i], sizeof bits);
+        if (!f32_to_f16_exact(bits, &x16[i]))
+            return 1;
+    }
+    failures += check_status("prepared: pack", cq4_pack_f32(w, ROWS * COLS, ROWS, COLS, G, packed,
+                                                            sizeof packed, scales, ROWS * GPR),
+                             CQ4_OK);
+    failures += check_status("prepared: size", cq4_prepared_size(ROWS, COLS, G, &size), CQ4_OK);
+    /* 3 panels of 16 rows, 5 groups of 24 padded to 3 steps of 64 bytes and
+     * 64 bytes of scales, and the 64-byte header. */
+    if (size != 64 + 3 * GPR * (3 * 64 + 64)) {
+        fprintf(stderr, "prepared: size %zu\n", size);
+        return failures + 1;
+    }
+    prep = malloc(size + 1);
+    if (!prep)
+        return failures + 1;
+    prep[size] = 0xA5;
+    failures += check_status("prepared: short output", cq4_prepare(&m, prep, size - 1, NULL),
+                             CQ4_ERR_OUTPUT_TOO_SMALL);
+    failures += check_status("prepared: prepare", cq4_prepare(&m, prep, size + 1, NULL), CQ4_OK);
+    if (prep[size] != 0xA5) {
+        fputs("prepared: wrote past its size\n", stderr);
+        failures++;
+    }
+    for (p = CQ4_PRECISION_EXACT; p <= CQ4_PRECISION_INT8; p++) {
+        failures += check_status("prepared: matmul",
+                                 cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS, BATCH, p, y,
+                                                         BATCH * ROWS, NULL),
+                                 CQ4_OK);
+        for (b = 0; b < BATCH; b++) {
+            for (r = 0; r < ROWS; r++) {
+                float want = p == CQ4_PRECISION_INT8
+                                 ? prepared_int8_model(packed, scales, x + b * COLS, r, COLS, G)
+                                 : prepared_exact_model(packed, scales, x + b * COLS, r, COLS, G);
+                if (memcmp(&want, &y[b * ROWS + r], sizeof want) != 0) {
+                    fprintf(stderr, "prepared precision %u: y[%zu][%zu] = %a, want %a\n",
+                            (unsigned)p, b, r, (double)y[b * ROWS + r], (double)want);
+                    failures++;
+                }
+            }
+        }
+        /* Two row ranges, the cut inside a panel, from separate calls. */
+        for (i = 0; i < BATCH * ROWS; i++)
+            parts[i] = -1.0f;
+        failures += check_status("prepared rows [0,21)",
+                                 cq4_prepared_matmul_rows_f32(prep, size, x, BATCH * COLS, BATCH, p, 0,
+                                                              21, parts, BATCH * ROWS, ROWS, NULL),
+                                 CQ4_OK);
+        failures += check_status("prepared rows [21,37) f16",
+                                 cq4_prepared_matmul_rows_f16(prep, size, x16, BATCH * COLS, BATCH,
+                                                              p, 21, ROWS, parts + 21,
+                                                              BATCH * ROWS - 21, ROWS, NULL),
+                                 CQ4_OK);
+        failures += check_equal("prepared rows", "y", parts, y, sizeof(float), BATCH * ROWS, 0);
+    }
+
+    /* Bad input: each refused with its status, nothing written. */
+    {
+        cq4_options opt = cq4_options_default();
+        uint8_t *bad = malloc(size);
+        struct {
+            const char *what;
+            cq4_status got, want;
+        } cases[11];
+        size_t n = 0;
+        if (!bad) {
+            free(prep);
+            return failures + 1;
+        }
+        memcpy(bad, prep, size);
+        bad[0] ^= 1; /* the magic */
+        for (i = 0; i < BATCH * ROWS; i++)
+            canary[i] = y[i] = 12345.0f;
+#define CASE(w_, call_, want_) cases[n].what = w_, cases[n].got = call_, cases[n++].want = want_
+        CASE("NULL prepared", cq4_prepared_matmul_f32(NULL, size, x, BATCH * COLS, BATCH, 0, y,
+                                                      BATCH * ROWS, NULL),
+             CQ4_ERR_NULL_POINTER);
+        CASE("precision 2", cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS, BATCH, 2, y,
+                                                    BATCH * ROWS, NULL),
+             CQ4_ERR_BAD_PRECISION);
+        CASE("no header", cq4_prepared_matmul_f32(prep, 63, x, BATCH * COLS, BATCH, 0, y,
+                                                  BATCH * ROWS, NULL),
+             CQ4_ERR_BAD_PREPARED);
+        CASE("bad magic", cq4_prepared_matmul_f32(bad, size, x, BATCH * COLS, BATCH, 0, y,
+                                                  BATCH * ROWS, NULL),
+             CQ4_ERR_BAD_PREPARED);
+        CASE("short prepared", cq4_prepared_matmul_f32(prep, size - 1, x, BATCH * COLS, BATCH, 0, y,
+                                                       BATCH * ROWS, NULL),
+             CQ4_ERR_INPUT_TOO_SHORT);
+        CASE("short x", cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS - 1, BATCH, 0, y,
+                                                BATCH * ROWS, NULL),
+             CQ4_ERR_INPUT_TOO_SHORT);
+        CASE("short y", cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS, BATCH, 0, y,
+                                                BATCH * ROWS - 1, NULL),
+             CQ4_ERR_OUTPUT_TOO_SMALL);
+        CASE("y over prepared", cq4_prepared_matmul_f32(prep, size, x, 1 * COLS, 1, 0,
+                                                        (float *)(void *)(prep + 64), ROWS, NULL),
+             CQ4_ERR_OVERLAPPING_BUFFERS);
+        CASE("range past rows", cq4_prepared_matmul_rows_f32(prep, size, x, BATCH * COLS, BATCH, 0,
+                                                             3, ROWS + 1, y, BATCH * ROWS, ROWS,
+                                                             NULL),
+             CQ4_ERR_BAD_ROW_RANGE);
+        opt.kernel = 77;
+        CASE("bad options", cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS, BATCH, 0, y,
+                                                    BATCH * ROWS, &opt),
+             CQ4_ERR_BAD_OPTIONS);
+        CASE("size of g = 0", cq4_prepared_size(ROWS, COLS, 0, &size), CQ4_ERR_BAD_GROUP_SIZE);
+#undef CASE
+        for (i = 0; i < n; i++) {
+            char ctx[64];
+            snprintf(ctx, sizeof ctx, "prepared: %s", cases[i].what);
+            failures += check_status(ctx, cases[i].got, cases[i].want);
+        }
+        failures += check_equal("prepared: refused calls", "y", y, canary, sizeof(float),
+                                BATCH * ROWS, 0);
+        free(bad);
+    }
+    free(prep);
     return failures;
 }
 

@@ -71,14 +71,20 @@
 
 /** Version of the library this header belongs to (semver). */
 #define CQ4_VERSION_MAJOR 0
-#define CQ4_VERSION_MINOR 1
+#define CQ4_VERSION_MINOR 2
 #define CQ4_VERSION_PATCH 0
-#define CQ4_VERSION_STRING "0.1.0"
+#define CQ4_VERSION_STRING "0.2.0"
 
 /**
  * Largest accepted `group_size`.
  */
 #define CQ4_MAX_GROUP_SIZE 1048576
+
+/**
+ * The version of the prepared form this library writes and reads
+ * (`cq4_prepare`'s header carries it; a product refuses any other).
+ */
+#define CQ4_PREPARED_VERSION 1
 
 /**
  * Elements per GGML Q4_0 block.
@@ -170,6 +176,12 @@ typedef enum cq4_status {
    * An importance weight is negative, infinite or NaN.
    */
   CQ4_ERR_BAD_IMPORTANCE = 15,
+  /**
+   * The bytes given as a prepared matrix do not start with a header of
+   * this library's `CQ4_PREPARED_VERSION`, or its shape or length is
+   * impossible (they were not written by `cq4_prepare`, or were changed).
+   */
+  CQ4_ERR_BAD_PREPARED = 16,
 } cq4_status;
 
 /**
@@ -847,6 +859,157 @@ enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
                                       const struct cq4_encoder_options *encoder);
 
 /**
+ * Writes to `*size` the bytes of the prepared form of a `[rows, cols]`
+ * matrix packed with `group_size`: a 64-byte header and
+ * `ceil(rows / 16) * 16` rows of `ceil(cols / group_size)` groups of
+ * `ceil(group_size / 8) * 4 + 4` bytes each (nibbles padded to whole
+ * 8-column steps, and an f32 scale); about `rows * cols / 2` plus the
+ * scales, as the packed matrix.
+ *
+ * Reads nothing; writes `*size` on success only. Returns `CQ4_OK`,
+ * `CQ4_ERR_NULL_POINTER` / `CQ4_ERR_MISALIGNED_POINTER` (`size`),
+ * `CQ4_ERR_BAD_GROUP_SIZE` or `CQ4_ERR_SIZE_OVERFLOW`.
+ *
+ * # Safety
+ * `size` must be NULL or valid for writing one `size_t`.
+ */
+enum cq4_status cq4_prepared_size(size_t rows,
+                                  size_t cols,
+                                  size_t group_size,
+                                  size_t *size);
+
+/**
+ * Writes the prepared form of the packed matrix `*w` into
+ * `prepared[0 .. size]` (`size` from `cq4_prepared_size`): the form the
+ * `cq4_prepared_matmul_*` functions read, built once per matrix. The
+ * storage format does not change; `*w`'s buffers may be freed afterwards.
+ * `prepared` may have any alignment (64 bytes is fastest); the bytes are
+ * self-describing and opaque: change them only by preparing again.
+ * `options` may be NULL (auto kernel, calling thread only); its threads
+ * spread the work.
+ *
+ * Reads `*w`, its `packed` and `scales` (layout prefixes). Writes
+ * `prepared[0 .. size]`, nothing else. Returns `CQ4_OK`, or without
+ * writing anything, in the order of the shared rules:
+ * `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER` (the arguments,
+ * then the pointers in `*w`), `CQ4_ERR_BAD_OPTIONS`,
+ * `CQ4_ERR_UNSUPPORTED_KERNEL`, `CQ4_ERR_BAD_GROUP_SIZE`,
+ * `CQ4_ERR_SIZE_OVERFLOW`, `CQ4_ERR_OVERLAPPING_BUFFERS` (`prepared` and
+ * `*w`, `*options` or an input's prefix), `CQ4_ERR_INPUT_TOO_SHORT`
+ * (`packed_len`, `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL`
+ * (`prepared_len`).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type).
+ */
+enum cq4_status cq4_prepare(const struct cq4_matrix *w,
+                            uint8_t *prepared,
+                            size_t prepared_len,
+                            const struct cq4_options *options);
+
+/**
+ * As `cq4_matmul_f32`, with the weights in the prepared form that
+ * `cq4_prepare` wrote to `prepared[0 .. prepared_len]`: faster at every
+ * batch size above 1 (register-blocked GEMM kernels). int8 outputs are
+ * those of the library's scalar definition bit for bit, whatever the
+ * kernel, threads and row split (each output one f32 chain over its
+ * groups); they agree with `cq4_matmul_f32`'s up to the order of the f32
+ * sums. Exact outputs keep the exact bound of `CQ4_PRECISION_EXACT`.
+ *
+ * Reads `prepared` (its header, then the size it states) and
+ * `x[0 .. batch*cols]`. Writes `y[0 .. batch*rows]`, nothing else.
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_OPTIONS`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+ * `CQ4_ERR_BAD_PRECISION`, `CQ4_ERR_BAD_PREPARED` (`prepared_len` below
+ * the 64-byte header, or a header that is not one of this
+ * `CQ4_PREPARED_VERSION` with a possible shape and length),
+ * `CQ4_ERR_SIZE_OVERFLOW` (`batch*cols` or `y`'s extent),
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and `*options` or an input's
+ * prefix), `CQ4_ERR_INPUT_TOO_SHORT` (`prepared_len` below the size the
+ * header states, `x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); `y` must not overlap any input.
+ */
+enum cq4_status cq4_prepared_matmul_f32(const uint8_t *prepared,
+                                        size_t prepared_len,
+                                        const float *x,
+                                        size_t x_len,
+                                        size_t batch,
+                                        uint32_t precision,
+                                        float *y,
+                                        size_t y_len,
+                                        const struct cq4_options *options);
+
+/**
+ * As `cq4_prepared_matmul_f32` for the weight rows `[row_begin, row_end)`
+ * only, as `cq4_matmul_rows_f32` does: writes `y[b * y_stride + (r -
+ * row_begin)]` for every `b < batch` and `r` in the range, and nothing
+ * else; the results do not depend on how the rows are split (ranges that
+ * start inside a panel of 16 rows cost a little more). Also returns
+ * `CQ4_ERR_BAD_ROW_RANGE` and `CQ4_ERR_BAD_STRIDE`.
+ *
+ * # Safety
+ * As `cq4_prepared_matmul_f32`; in addition, while the call runs no one
+ * else may read or write the elements of `y` it writes.
+ */
+enum cq4_status cq4_prepared_matmul_rows_f32(const uint8_t *prepared,
+                                             size_t prepared_len,
+                                             const float *x,
+                                             size_t x_len,
+                                             size_t batch,
+                                             uint32_t precision,
+                                             size_t row_begin,
+                                             size_t row_end,
+                                             float *y,
+                                             size_t y_len,
+                                             size_t y_stride,
+                                             const struct cq4_options *options);
+
+/**
+ * As `cq4_prepared_matmul_rows_f32`, with IEEE binary16 activations
+ * (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_prepared_matmul_rows_f32`.
+ */
+enum cq4_status cq4_prepared_matmul_rows_f16(const uint8_t *prepared,
+                                             size_t prepared_len,
+                                             const uint16_t *x,
+                                             size_t x_len,
+                                             size_t batch,
+                                             uint32_t precision,
+                                             size_t row_begin,
+                                             size_t row_end,
+                                             float *y,
+                                             size_t y_len,
+                                             size_t y_stride,
+                                             const struct cq4_options *options);
+
+/**
+ * As `cq4_prepared_matmul_rows_f32`, with bfloat16 activations
+ * (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_prepared_matmul_rows_f32`.
+ */
+enum cq4_status cq4_prepared_matmul_rows_bf16(const uint8_t *prepared,
+                                              size_t prepared_len,
+                                              const uint16_t *x,
+                                              size_t x_len,
+                                              size_t batch,
+                                              uint32_t precision,
+                                              size_t row_begin,
+                                              size_t row_end,
+                                              float *y,
+                                              size_t y_len,
+                                              size_t y_stride,
+                                              const struct cq4_options *options);
+
+/**
  * Converts GGML Q4_0 blocks holding a `[rows, cols]` matrix into this
  * format at group size 32. Every element decodes (`cq4_unpack_*`) to the
  * same float as GGML's dequantization; negative scales stay negative.
@@ -1006,7 +1169,7 @@ enum cq4_status cq4_quality_bf16(const uint16_t *original,
 const char *cq4_status_message(int status);
 
 /**
- * Returns the version string of the linked library, such as "0.1.0".
+ * Returns the version string of the linked library, such as "0.2.0".
  * Never NULL; static; do not free it.
  */
 const char *cq4_version(void);

@@ -4,6 +4,7 @@ use std::fmt;
 
 /// Which buffer an [`Error`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Buffer {
     /// The unquantized input of a pack.
     Source,
@@ -17,6 +18,8 @@ pub enum Buffer {
     Importance,
     /// The decoded output of an unpack.
     Destination,
+    /// A prepared matrix ([`PreparedMatrix`](crate::PreparedMatrix)).
+    Prepared,
 }
 
 impl fmt::Display for Buffer {
@@ -28,6 +31,7 @@ impl fmt::Display for Buffer {
             Buffer::Blocks => "Q4_0 blocks",
             Buffer::Importance => "importance",
             Buffer::Destination => "destination",
+            Buffer::Prepared => "prepared",
         })
     }
 }
@@ -66,6 +70,9 @@ pub enum Error {
     ColsNotWholeBlocks { cols: usize, block: usize },
     /// An importance weight that is negative or not finite.
     BadImportance { index: usize },
+    /// Bytes that are not a prepared matrix of this library's version (no
+    /// header, or one whose shape or length is impossible).
+    BadPrepared,
 }
 
 impl fmt::Display for Error {
@@ -110,6 +117,9 @@ impl fmt::Display for Error {
             }
             Error::BadImportance { index } => {
                 write!(f, "importance[{index}] is negative or not finite")
+            }
+            Error::BadPrepared => {
+                f.write_str("not a prepared matrix of this version (bad header, shape or length)")
             }
         }
     }

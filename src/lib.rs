@@ -12,6 +12,7 @@
 //! | unpack them | [`Quantizer::unpack`], [`Quantizer::unpack_to_vec`] |
 //! | size buffers | [`Quantizer::layout`] ([`Layout`]) |
 //! | compute with them, `Y = X W^T` | [`PackedMatrix::matmul`], [`PackedMatrix::matmul_rows`] |
+//! | compute faster at any batch size (prefill) | [`PreparedMatrix::new`], [`PreparedMatrix::matmul`] |
 //! | measure the error of a packing | [`PackedMatrix::quality`] |
 //! | convert GGML Q4_0 blocks | [`q4_0`] |
 //! | call from C | [`ffi`] and `include/cortex_q4.h` |
@@ -45,6 +46,7 @@ mod kernels;
 mod layout;
 mod matmul_api;
 mod options;
+mod prepared;
 pub mod q4_0;
 mod quality;
 mod slice_api;
@@ -61,6 +63,7 @@ pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 pub use matmul_api::{PackedMatrix, Precision};
 pub use options::Options;
+pub use prepared::{PreparedMatrix, PreparedView, PREPARED_HEADER_BYTES, PREPARED_VERSION};
 pub use quality::Quality;
 pub use slice_api::{PackedMatrixBuf, Quantizer};
 

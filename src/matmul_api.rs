@@ -137,11 +137,11 @@ const ROWS_PER_CALL: usize = 16;
 /// A checked product: what it computes and how many output elements, from
 /// its output pointer, it may write.
 pub(crate) struct Plan {
-    kernel: crate::Kernel,
-    threads: usize,
-    batch: usize,
-    rows: Range<usize>,
-    y_stride: usize,
+    pub(crate) kernel: crate::Kernel,
+    pub(crate) threads: usize,
+    pub(crate) batch: usize,
+    pub(crate) rows: Range<usize>,
+    pub(crate) y_stride: usize,
     /// `batch * cols`: activations read.
     pub(crate) x_len: usize,
     /// `(batch - 1) * y_stride + rows.len()`, or 0 when nothing is written.
@@ -204,28 +204,12 @@ impl Plan {
         y: *mut f32,
     ) {
         let (l, rows, batch) = (w.layout, self.rows.clone(), self.batch);
-        let sink = Sink {
-            ptr: y,
-            stride: self.y_stride,
-        };
-        if self.y_len == 0 {
+        let sink = Sink::new(y, self.y_stride);
+        // SAFETY: the caller's promise.
+        if self.y_len == 0 || unsafe { self.write_empty_sums(&sink, l.cols) } {
             return;
         }
-        if l.cols == 0 {
-            // Empty sums; only this call's elements are written.
-            for b in 0..batch {
-                for i in 0..rows.len() {
-                    // SAFETY: inside the planned output (the caller's promise).
-                    unsafe { sink.write(b, i, 0.0) };
-                }
-            }
-            return;
-        }
-        let x = &x[..batch * l.cols];
-        let x: Cow<[f32]> = match X::as_f32(x) {
-            Some(x) => Cow::Borrowed(x),
-            None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
-        };
+        let x = Self::as_f32(x, batch * l.cols);
         let row_kernel = kernels::product_kernel(self.kernel, precision, l.group_size);
         let task_rows = threads::rows_per_task(rows.len(), l.cols, self.threads);
         for (tile, x_tile) in x.chunks(BATCH_TILE * l.cols).enumerate() {
@@ -282,8 +266,37 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// With no columns, writes the empty sums (0) of this plan's outputs
+    /// and says so; otherwise writes nothing.
+    ///
+    /// # Safety
+    /// As [`Plan::execute`], for `sink`'s pointer.
+    pub(crate) unsafe fn write_empty_sums(&self, sink: &Sink, cols: usize) -> bool {
+        if cols != 0 {
+            return false;
+        }
+        for b in 0..self.batch {
+            for i in 0..self.rows.len() {
+                // SAFETY: inside the planned output (the caller's promise).
+                unsafe { sink.write(b, i, 0.0) };
+            }
+        }
+        true
+    }
+
+    /// The first `n` activations as f32, converted when they are not.
+    pub(crate) fn as_f32<X: Element>(x: &[X], n: usize) -> Cow<'_, [f32]> {
+        let x = &x[..n];
+        match X::as_f32(x) {
+            Some(x) => Cow::Borrowed(x),
+            None => Cow::Owned(x.iter().map(|v| v.to_f32()).collect()),
+        }
+    }
+}
+
 /// The output of a product, written element by element from several tasks.
-struct Sink {
+pub(crate) struct Sink {
     ptr: *mut f32,
     stride: usize,
 }
@@ -293,9 +306,14 @@ struct Sink {
 unsafe impl Sync for Sink {}
 
 impl Sink {
+    /// The output at `ptr`, activation row `b` starting at `b * stride`.
+    pub(crate) fn new(ptr: *mut f32, stride: usize) -> Sink {
+        Sink { ptr, stride }
+    }
+
     /// # Safety
     /// `b * stride + i` is inside the output, and no other thread writes it.
-    unsafe fn write(&self, b: usize, i: usize, value: f32) {
+    pub(crate) unsafe fn write(&self, b: usize, i: usize, value: f32) {
         // SAFETY: as the caller promised.
         unsafe { *self.ptr.add(b * self.stride + i) = value };
     }

@@ -1,7 +1,8 @@
 //! Runs the C harness (`c_tests/harness.c`, compiled by build.rs against
 //! the committed header) through the C ABI: golden vectors shared with the
 //! Rust tests, the layout arithmetic, every bad-input status, the messages,
-//! the kernel and thread options, the fused products, GGML Q4_0 interop,
+//! the kernel and thread options, the fused products (plain and on the
+//! prepared form), GGML Q4_0 interop,
 //! the encoders and the quality report.
 
 mod common;
@@ -19,6 +20,7 @@ extern "C" {
     fn cq4_harness_status() -> c_int;
     fn cq4_harness_options() -> c_int;
     fn cq4_harness_matmul() -> c_int;
+    fn cq4_harness_prepared() -> c_int;
     fn cq4_harness_q4_0() -> c_int;
     fn cq4_harness_encoders() -> c_int;
 }
@@ -73,4 +75,10 @@ fn c_harness_q4_0() {
 fn c_harness_encoders() {
     // SAFETY: the harness function takes no arguments.
     assert_eq!(unsafe { cq4_harness_encoders() }, 0, "see stderr");
+}
+
+#[test]
+fn c_harness_prepared() {
+    // SAFETY: the harness function takes no arguments.
+    assert_eq!(unsafe { cq4_harness_prepared() }, 0, "see stderr");
 }

@@ -112,6 +112,21 @@ impl<T> Buf<T> {
         self.is_given().then(|| unsafe { self.ptr.read() })
     }
 
+    /// A copy of the first `N` elements, when given and its declared
+    /// length holds them.
+    ///
+    /// # Safety
+    /// As [`Buf::read`].
+    pub(super) unsafe fn read_prefix<const N: usize>(&self) -> Option<[T; N]>
+    where
+        T: Copy,
+    {
+        // SAFETY: non-null (tested), readable for its declared length (the
+        // caller's promise), which holds N elements (tested).
+        (self.is_given() && self.len >= N)
+            .then(|| unsafe { self.ptr.cast::<[T; N]>().read_unaligned() })
+    }
+
     /// The touched prefix (empty when not given).
     ///
     /// # Safety

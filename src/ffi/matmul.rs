@@ -56,7 +56,7 @@ pub struct cq4_matrix {
 }
 
 /// The precision with C id `id`.
-fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
+pub(super) fn precision_from_id(id: u32) -> Result<Precision, cq4_status> {
     use cq4_precision::*;
     [
         (CQ4_PRECISION_EXACT, Precision::Exact),

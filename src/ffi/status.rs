@@ -47,12 +47,16 @@ pub enum cq4_status {
     CQ4_ERR_BAD_COLS = 14,
     /// An importance weight is negative, infinite or NaN.
     CQ4_ERR_BAD_IMPORTANCE = 15,
+    /// The bytes given as a prepared matrix do not start with a header of
+    /// this library's `CQ4_PREPARED_VERSION`, or its shape or length is
+    /// impossible (they were not written by `cq4_prepare`, or were changed).
+    CQ4_ERR_BAD_PREPARED = 16,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 16] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 17] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -69,6 +73,7 @@ pub(crate) const ALL_STATUSES: [cq4_status; 16] = [
     CQ4_ERR_BAD_PRECISION,
     CQ4_ERR_BAD_COLS,
     CQ4_ERR_BAD_IMPORTANCE,
+    CQ4_ERR_BAD_PREPARED,
 ];
 
 impl cq4_status {
@@ -98,6 +103,9 @@ impl cq4_status {
             CQ4_ERR_BAD_PRECISION => c"unknown cq4_precision",
             CQ4_ERR_BAD_COLS => c"cols is not a multiple of the format's block size",
             CQ4_ERR_BAD_IMPORTANCE => c"an importance weight is negative or not finite",
+            CQ4_ERR_BAD_PREPARED => {
+                c"not a prepared matrix of this version (bad header, shape or length)"
+            }
         }
     }
 }
@@ -114,6 +122,7 @@ impl From<Error> for cq4_status {
             Error::BadStride { .. } => CQ4_ERR_BAD_STRIDE,
             Error::ColsNotWholeBlocks { .. } => CQ4_ERR_BAD_COLS,
             Error::BadImportance { .. } => CQ4_ERR_BAD_IMPORTANCE,
+            Error::BadPrepared => CQ4_ERR_BAD_PREPARED,
         }
     }
 }
@@ -135,7 +144,7 @@ mod tests {
     use std::collections::HashSet;
 
     /// A word the message of each status must hold, by the header's name.
-    const KEYWORDS: [(&str, &str); 16] = [
+    const KEYWORDS: [(&str, &str); 17] = [
         ("CQ4_OK", "success"),
         ("CQ4_ERR_NULL_POINTER", "NULL"),
         ("CQ4_ERR_MISALIGNED_POINTER", "aligned"),
@@ -152,6 +161,7 @@ mod tests {
         ("CQ4_ERR_BAD_PRECISION", "precision"),
         ("CQ4_ERR_BAD_COLS", "cols"),
         ("CQ4_ERR_BAD_IMPORTANCE", "importance"),
+        ("CQ4_ERR_BAD_PREPARED", "prepared matrix"),
     ];
 
     #[test]

@@ -12,7 +12,7 @@ const VERSION: &CStr =
         Err(_) => panic!("the package version contains a NUL byte"),
     };
 
-/// Returns the version string of the linked library, such as "0.1.0".
+/// Returns the version string of the linked library, such as "0.2.0".
 /// Never NULL; static; do not free it.
 #[no_mangle]
 pub extern "C" fn cq4_version() -> *const c_char {

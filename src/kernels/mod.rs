@@ -6,6 +6,7 @@
 //! | [`pack`] | pack and unpack of f32 (the format's definition: `pack::scalar`) |
 //! | `convert` | pack from and unpack to f16 / bf16 |
 //! | [`matmul`] | fused products, exact and int8 |
+//! | [`gemm`] | int8 products on the prepared form (panels of 16 rows) |
 //! | `activations` | int8 quantization of a product's activations |
 //! | [`q4_0`] | GGML Q4_0 quantization |
 //! | `encode` | the signed and search encoders |
@@ -22,6 +23,7 @@ pub(crate) mod convert;
 pub(crate) mod cpu;
 pub(crate) mod encode;
 mod entry;
+pub mod gemm;
 pub mod matmul;
 pub mod pack;
 pub mod q4_0;
@@ -156,4 +158,15 @@ pub(crate) fn product_kernel(kernel: Kernel, precision: Precision, group_size: u
         Precision::Exact => table.product_exact.pick(group_size),
         Precision::Int8 => table.product_int8.pick(group_size),
     }
+}
+
+/// The int8 panel kernel of the prepared form. Calling it asks that it
+/// came from here.
+pub(crate) fn panel_kernel(kernel: Kernel) -> gemm::PanelFn {
+    kernel.table().prepared_int8.pick(1)
+}
+
+/// The exact panel kernel of the prepared form; as [`panel_kernel`].
+pub(crate) fn panel_exact_kernel(kernel: Kernel) -> gemm::PanelExactFn {
+    kernel.table().prepared_exact.pick(1)
 }

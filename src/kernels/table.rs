@@ -18,10 +18,11 @@ use super::activations::ActivationsFn;
 use super::cpu::Kernel;
 use super::encode::{FitsFn, SignedFn};
 use super::entry::Entry;
+use super::gemm::{PanelExactFn, PanelFn};
 use super::matmul::RowKernel;
 use super::pack::RowKernels;
 use super::q4_0::BlocksFn;
-use super::{activations, convert, encode, matmul, pack, q4_0};
+use super::{activations, convert, encode, gemm, matmul, pack, q4_0};
 use crate::element::Element;
 
 /// The kernels of one target, operation by operation. A SIMD entry may
@@ -36,6 +37,9 @@ pub(crate) struct KernelTable {
     /// Products in exact precision, and in int8 precision.
     pub(crate) product_exact: &'static Entry<RowKernel>,
     pub(crate) product_int8: &'static Entry<RowKernel>,
+    /// Products on the prepared form, int8 and exact.
+    pub(crate) prepared_int8: &'static Entry<PanelFn>,
+    pub(crate) prepared_exact: &'static Entry<PanelExactFn>,
     /// The int8 quantization of a product's activations.
     pub(crate) activations: &'static Entry<ActivationsFn>,
     /// GGML Q4_0 quantization.
@@ -53,6 +57,8 @@ static SCALAR: KernelTable = KernelTable {
     rows_bf16: &pack::SCALAR_BF16,
     product_exact: &matmul::SCALAR_EXACT,
     product_int8: &matmul::SCALAR_INT8,
+    prepared_int8: &gemm::SCALAR_INT8,
+    prepared_exact: &gemm::SCALAR_EXACT,
     activations: &activations::SCALAR_ACTIVATIONS,
     q4_0: &q4_0::SCALAR,
     signed: &encode::SCALAR_SIGNED,
@@ -72,6 +78,8 @@ fn avx2() -> KernelTable {
         rows_bf16: &convert::AVX2_BF16,
         product_exact: &matmul::AVX2_EXACT,
         product_int8: &matmul::AVX2_INT8,
+        prepared_int8: &gemm::SCALAR_INT8,
+        prepared_exact: &gemm::SCALAR_EXACT,
         activations: &activations::SCALAR_ACTIVATIONS,
         q4_0: &q4_0::AVX2,
         signed: &encode::AVX2_SIGNED,
@@ -93,6 +101,12 @@ fn avx512() -> KernelTable {
         } else {
             &matmul::AVX2_INT8
         },
+        prepared_int8: if super::cpu::has_avx512_vnni() {
+            &gemm::AVX512_INT8
+        } else {
+            &gemm::SCALAR_INT8
+        },
+        prepared_exact: &gemm::AVX512_EXACT,
         activations: &activations::AVX512_ACTIVATIONS,
         q4_0: &q4_0::AVX512,
         signed: &encode::AVX512_SIGNED,

@@ -8,7 +8,7 @@ use crate::kernels::pack::scalar::dequantize;
 
 /// The nibble of column `c` in a packed row.
 #[inline]
-fn nibble(packed: &[u8], group_size: usize, c: usize) -> u8 {
+pub(crate) fn nibble(packed: &[u8], group_size: usize, c: usize) -> u8 {
     let (k, i) = (c / group_size, c % group_size);
     let byte = packed[k * group_size.div_ceil(2) + i / 2];
     if i % 2 == 0 {

@@ -1,0 +1,289 @@
+//! Products on the prepared weight form ([`PanelLayout`]): weight rows
+//! interleaved 16 to a panel, so that one 64-byte load feeds 16 rows at
+//! once, register-blocked over several activation rows. The scalar twins
+//! in [`scalar`] define every output bit; the SIMD kernels beside them
+//! equal them bit for bit.
+//!
+//! int8: each output is one chain over the groups of its row, in column
+//! order: `acc = fma(dot_k, group_scale(w_scale_k, x_scale_k), acc)` from
+//! `acc = +0`, `dot_k` the exact integer `sum((u - 8) * q)` of group `k`
+//! converted to f32.
+//!
+//! exact: the weights decoded as unpack does; the columns cut into leaves
+//! of [`exact_leaf`] columns; per leaf `acc = fma(w_c, x_c, acc)` from
+//! `+0` in column order, and per output `total += acc` leaf after leaf
+//! from `+0`. A product meets at most `leaf + cols / leaf + 1 <= 3
+//! sqrt(cols) + 1` roundings, inside the exact bound's `4 sqrt(cols) + 4`.
+//!
+//! Whatever the tiling and the threads, each output's order is fixed by
+//! its row's length alone, so the bits never depend on them.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+pub mod scalar;
+
+use std::ops::Range;
+
+use super::activations::QuantizedActivations;
+#[cfg(target_arch = "x86_64")]
+use super::entry::any_group_size;
+use super::entry::Entry;
+use super::matmul::scalar as matmul_scalar;
+use crate::error::Error;
+use crate::layout::Layout;
+
+/// Weight rows per panel: one 32-bit lane of a 512-bit register each.
+pub(crate) const PANEL_ROWS: usize = 16;
+/// Columns one 64-byte step of a panel holds per row: the low nibbles of a
+/// row's 4 bytes are its columns `8s..8s + 4`, the high nibbles `8s + 4..8s + 8`.
+pub(crate) const STEP_COLS: usize = 8;
+/// Bytes per step: 16 rows of 4 bytes.
+pub(crate) const STEP_BYTES: usize = PANEL_ROWS * STEP_COLS / 2;
+
+/// Columns per leaf of an exact product's sums: the largest power of two
+/// at most `sqrt(cols)` (1 for fewer than 4 columns).
+pub fn exact_leaf(cols: usize) -> usize {
+    1 << cols.isqrt().max(1).ilog2()
+}
+
+/// Columns an exact kernel decodes at a time: whole leaves, about 2048
+/// (8 KiB of f32 per panel row), so that its scratch stays in L2.
+pub(crate) fn exact_chunk(cols: usize) -> usize {
+    let leaf = exact_leaf(cols);
+    leaf * (2048 / leaf).max(1)
+}
+
+/// Where everything of a prepared matrix's body sits.
+///
+/// The body is `panels` panels of `panel_bytes`; panel `p` holds weight
+/// rows `16p..16p + 16` (rows past the matrix are zero weights). A panel
+/// is `groups_per_row` groups of `group_bytes`: the group's columns padded
+/// to `padded_group` (a multiple of 8) in steps of 64 bytes, then the 16
+/// rows' scales as little-endian f32. Padding nibbles are 8 (weight 0),
+/// padding scales 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PanelLayout {
+    /// The packed matrix this form was prepared from.
+    pub(crate) weights: Layout,
+    /// `group_size` rounded up to a multiple of [`STEP_COLS`].
+    pub(crate) padded_group: usize,
+    /// `16 * padded_group / 2`: the nibbles of one group of one panel.
+    pub(crate) nibble_bytes: usize,
+    /// `nibble_bytes + 64` (the 16 scales): one group of one panel.
+    pub(crate) group_bytes: usize,
+    /// `groups_per_row * group_bytes`.
+    pub(crate) panel_bytes: usize,
+    /// `ceil(rows / 16)`.
+    pub(crate) panels: usize,
+    /// `panels * panel_bytes`: the body's length.
+    pub(crate) len: usize,
+}
+
+impl PanelLayout {
+    /// The panel form of `weights`; `SizeOverflow` when its length does
+    /// not fit in `isize`.
+    pub(crate) fn new(weights: Layout) -> Result<Self, Error> {
+        let padded_group = weights.group_size.next_multiple_of(STEP_COLS);
+        let nibble_bytes = PANEL_ROWS * padded_group / 2;
+        let group_bytes = nibble_bytes + 4 * PANEL_ROWS;
+        let panels = weights.rows.div_ceil(PANEL_ROWS);
+        let panel_bytes = weights
+            .groups_per_row
+            .checked_mul(group_bytes)
+            .ok_or(Error::SizeOverflow)?;
+        let len = panels
+            .checked_mul(panel_bytes)
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or(Error::SizeOverflow)?;
+        Ok(PanelLayout {
+            weights,
+            padded_group,
+            nibble_bytes,
+            group_bytes,
+            panel_bytes,
+            panels,
+            len,
+        })
+    }
+
+    /// Writes the panel form of the packed rows (`packed`, `scales`: the
+    /// whole matrix of `self.weights`) into `panel`, panel `p` of the body.
+    pub(crate) fn fill_panel(&self, packed: &[u8], scales: &[f32], p: usize, panel: &mut [u8]) {
+        let l = &self.weights;
+        let rows = (p * PANEL_ROWS..(p + 1) * PANEL_ROWS).map(|r| (r < l.rows).then_some(r));
+        let rows: Vec<Option<usize>> = rows.collect();
+        for (k, group) in panel.chunks_exact_mut(self.group_bytes).enumerate() {
+            let width = l.group_size.min(l.cols - k * l.group_size);
+            let (steps, scale_bytes) = group.split_at_mut(self.nibble_bytes);
+            // The nibble of column `i` of group `k` in row `r`; 8 (weight 0)
+            // past the group's columns.
+            let nibble = |r: Option<usize>, i: usize| match r {
+                Some(r) if i < width => {
+                    let row = &packed[r * l.packed_row_bytes..(r + 1) * l.packed_row_bytes];
+                    matmul_scalar::nibble(row, l.group_size, k * l.group_size + i)
+                }
+                _ => 8,
+            };
+            for (s, step) in steps.chunks_exact_mut(STEP_BYTES).enumerate() {
+                for (j, byte) in step.iter_mut().enumerate() {
+                    let (r, i) = (rows[j / 4], STEP_COLS * s + j % 4);
+                    *byte = nibble(r, i) | nibble(r, i + 4) << 4;
+                }
+            }
+            for (r, out) in rows.iter().zip(scale_bytes.chunks_exact_mut(4)) {
+                let scale = r.map_or(0.0, |r| scales[r * l.groups_per_row + k]);
+                out.copy_from_slice(&scale.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Activation rows quantized for the panel kernels: per row, the groups'
+/// values padded with zeros to `padded_group` columns, the groups' scales
+/// and their corrections `-8 * sum(q)`, which start each group's integer
+/// sum so that the kernels' `sum(u * q)` over nibbles `u` becomes the exact
+/// `sum((u - 8) * q)`.
+pub struct PanelActivations {
+    pub(crate) q: Vec<i8>,
+    pub(crate) scales: Vec<f32>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    pub(crate) corrections: Vec<i32>,
+    /// Values per row: `groups * padded_group`.
+    pub(crate) row_len: usize,
+    /// Groups per row.
+    pub(crate) groups: usize,
+    /// The largest `|scale|`, NaN when a scale is NaN.
+    pub(crate) max_abs_scale: f32,
+}
+
+impl PanelActivations {
+    /// `quantized`'s rows in the panel kernels' order.
+    pub(crate) fn new(quantized: &QuantizedActivations, batch: usize, padded_group: usize) -> Self {
+        let groups = quantized.groups();
+        let row_len = groups * padded_group;
+        let mut q = vec![0i8; batch * row_len];
+        let mut scales = Vec::with_capacity(batch * groups);
+        let mut corrections = Vec::with_capacity(batch * groups);
+        for (b, row) in q.chunks_exact_mut(row_len.max(1)).enumerate().take(batch) {
+            for (k, padded) in row.chunks_exact_mut(padded_group).enumerate() {
+                let group = quantized.group(b, k);
+                padded[..group.len()].copy_from_slice(group);
+                scales.push(quantized.scale(b, k));
+                corrections.push(-8 * group.iter().map(|&v| v as i32).sum::<i32>());
+            }
+        }
+        PanelActivations {
+            max_abs_scale: max_abs(&scales),
+            q,
+            scales,
+            corrections,
+            row_len,
+            groups,
+        }
+    }
+
+    /// Rows held.
+    pub(crate) fn batch(&self) -> usize {
+        self.scales.len().checked_div(self.groups).unwrap_or(0)
+    }
+}
+
+/// The largest `|v|`, NaN when any `v` is NaN, 0 for none.
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
+    values.iter().fold(0f32, |m, v| {
+        let a = v.abs();
+        if a.is_nan() || a > m {
+            a
+        } else {
+            m
+        }
+    })
+}
+
+/// Whether some `w_scale * x_scale` of a product may overflow (or be NaN)
+/// given the largest of each: then the kernels hold each product to the
+/// finite range as `group_scale` does; otherwise that is the identity and
+/// they skip it.
+pub(crate) fn needs_clamp(max_w: f32, max_x: f32) -> bool {
+    // Each f32 product rounds the exact one, which this bounds: at most
+    // f32::MAX exactly means at most f32::MAX rounded. NaN is unordered.
+    use std::cmp::Ordering::{Equal, Less};
+    let bound = max_w as f64 * max_x as f64;
+    !matches!(bound.partial_cmp(&(f32::MAX as f64)), Some(Less | Equal))
+}
+
+/// One panel against activation rows `batch` (any number per call): writes `out[16 t + l]`, the output
+/// of activation row `batch.start + t` and panel row `l`.
+///
+/// `clamp` false promises that no `w_scale * x_scale` of the call overflows
+/// (see [`needs_clamp`]): the SIMD kernels then skip holding them to the
+/// finite range; the scalar twin always holds them.
+pub(crate) type PanelFn = unsafe fn(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &PanelActivations,
+    batch: Range<usize>,
+    clamp: bool,
+    out: &mut [f32],
+);
+
+/// What a [`PanelFn`] needs of its arguments: `panel` is one whole panel
+/// of `layout`, `x` holds the rows of `batch` with the layout's groups,
+/// `out` holds 16 outputs per row of `batch`.
+pub(crate) fn check_panel_call(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &PanelActivations,
+    batch: &Range<usize>,
+    out: &[f32],
+) {
+    assert_eq!(panel.len(), layout.panel_bytes);
+    assert_eq!(
+        x.row_len,
+        layout.weights.groups_per_row * layout.padded_group
+    );
+    assert!(batch.start <= batch.end && batch.end <= x.batch());
+    assert_eq!(out.len(), batch.len() * PANEL_ROWS);
+}
+
+/// One panel against activation rows `x` (whole rows of `cols` f32) over
+/// the columns `columns` (whole leaves from a leaf boundary, the last one
+/// possibly ragged): continues each output's total in `out[16 t + l]`
+/// (activation row `t`, panel row `l`; `+0` before the first columns).
+/// `scratch` holds 16 f32 per column of `columns`, overwritten.
+pub(crate) type PanelExactFn = unsafe fn(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &[f32],
+    columns: Range<usize>,
+    scratch: &mut [f32],
+    out: &mut [f32],
+);
+
+/// What a [`PanelExactFn`] needs of its arguments.
+pub(crate) fn check_exact_call(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &[f32],
+    columns: &Range<usize>,
+    scratch: &[f32],
+    out: &[f32],
+) {
+    let cols = layout.weights.cols;
+    assert_eq!(panel.len(), layout.panel_bytes);
+    assert!(columns.start < columns.end && columns.end <= cols);
+    assert_eq!(columns.start % exact_leaf(cols), 0);
+    assert!(scratch.len() >= columns.len() * PANEL_ROWS);
+    assert_eq!(x.len() / cols * PANEL_ROWS, out.len());
+    assert_eq!(x.len() % cols, 0);
+}
+
+pub(crate) static SCALAR_INT8: Entry<PanelFn> = Entry::reference(scalar::panel_int8);
+pub(crate) static SCALAR_EXACT: Entry<PanelExactFn> = Entry::reference(scalar::panel_exact);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_EXACT: Entry<PanelExactFn> =
+    Entry::simd(any_group_size, avx512::panel_exact, &SCALAR_EXACT);
+/// Needs VNNI besides the family's features (the table checks).
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX512_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, avx512::panel_int8, &SCALAR_INT8);
