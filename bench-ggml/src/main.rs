@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use cortex_q4::{Kernel, Options, PackedMatrix, PackedMatrixBuf, Precision, Quantizer};
+use cortex_q4::{Kernel, Options, PackedMatrixBuf, Precision, PreparedMatrix, Quantizer};
 use gemm::Parallelism;
 
 /// The buffer type llama.cpp loads Q4_0 weights into on AVX2 / AVX-512
@@ -94,10 +94,10 @@ impl Impl {
     }
 }
 
-/// Our product, `y = x W^T`: the one call of cortex_q4's matmul, so that a
-/// faster entry point replaces it here alone.
+/// Our product, `y = x W^T`, on the prepared form (what an engine that
+/// multiplies a matrix more than once holds).
 fn ours(
-    w: &PackedMatrix,
+    w: &PreparedMatrix,
     x: &[f32],
     batch: usize,
     precision: Precision,
@@ -159,6 +159,8 @@ struct Weights {
     q4_0: Vec<u8>,
     ggml: ggml::Weight,
     ours: PackedMatrixBuf,
+    /// `ours` in the prepared form the products read.
+    prepared: PreparedMatrix,
 }
 
 impl Weights {
@@ -176,6 +178,8 @@ impl Weights {
         let ours = Quantizer::new(GROUP)
             .pack_to_vec(&f32, rows, cols)
             .map_err(|e| e.to_string())?;
+        let prepared = PreparedMatrix::new(&ours.as_matrix(), &Options::default().with_threads(0))
+            .map_err(|e| e.to_string())?;
         Ok(Weights {
             rows,
             cols,
@@ -183,6 +187,7 @@ impl Weights {
             q4_0,
             ggml,
             ours,
+            prepared,
         })
     }
 
@@ -221,12 +226,11 @@ struct Cell<'w, 'c> {
 
 impl Cell<'_, '_> {
     fn run(&mut self, which: Impl) {
-        let (x, batch, threads, ours_w) =
-            (self.x, self.batch, self.threads, self.w.ours.as_matrix());
+        let (x, batch, threads, ours_w) = (self.x, self.batch, self.threads, &self.w.prepared);
         match which {
             Impl::Ggml => self.product.compute(self.cpu),
-            Impl::Int8 => ours(&ours_w, x, batch, Precision::Int8, threads, &mut self.y[0]),
-            Impl::Exact => ours(&ours_w, x, batch, Precision::Exact, threads, &mut self.y[1]),
+            Impl::Int8 => ours(ours_w, x, batch, Precision::Int8, threads, &mut self.y[0]),
+            Impl::Exact => ours(ours_w, x, batch, Precision::Exact, threads, &mut self.y[1]),
             Impl::Dense => dense(&self.w.f32, x, batch, threads, &mut self.y[2]),
         }
     }
@@ -344,7 +348,7 @@ fn header(plan: &Plan, buft: &str) -> Result<String, String> {
     }
     let _ = writeln!(
         h,
-        "- cortex_q4: group size {GROUP}, kernel {}, `PackedMatrix::matmul` int8 and exact",
+        "- cortex_q4: group size {GROUP}, kernel {}, `PreparedMatrix::matmul` (the prepared form) int8 and exact",
         Kernel::auto().name()
     );
     let _ = writeln!(
