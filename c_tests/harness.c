@@ -876,7 +876,7 @@ int cq4_harness_bad_input(void)
 /* ---------------------------------------------------------------------- */
 
 /* The highest status code the header declares. */
-#define LAST_STATUS CQ4_ERR_BAD_PREPARED
+#define LAST_STATUS CQ4_ERR_BAD_ACTIVATIONS
 
 int cq4_harness_status(void)
 {
@@ -1315,6 +1315,82 @@ int cq4_harness_prepared(void)
                                                               BATCH * ROWS - 21, ROWS, NULL),
                                  CQ4_OK);
         failures += check_equal("prepared rows", "y", parts, y, sizeof(float), BATCH * ROWS, 0);
+    }
+
+    /* Activations quantized once, shared by two row ranges. */
+    {
+        size_t asize = 0, other_size = 0;
+        uint8_t *acts, *other;
+        failures += check_status("prepared: activations size",
+                                 cq4_activations_size(BATCH, COLS, G, &asize), CQ4_OK);
+        /* Per row 5 groups of 24 values (whole steps of 8), then a scale
+         * and a correction per group and row. */
+        if (asize != 64 + BATCH * GPR * 24 + 8 * BATCH * GPR) {
+            fprintf(stderr, "prepared: activations size %zu\n", asize);
+            free(prep);
+            return failures + 1;
+        }
+        failures += check_status("prepared: other activations size",
+                                 cq4_activations_size(BATCH, COLS, 16, &other_size), CQ4_OK);
+        acts = malloc(asize);
+        other = malloc(other_size);
+        if (!acts || !other) {
+            free(acts);
+            free(other);
+            free(prep);
+            return failures + 1;
+        }
+        failures += check_status("prepared: quantize",
+                                 cq4_quantize_activations_f32(x, BATCH * COLS, BATCH, COLS, G, acts,
+                                                              asize, NULL),
+                                 CQ4_OK);
+        failures += check_status("prepared: quantize with g 16",
+                                 cq4_quantize_activations_f16(x16, BATCH * COLS, BATCH, COLS, 16,
+                                                              other, other_size, NULL),
+                                 CQ4_OK);
+        failures += check_status("prepared: int8 whole",
+                                 cq4_prepared_matmul_f32(prep, size, x, BATCH * COLS, BATCH,
+                                                         CQ4_PRECISION_INT8, y, BATCH * ROWS, NULL),
+                                 CQ4_OK);
+        for (i = 0; i < BATCH * ROWS; i++)
+            parts[i] = -1.0f;
+        failures += check_status("prepared: quantized rows [0,21)",
+                                 cq4_prepared_matmul_rows_int8(prep, size, acts, asize, 0, 21, parts,
+                                                               BATCH * ROWS, ROWS, NULL),
+                                 CQ4_OK);
+        failures += check_status("prepared: quantized rows [21,37)",
+                                 cq4_prepared_matmul_rows_int8(prep, size, acts, asize, 21, ROWS,
+                                                               parts + 21, BATCH * ROWS - 21, ROWS,
+                                                               NULL),
+                                 CQ4_OK);
+        failures += check_equal("prepared: quantized once", "y", parts, y, sizeof(float),
+                                BATCH * ROWS, 0);
+        memcpy(canary, parts, sizeof canary);
+        failures += check_status("prepared: activations of g 16",
+                                 cq4_prepared_matmul_rows_int8(prep, size, other, other_size, 0,
+                                                               ROWS, parts, BATCH * ROWS, ROWS,
+                                                               NULL),
+                                 CQ4_ERR_BAD_ACTIVATIONS);
+        failures += check_status("prepared: short activations",
+                                 cq4_prepared_matmul_rows_int8(prep, size, acts, asize - 1, 0, ROWS,
+                                                               parts, BATCH * ROWS, ROWS, NULL),
+                                 CQ4_ERR_INPUT_TOO_SHORT);
+        failures += check_status("prepared: matrix as activations",
+                                 cq4_prepared_matmul_rows_int8(prep, size, prep, size, 0, ROWS,
+                                                               parts, BATCH * ROWS, ROWS, NULL),
+                                 CQ4_ERR_BAD_ACTIVATIONS);
+        failures += check_status("prepared: activations as matrix",
+                                 cq4_prepared_matmul_rows_int8(acts, asize, acts, asize, 0, ROWS,
+                                                               parts, BATCH * ROWS, ROWS, NULL),
+                                 CQ4_ERR_BAD_PREPARED);
+        failures += check_status("prepared: short quantize output",
+                                 cq4_quantize_activations_f32(x, BATCH * COLS, BATCH, COLS, G, other,
+                                                              asize - 1, NULL),
+                                 CQ4_ERR_OUTPUT_TOO_SMALL);
+        failures += check_equal("prepared: refused quantized products", "y", parts, canary,
+                                sizeof(float), BATCH * ROWS, 0);
+        free(acts);
+        free(other);
     }
 
     /* Bad input: each refused with its status, nothing written. */

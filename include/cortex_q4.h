@@ -182,6 +182,13 @@ typedef enum cq4_status {
    * impossible (they were not written by `cq4_prepare`, or were changed).
    */
   CQ4_ERR_BAD_PREPARED = 16,
+  /**
+   * The bytes given as quantized activations do not start with a header
+   * of this library's `CQ4_PREPARED_VERSION` with a possible shape and
+   * length, or were quantized for other columns or another group size
+   * than the prepared matrix's.
+   */
+  CQ4_ERR_BAD_ACTIVATIONS = 17,
 } cq4_status;
 
 /**
@@ -1002,6 +1009,126 @@ enum cq4_status cq4_prepared_matmul_rows_bf16(const uint8_t *prepared,
                                               size_t x_len,
                                               size_t batch,
                                               uint32_t precision,
+                                              size_t row_begin,
+                                              size_t row_end,
+                                              float *y,
+                                              size_t y_len,
+                                              size_t y_stride,
+                                              const struct cq4_options *options);
+
+/**
+ * Writes to `*size` the bytes of `batch` rows of `cols` activations
+ * quantized with `group_size` by `cq4_quantize_activations_*`: a 64-byte
+ * header, then per row the values (int8) of its groups padded to whole
+ * 8-column steps, then 8 bytes per group and row (scale and integer
+ * correction); about `batch * cols * 1.25` at `group_size` 32.
+ *
+ * Reads nothing; writes `*size` on success only. Returns `CQ4_OK`,
+ * `CQ4_ERR_NULL_POINTER` / `CQ4_ERR_MISALIGNED_POINTER` (`size`),
+ * `CQ4_ERR_BAD_GROUP_SIZE` or `CQ4_ERR_SIZE_OVERFLOW`.
+ *
+ * # Safety
+ * `size` must be NULL or valid for writing one `size_t`.
+ */
+enum cq4_status cq4_activations_size(size_t batch,
+                                     size_t cols,
+                                     size_t group_size,
+                                     size_t *size);
+
+/**
+ * Quantizes the `batch` rows of `x` (`[batch, cols]`) once for the int8
+ * products of any prepared matrix of `cols` columns and `group_size`
+ * (`cq4_prepared_matmul_rows_int8`), into `out[0 .. size]` (`size` from
+ * `cq4_activations_size`): per group `scale = max |x| / 127`, `q =
+ * round(x / scale)`, as every int8 product quantizes. An engine that
+ * splits one product over its own threads quantizes once and hands the
+ * same bytes to every thread. `out` may have any alignment; the bytes
+ * are self-describing and opaque. `options` may be NULL.
+ *
+ * Reads `x[0 .. batch*cols]`. Writes `out[0 .. size]`, nothing else.
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_OPTIONS`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`out` and `*options` or `x`'s prefix),
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL`
+ * (`out_len`).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type).
+ */
+enum cq4_status cq4_quantize_activations_f32(const float *x,
+                                             size_t x_len,
+                                             size_t batch,
+                                             size_t cols,
+                                             size_t group_size,
+                                             uint8_t *out,
+                                             size_t out_len,
+                                             const struct cq4_options *options);
+
+/**
+ * As `cq4_quantize_activations_f32`, from IEEE binary16 bit patterns
+ * (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_quantize_activations_f32`.
+ */
+enum cq4_status cq4_quantize_activations_f16(const uint16_t *x,
+                                             size_t x_len,
+                                             size_t batch,
+                                             size_t cols,
+                                             size_t group_size,
+                                             uint8_t *out,
+                                             size_t out_len,
+                                             const struct cq4_options *options);
+
+/**
+ * As `cq4_quantize_activations_f32`, from bfloat16 bit patterns
+ * (converted exactly to f32 first).
+ *
+ * # Safety
+ * As `cq4_quantize_activations_f32`.
+ */
+enum cq4_status cq4_quantize_activations_bf16(const uint16_t *x,
+                                              size_t x_len,
+                                              size_t batch,
+                                              size_t cols,
+                                              size_t group_size,
+                                              uint8_t *out,
+                                              size_t out_len,
+                                              const struct cq4_options *options);
+
+/**
+ * As `cq4_prepared_matmul_rows_f32` in `CQ4_PRECISION_INT8`, on
+ * activations that `cq4_quantize_activations_*` quantized beforehand
+ * (`activations[0 .. activations_len]`, their batch as they state it),
+ * so that threads sharing one product quantize once: the same outputs,
+ * bit for bit, as `cq4_prepared_matmul_rows_f32` on the activations they
+ * were quantized from.
+ *
+ * Reads `prepared` and `activations` (each its header, then the size it
+ * states). Writes `y[b * y_stride + (r - row_begin)]` for every row `b`
+ * of the activations and `r` in the range, nothing else. Returns
+ * `CQ4_OK`, or without writing anything, in the order of the shared
+ * rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+ * `CQ4_ERR_BAD_OPTIONS`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+ * `CQ4_ERR_BAD_PREPARED`, `CQ4_ERR_BAD_ACTIVATIONS` (no header of this
+ * version with a possible shape and length, or other columns or another
+ * group size than the matrix's), `CQ4_ERR_BAD_ROW_RANGE`,
+ * `CQ4_ERR_BAD_STRIDE`, `CQ4_ERR_SIZE_OVERFLOW` (`y`'s extent),
+ * `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and `*options` or an input's
+ * prefix), `CQ4_ERR_INPUT_TOO_SHORT` (`prepared_len`,
+ * `activations_len` below the sizes their headers state),
+ * `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+ *
+ * # Safety
+ * As `cq4_prepared_matmul_rows_f32`.
+ */
+enum cq4_status cq4_prepared_matmul_rows_int8(const uint8_t *prepared,
+                                              size_t prepared_len,
+                                              const uint8_t *activations,
+                                              size_t activations_len,
                                               size_t row_begin,
                                               size_t row_end,
                                               float *y,

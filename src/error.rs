@@ -20,6 +20,8 @@ pub enum Buffer {
     Destination,
     /// A prepared matrix ([`PreparedMatrix`](crate::PreparedMatrix)).
     Prepared,
+    /// Quantized activations ([`Int8Activations`](crate::Int8Activations)).
+    Activations,
 }
 
 impl fmt::Display for Buffer {
@@ -32,6 +34,7 @@ impl fmt::Display for Buffer {
             Buffer::Importance => "importance",
             Buffer::Destination => "destination",
             Buffer::Prepared => "prepared",
+            Buffer::Activations => "quantized activations",
         })
     }
 }
@@ -73,6 +76,10 @@ pub enum Error {
     /// Bytes that are not a prepared matrix of this library's version (no
     /// header, or one whose shape or length is impossible).
     BadPrepared,
+    /// Bytes that are not quantized activations of this library's version,
+    /// or activations quantized for other columns or another group size
+    /// than the matrix's.
+    BadActivations,
 }
 
 impl fmt::Display for Error {
@@ -121,6 +128,9 @@ impl fmt::Display for Error {
             Error::BadPrepared => {
                 f.write_str("not a prepared matrix of this version (bad header, shape or length)")
             }
+            Error::BadActivations => f.write_str(
+                "not quantized activations of this version for this matrix's columns and group size",
+            ),
         }
     }
 }

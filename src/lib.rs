@@ -63,7 +63,10 @@ pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 pub use matmul_api::{PackedMatrix, Precision};
 pub use options::Options;
-pub use prepared::{PreparedMatrix, PreparedView, PREPARED_HEADER_BYTES, PREPARED_VERSION};
+pub use prepared::{
+    Int8Activations, Int8ActivationsView, PreparedMatrix, PreparedView, PREPARED_HEADER_BYTES,
+    PREPARED_VERSION,
+};
 pub use quality::Quality;
 pub use slice_api::{PackedMatrixBuf, Quantizer};
 

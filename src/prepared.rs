@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels::gemm::{
-    exact_chunk, max_abs, needs_clamp, PanelActivations, PanelLayout, PANEL_ROWS,
+    exact_chunk, max_abs, needs_clamp, ActivationsLayout, PanelActivations, PanelLayout, PANEL_ROWS,
 };
 use crate::kernels::{self, threads};
 use crate::layout::Layout;
@@ -30,6 +30,7 @@ pub const PREPARED_VERSION: u32 = 1;
 /// Bytes of the header before the body.
 pub const PREPARED_HEADER_BYTES: usize = 64;
 const MAGIC: [u8; 8] = *b"CQ4PANEL";
+const ACTIVATIONS_MAGIC: [u8; 8] = *b"CQ4INT8A";
 
 /// Bytes of activations per row block that a thread keeps in its L2 cache
 /// while it runs its panels against them.
@@ -150,7 +151,9 @@ impl PreparedMatrix {
 fn prepare(matrix: &PackedMatrix, options: &Options, out: &mut [u8]) {
     let layout = PanelLayout::new(*matrix.layout()).expect("sized by the caller");
     let (header, body) = out.split_at_mut(PREPARED_HEADER_BYTES);
-    write_header(header, &layout, max_abs(matrix.scales()));
+    let l = &layout.weights;
+    let words = [l.rows, l.cols, l.group_size, layout.len];
+    write_header(header, &MAGIC, words, max_abs(matrix.scales()));
     let fill = |(p, panel): (usize, &mut [u8])| {
         layout.fill_panel(matrix.packed(), matrix.scales(), p, panel)
     };
@@ -166,44 +169,48 @@ fn prepare(matrix: &PackedMatrix, options: &Options, out: &mut [u8]) {
     }
 }
 
-/// The header: magic, version (u32), 4 zero bytes, rows, cols, group size
-/// and body length (u64 each), the largest `|scale|` (f32, NaN when a
-/// scale is NaN), zeros; little-endian.
-fn write_header(header: &mut [u8], layout: &PanelLayout, max_abs_scale: f32) {
-    let l = &layout.weights;
+/// Writes a header of the prepared forms: `magic`, [`PREPARED_VERSION`]
+/// (u32), 4 zero bytes, four u64 `words`, an f32 `value`, zeros;
+/// little-endian.
+fn write_header(header: &mut [u8], magic: &[u8; 8], words: [usize; 4], value: f32) {
     header.fill(0);
-    header[..8].copy_from_slice(&MAGIC);
+    header[..8].copy_from_slice(magic);
     header[8..12].copy_from_slice(&PREPARED_VERSION.to_le_bytes());
-    for (i, v) in [l.rows, l.cols, l.group_size, layout.len]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, v) in words.into_iter().enumerate() {
         header[16 + 8 * i..24 + 8 * i].copy_from_slice(&(v as u64).to_le_bytes());
     }
-    header[48..52].copy_from_slice(&max_abs_scale.to_le_bytes());
+    header[48..52].copy_from_slice(&value.to_le_bytes());
 }
 
-/// The panel layout and largest scale magnitude a header (its first
-/// [`PREPARED_HEADER_BYTES`] bytes) describes; [`Error::BadPrepared`]
-/// unless it is one [`write_header`] could have written.
-pub(crate) fn read_header(header: &[u8]) -> Result<(PanelLayout, f32), Error> {
-    let header = header
-        .get(..PREPARED_HEADER_BYTES)
-        .filter(|h| h[..8] == MAGIC)
-        .ok_or(Error::BadPrepared)?;
+/// The words and value of a header [`write_header`] could have written
+/// with `magic`, or `None`.
+fn read_words(header: &[u8], magic: &[u8; 8]) -> Option<([usize; 4], f32)> {
+    let header = header.get(..PREPARED_HEADER_BYTES)?;
     let word = |i: usize| u64::from_le_bytes(header[16 + 8 * i..24 + 8 * i].try_into().unwrap());
-    let field = |i: usize| usize::try_from(word(i)).map_err(|_| Error::BadPrepared);
     let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
-    if version != PREPARED_VERSION || header[12..16] != [0; 4] {
-        return Err(Error::BadPrepared);
+    if header[..8] != magic[..] || version != PREPARED_VERSION || header[12..16] != [0; 4] {
+        return None;
     }
-    let weights = Layout::new(field(0)?, field(1)?, field(2)?).map_err(|_| Error::BadPrepared)?;
+    let mut words = [0usize; 4];
+    for (i, w) in words.iter_mut().enumerate() {
+        *w = usize::try_from(word(i)).ok()?;
+    }
+    let value = f32::from_le_bytes(header[48..52].try_into().unwrap());
+    Some((words, value))
+}
+
+/// The panel layout and largest scale magnitude a prepared matrix's header
+/// (its first [`PREPARED_HEADER_BYTES`] bytes) describes;
+/// [`Error::BadPrepared`] unless `prepare` could have written it.
+pub(crate) fn read_header(header: &[u8]) -> Result<(PanelLayout, f32), Error> {
+    let ([rows, cols, group_size, len], max) =
+        read_words(header, &MAGIC).ok_or(Error::BadPrepared)?;
+    let weights = Layout::new(rows, cols, group_size).map_err(|_| Error::BadPrepared)?;
     let layout = PanelLayout::new(weights).map_err(|_| Error::BadPrepared)?;
-    if field(3)? != layout.len {
+    if len != layout.len {
         return Err(Error::BadPrepared);
     }
-    let max_abs_scale = f32::from_le_bytes(header[48..52].try_into().unwrap());
-    Ok((layout, max_abs_scale))
+    Ok((layout, max))
 }
 
 impl<'a> PreparedView<'a> {
@@ -289,30 +296,17 @@ impl<'a> PreparedView<'a> {
             return;
         }
         let cols = l.weights.cols;
-        let x = Plan::as_f32(x, batch * cols);
-        let panel = |p: usize| &self.body[p * l.panel_bytes..(p + 1) * l.panel_bytes];
         match precision {
             Precision::Int8 => {
-                let quantized = kernels::quantize_activations(
-                    plan.kernel,
-                    &x,
-                    batch,
-                    cols,
-                    l.weights.group_size,
-                );
-                let acts = PanelActivations::new(&quantized, batch, l.padded_group);
-                let clamp = needs_clamp(self.max_abs_scale, acts.max_abs_scale);
-                let panel_fn = kernels::panel_kernel(plan.kernel);
-                let tile = ACTIVATION_TILE_BYTES / acts.row_len;
-                let compute = |_: &mut (), p, tile_rows, out: &mut [f32]| {
-                    // SAFETY: `panel_kernel` returns kernels this CPU runs;
-                    // the kernel checks its arguments.
-                    unsafe { panel_fn(panel(p), l, &acts, tile_rows, clamp, out) }
-                };
-                // SAFETY: the caller's promise.
-                unsafe { self.run_panels(plan, &sink, tile, || (), compute) };
+                let acts =
+                    Int8Activations::quantize(plan.kernel, x, batch, cols, l.weights.group_size);
+                // SAFETY: the caller's promise; `acts` has the matrix's
+                // columns and group size, and the plan's rows.
+                unsafe { self.execute_int8(plan, &acts.view().acts, &sink) };
             }
             Precision::Exact => {
+                let x = Plan::as_f32(x, batch * cols);
+                let panel = |p: usize| &self.body[p * l.panel_bytes..(p + 1) * l.panel_bytes];
                 let exact_fn = kernels::panel_exact_kernel(plan.kernel);
                 let chunk = exact_chunk(cols).min(cols);
                 let tile = ACTIVATION_TILE_BYTES / 4 / cols;
@@ -332,6 +326,89 @@ impl<'a> PreparedView<'a> {
                 unsafe { self.run_panels(plan, &sink, tile, scratch, compute) };
             }
         }
+    }
+
+    /// Runs a checked int8 product on activations quantized beforehand,
+    /// after the empty cases.
+    ///
+    /// # Safety
+    /// As [`Plan::execute`], for `sink`'s pointer; `acts` holds the plan's
+    /// activation rows, with this matrix's columns and group size.
+    unsafe fn execute_int8(&self, plan: &Plan, acts: &PanelActivations, sink: &Sink) {
+        let l = &self.layout;
+        let clamp = needs_clamp(self.max_abs_scale, acts.max_abs_scale);
+        let panel_fn = kernels::panel_kernel(plan.kernel);
+        let tile = ACTIVATION_TILE_BYTES / acts.layout.row_len.max(1);
+        let compute = |_: &mut (), p: usize, tile_rows, out: &mut [f32]| {
+            let panel = &self.body[p * l.panel_bytes..(p + 1) * l.panel_bytes];
+            // SAFETY: `panel_kernel` returns kernels this CPU runs; the
+            // kernel checks its arguments.
+            unsafe { panel_fn(panel, l, acts, tile_rows, clamp, out) }
+        };
+        // SAFETY: the caller's promise.
+        unsafe { self.run_panels(plan, sink, tile, || (), compute) };
+    }
+
+    /// [`matmul_rows`](Self::matmul_rows) in int8 precision on activations
+    /// quantized beforehand ([`Int8Activations`]), so that an engine that
+    /// splits one product over its own threads quantizes them once: the
+    /// same outputs, bit for bit, as `matmul_rows` on the activations `x`
+    /// was quantized from.
+    ///
+    /// Errors, with nothing written: [`Error::UnsupportedKernel`],
+    /// [`Error::BadActivations`] (made for other columns or another group
+    /// size than this matrix's), [`Error::BadRowRange`],
+    /// [`Error::BadStride`], [`Error::SizeOverflow`],
+    /// [`Error::OutputTooSmall`].
+    pub fn matmul_rows_int8(
+        &self,
+        options: &Options,
+        x: &Int8ActivationsView,
+        rows: Range<usize>,
+        y: &mut [f32],
+        y_stride: usize,
+    ) -> Result<(), Error> {
+        let plan = self.plan_int8(options, x, rows, y_stride)?;
+        Layout::check_output(Buffer::Destination, plan.y_len, y.len())?;
+        let sink = Sink::new(y.as_mut_ptr(), y_stride);
+        // SAFETY: `y` is exclusively borrowed and holds the planned
+        // `y_len`; `plan_int8` checked `x` against the matrix.
+        unsafe { self.execute_int8_checked(&plan, &x.acts, &sink) };
+        Ok(())
+    }
+
+    /// The checked plan of an int8 product on quantized activations.
+    pub(crate) fn plan_int8(
+        &self,
+        options: &Options,
+        x: &Int8ActivationsView,
+        rows: Range<usize>,
+        y_stride: usize,
+    ) -> Result<Plan, Error> {
+        options.kernel()?;
+        let (w, a) = (&self.layout.weights, &x.acts.layout);
+        if (a.cols, a.group_size) != (w.cols, w.group_size) {
+            return Err(Error::BadActivations);
+        }
+        Plan::new(options, w, a.batch, rows, y_stride)
+    }
+
+    /// [`Self::execute_int8`] with the empty cases first.
+    ///
+    /// # Safety
+    /// As [`Self::execute_int8`].
+    pub(crate) unsafe fn execute_int8_checked(
+        &self,
+        plan: &Plan,
+        acts: &PanelActivations,
+        sink: &Sink,
+    ) {
+        // SAFETY: the caller's promise.
+        if plan.y_len == 0 || unsafe { plan.write_empty_sums(sink, self.layout.weights.cols) } {
+            return;
+        }
+        // SAFETY: the caller's promise.
+        unsafe { self.execute_int8(plan, acts, sink) };
     }
 
     /// Runs `compute(state, panel, activation_rows, out)` over the panels
@@ -381,5 +458,181 @@ impl<'a> PreparedView<'a> {
                 .into_par_iter()
                 .for_each(|start| run(start..(start + per_task).min(panels.end)));
         }
+    }
+}
+
+/// Activation rows quantized once for int8 products on prepared matrices
+/// of their columns and group size (`scale = max |x| / 127` per group, as
+/// every int8 product quantizes), in the order the panel kernels read:
+/// a 64-byte header (magic `CQ4INT8A`, [`PREPARED_VERSION`], batch,
+/// columns, group size, length) and per row the groups' values padded to
+/// whole 8-column steps, then the rows' scales and integer corrections.
+/// About `batch * cols * 1.25` bytes at g = 32.
+#[derive(Clone, Debug)]
+pub struct Int8Activations {
+    bytes: Vec<u8>,
+}
+
+/// Quantized activation bytes checked against their header.
+#[derive(Clone, Copy, Debug)]
+pub struct Int8ActivationsView<'a> {
+    acts: PanelActivations<'a>,
+}
+
+impl Int8Activations {
+    /// Bytes of `batch` rows of `cols` activations quantized with
+    /// `group_size`.
+    ///
+    /// Errors: [`Error::BadGroupSize`], [`Error::SizeOverflow`].
+    pub fn size(batch: usize, cols: usize, group_size: usize) -> Result<usize, Error> {
+        ActivationsLayout::new(batch, cols, group_size)?
+            .len
+            .checked_add(PREPARED_HEADER_BYTES)
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or(Error::SizeOverflow)
+    }
+
+    /// Quantizes the `batch` rows of `x` (`[batch, cols]`, at least
+    /// `batch * cols` elements) with `group_size`.
+    ///
+    /// Errors: [`Error::UnsupportedKernel`], [`Error::BadGroupSize`],
+    /// [`Error::SizeOverflow`], [`Error::InputTooShort`].
+    pub fn new<X: Element>(
+        options: &Options,
+        x: &[X],
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+    ) -> Result<Self, Error> {
+        let kernel = options.kernel()?;
+        Self::size(batch, cols, group_size)?;
+        Layout::check_input(Buffer::Source, batch * cols, x.len())?;
+        Ok(Self::quantize(kernel, x, batch, cols, group_size))
+    }
+
+    /// [`new`](Self::new) into `out` (at least [`size`](Self::size)
+    /// bytes; exactly that many are written).
+    ///
+    /// Errors, with nothing written: those of `new`,
+    /// [`Error::OutputTooSmall`].
+    pub fn quantize_into<X: Element>(
+        options: &Options,
+        x: &[X],
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let kernel = options.kernel()?;
+        let size = Self::size(batch, cols, group_size)?;
+        Layout::check_input(Buffer::Source, batch * cols, x.len())?;
+        Layout::check_output(Buffer::Activations, size, out.len())?;
+        write_activations(kernel, x, batch, cols, group_size, &mut out[..size]);
+        Ok(())
+    }
+
+    /// Quantizes checked arguments.
+    fn quantize<X: Element>(
+        kernel: crate::Kernel,
+        x: &[X],
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+    ) -> Self {
+        let size = Self::size(batch, cols, group_size).expect("checked by the caller");
+        let mut bytes = vec![0u8; size];
+        write_activations(kernel, x, batch, cols, group_size, &mut bytes);
+        Int8Activations { bytes }
+    }
+
+    /// The bytes: header and body.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The checked view products read.
+    pub fn view(&self) -> Int8ActivationsView<'_> {
+        // The bytes were written by `write_activations`.
+        Int8ActivationsView::from_bytes(&self.bytes).expect("quantized activations read back")
+    }
+}
+
+/// Writes the header and body of `x`'s quantized form into `out` (exactly
+/// its size).
+fn write_activations<X: Element>(
+    kernel: crate::Kernel,
+    x: &[X],
+    batch: usize,
+    cols: usize,
+    group_size: usize,
+    out: &mut [u8],
+) {
+    let layout = ActivationsLayout::new(batch, cols, group_size).expect("checked by the caller");
+    let (header, body) = out.split_at_mut(PREPARED_HEADER_BYTES);
+    let max = if batch == 0 || cols == 0 {
+        0.0
+    } else {
+        let x = Plan::as_f32(x, batch * cols);
+        let quantized = kernels::quantize_activations(kernel, &x, batch, cols, group_size);
+        layout.write(&quantized, body)
+    };
+    let words = [batch, cols, group_size, layout.len];
+    write_header(header, &ACTIVATIONS_MAGIC, words, max);
+}
+
+/// The layout and largest scale magnitude a quantized activations header
+/// describes; [`Error::BadActivations`] unless `write_activations` could
+/// have written it.
+pub(crate) fn read_activations_header(header: &[u8]) -> Result<(ActivationsLayout, f32), Error> {
+    let ([batch, cols, group_size, len], max) =
+        read_words(header, &ACTIVATIONS_MAGIC).ok_or(Error::BadActivations)?;
+    let layout =
+        ActivationsLayout::new(batch, cols, group_size).map_err(|_| Error::BadActivations)?;
+    if len != layout.len {
+        return Err(Error::BadActivations);
+    }
+    Ok((layout, max))
+}
+
+impl<'a> Int8ActivationsView<'a> {
+    /// Checks quantized activation bytes (from
+    /// [`Int8Activations::as_bytes`] or `cq4_quantize_activations_*`):
+    /// header, then length. Longer buffers are cut to their size.
+    ///
+    /// Errors: [`Error::BadActivations`], [`Error::InputTooShort`].
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Self, Error> {
+        let header = bytes
+            .get(..PREPARED_HEADER_BYTES)
+            .ok_or(Error::BadActivations)?;
+        let (layout, max_abs_scale) = read_activations_header(header)?;
+        let end = PREPARED_HEADER_BYTES + layout.len;
+        Layout::check_input(Buffer::Activations, end, bytes.len())?;
+        Ok(Int8ActivationsView {
+            acts: PanelActivations {
+                layout,
+                body: &bytes[PREPARED_HEADER_BYTES..end],
+                max_abs_scale,
+            },
+        })
+    }
+
+    /// Activation rows held.
+    pub fn batch(&self) -> usize {
+        self.acts.layout.batch
+    }
+
+    /// Columns per row.
+    pub fn cols(&self) -> usize {
+        self.acts.layout.cols
+    }
+
+    /// The group size they were quantized with.
+    pub fn group_size(&self) -> usize {
+        self.acts.layout.group_size
+    }
+
+    /// The kernels' view.
+    pub(crate) fn panel_activations(&self) -> &PanelActivations<'a> {
+        &self.acts
     }
 }

@@ -7,8 +7,8 @@
 mod common;
 
 use cortex_q4::{
-    Buffer, Error, Kernel, Layout, Options, PackedMatrix, Precision, PreparedMatrix, PreparedView,
-    Quantizer, PREPARED_HEADER_BYTES,
+    Buffer, Error, Int8Activations, Int8ActivationsView, Kernel, Layout, Options, PackedMatrix,
+    Precision, PreparedMatrix, PreparedView, Quantizer, PREPARED_HEADER_BYTES,
 };
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -278,6 +278,32 @@ proptest! {
         }
     }
 
+    /// Activations quantized once give every row range the bits of the
+    /// whole int8 product, with every kernel; quantizing into caller
+    /// memory writes the same bytes, and exactly `size` of them.
+    #[test]
+    fn activations_quantized_once_give_the_same_bits(
+        c in case_with(1usize..20, true),
+        cut in 0usize..50,
+    ) {
+        let prepared = c.prepared();
+        let cut = cut.min(c.rows);
+        for kernel in supported() {
+            let opts = Options::default().with_kernel(kernel);
+            let acts = Int8Activations::new(&opts, &c.x, c.batch, c.cols, c.g).unwrap();
+            let size = Int8Activations::size(c.batch, c.cols, c.g).unwrap();
+            let mut out = vec![0xA5u8; size + 4];
+            Int8Activations::quantize_into(&opts, &c.x, c.batch, c.cols, c.g, &mut out).unwrap();
+            prop_assert_eq!(&out[..size], acts.as_bytes());
+            prop_assert_eq!(&out[size..], &[0xA5u8; 4][..]);
+            let view = Int8ActivationsView::from_bytes(&out).unwrap();
+            let mut y = vec![f32::NAN; c.batch * c.rows];
+            prepared.view().matmul_rows_int8(&opts, &view, 0..cut, &mut y, c.rows).unwrap();
+            prepared.view().matmul_rows_int8(&opts, &view, cut..c.rows, &mut y[cut..], c.rows).unwrap();
+            prop_assert_eq!(bits(&y), c.want(Precision::Int8), "{}", kernel.name());
+        }
+    }
+
     /// Preparing on any number of threads, into owned or caller memory,
     /// writes the same bytes, and exactly `size` of them.
     #[test]
@@ -424,4 +450,61 @@ fn products_check_their_buffers_like_the_unprepared_ones() {
         assert_eq!(got, want);
         assert!(y.iter().all(|v| v.is_nan()), "a refused call wrote");
     }
+}
+
+#[test]
+fn quantized_activations_are_checked_against_the_matrix() {
+    let (packed, scales) = (vec![0x5Au8; 4 * 16], vec![0.5f32; 4]);
+    let m = PackedMatrix::new(&packed, &scales, 4, 32, 32).unwrap();
+    let prepared = PreparedMatrix::new(&m, &Options::default()).unwrap();
+    let opts = Options::default();
+    let x = vec![1f32; 2 * 32];
+    let good = Int8Activations::new(&opts, &x, 2, 32, 32).unwrap();
+    let mut y = vec![f32::NAN; 8];
+    // Other columns, another group size.
+    for (cols, g) in [(16, 32), (32, 16)] {
+        let other = Int8Activations::new(&opts, &x, 2, cols, g).unwrap();
+        let got = prepared
+            .view()
+            .matmul_rows_int8(&opts, &other.view(), 0..4, &mut y, 4);
+        assert_eq!(got, Err(Error::BadActivations), "{cols} x {g}");
+    }
+    let bytes = good.as_bytes();
+    assert_eq!(
+        Int8ActivationsView::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err(),
+        Error::InputTooShort {
+            buffer: Buffer::Activations,
+            needed: bytes.len(),
+            got: bytes.len() - 1
+        }
+    );
+    for at in [0, 8, 16, 40] {
+        let mut bad = bytes.to_vec();
+        bad[at] ^= 0x40;
+        assert_eq!(
+            Int8ActivationsView::from_bytes(&bad).unwrap_err(),
+            Error::BadActivations,
+            "byte {at}"
+        );
+    }
+    // A prepared matrix is not activations, nor the reverse.
+    assert!(Int8ActivationsView::from_bytes(prepared.as_bytes()).is_err());
+    assert!(PreparedView::from_bytes(bytes).is_err());
+    let got = prepared
+        .view()
+        .matmul_rows_int8(&opts, &good.view(), 0..4, &mut y[..7], 4);
+    assert!(matches!(got, Err(Error::OutputTooSmall { .. })));
+    assert!(y.iter().all(|v| v.is_nan()), "a refused call wrote");
+    prepared
+        .view()
+        .matmul_rows_int8(&opts, &good.view(), 0..4, &mut y, 4)
+        .unwrap();
+    assert_eq!(
+        Int8Activations::size(2, 32, 0).unwrap_err(),
+        Error::BadGroupSize { group_size: 0 }
+    );
+    assert_eq!(
+        Int8Activations::size(usize::MAX, 2, 32).unwrap_err(),
+        Error::SizeOverflow
+    );
 }

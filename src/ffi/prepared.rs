@@ -1,5 +1,5 @@
 //! The prepared weight form through the C ABI: its size, preparing it into
-//! caller memory, and products on it.
+//! caller memory, products on it, and activations quantized once for them.
 
 use std::ops::Range;
 
@@ -12,9 +12,13 @@ use super::options::{cq4_options, read_options};
 use crate::element::Element;
 use crate::kernels::gemm::PanelLayout;
 use crate::layout::Layout;
+use crate::matmul_api::Sink;
 use crate::matmul_api::{PackedMatrix, Plan, Precision};
 use crate::options::Options;
-use crate::prepared::{read_header, PreparedMatrix, PreparedView, PREPARED_HEADER_BYTES};
+use crate::prepared::{
+    read_activations_header, read_header, Int8Activations, Int8ActivationsView, PreparedMatrix,
+    PreparedView, PREPARED_HEADER_BYTES,
+};
 
 /// The version of the prepared form this library writes and reads
 /// (`cq4_prepare`'s header carries it; a product refuses any other).
@@ -342,4 +346,275 @@ pub unsafe extern "C" fn cq4_prepared_matmul_rows_bf16(
 ) -> cq4_status {
     forward! { PreparedProduct::<bf16>::new(prepared, prepared_len, x.cast(), x_len, batch,
     precision, Some(row_begin..row_end), y, y_len, Some(y_stride), options) }
+}
+
+call_kind! {
+    /// `cq4_activations_size`: quantized activations' byte count.
+    struct ActivationsSize {
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+        out: value_out<usize>,
+    }
+}
+
+impl Call for ActivationsSize {
+    type Choices = ();
+    type Shape = usize;
+
+    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
+        Ok(())
+    }
+
+    fn shape(&mut self, _: &()) -> Result<usize, cq4_status> {
+        Ok(Int8Activations::size(
+            self.batch,
+            self.cols,
+            self.group_size,
+        )?)
+    }
+
+    unsafe fn run(self, _: (), size: usize) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        unsafe { self.out.write(size) };
+        Ok(())
+    }
+}
+
+/// Writes to `*size` the bytes of `batch` rows of `cols` activations
+/// quantized with `group_size` by `cq4_quantize_activations_*`: a 64-byte
+/// header, then per row the values (int8) of its groups padded to whole
+/// 8-column steps, then 8 bytes per group and row (scale and integer
+/// correction); about `batch * cols * 1.25` at `group_size` 32.
+///
+/// Reads nothing; writes `*size` on success only. Returns `CQ4_OK`,
+/// `CQ4_ERR_NULL_POINTER` / `CQ4_ERR_MISALIGNED_POINTER` (`size`),
+/// `CQ4_ERR_BAD_GROUP_SIZE` or `CQ4_ERR_SIZE_OVERFLOW`.
+///
+/// # Safety
+/// `size` must be NULL or valid for writing one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_activations_size(
+    batch: usize,
+    cols: usize,
+    group_size: usize,
+    size: *mut usize,
+) -> cq4_status {
+    forward! { ActivationsSize::new(batch, cols, group_size, size) }
+}
+
+call_kind! {
+    /// The `cq4_quantize_activations_*` functions: `x` into `out`.
+    struct QuantizeActivations<X> {
+        x: input<X>[x_len],
+        batch: usize,
+        cols: usize,
+        group_size: usize,
+        out: output<u8>[out_len],
+        options: value_in<cq4_options>.optional(),
+    }
+}
+
+impl<X: Element> Call for QuantizeActivations<X> {
+    type Choices = Options;
+    type Shape = ();
+
+    unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
+        // SAFETY: the options pointer passed its checks (`choose`'s contract).
+        unsafe { read_options(&self.options) }
+    }
+
+    fn shape(&mut self, _: &Options) -> Result<(), cq4_status> {
+        let size = Int8Activations::size(self.batch, self.cols, self.group_size)?;
+        // `size` checked that `batch * cols` fits.
+        self.x.touch(self.batch * self.cols);
+        self.out.touch(size);
+        Ok(())
+    }
+
+    unsafe fn run(self, options: Options, _: ()) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (x, out) = unsafe { (self.x.slice(), self.out.slice_mut()) };
+        Int8Activations::quantize_into(&options, x, self.batch, self.cols, self.group_size, out)?;
+        Ok(())
+    }
+}
+
+/// Quantizes the `batch` rows of `x` (`[batch, cols]`) once for the int8
+/// products of any prepared matrix of `cols` columns and `group_size`
+/// (`cq4_prepared_matmul_rows_int8`), into `out[0 .. size]` (`size` from
+/// `cq4_activations_size`): per group `scale = max |x| / 127`, `q =
+/// round(x / scale)`, as every int8 product quantizes. An engine that
+/// splits one product over its own threads quantizes once and hands the
+/// same bytes to every thread. `out` may have any alignment; the bytes
+/// are self-describing and opaque. `options` may be NULL.
+///
+/// Reads `x[0 .. batch*cols]`. Writes `out[0 .. size]`, nothing else.
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+/// `CQ4_ERR_BAD_OPTIONS`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW`,
+/// `CQ4_ERR_OVERLAPPING_BUFFERS` (`out` and `*options` or `x`'s prefix),
+/// `CQ4_ERR_INPUT_TOO_SHORT` (`x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL`
+/// (`out_len`).
+///
+/// # Safety
+/// Each pointer must be NULL or valid for its declared length (in elements
+/// of its type).
+#[no_mangle]
+pub unsafe extern "C" fn cq4_quantize_activations_f32(
+    x: *const f32,
+    x_len: usize,
+    batch: usize,
+    cols: usize,
+    group_size: usize,
+    out: *mut u8,
+    out_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    forward! { QuantizeActivations::new(x, x_len, batch, cols, group_size, out, out_len, options) }
+}
+
+/// As `cq4_quantize_activations_f32`, from IEEE binary16 bit patterns
+/// (converted exactly to f32 first).
+///
+/// # Safety
+/// As `cq4_quantize_activations_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_quantize_activations_f16(
+    x: *const u16,
+    x_len: usize,
+    batch: usize,
+    cols: usize,
+    group_size: usize,
+    out: *mut u8,
+    out_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    forward! { QuantizeActivations::<f16>::new(x.cast(), x_len, batch, cols, group_size, out,
+    out_len, options) }
+}
+
+/// As `cq4_quantize_activations_f32`, from bfloat16 bit patterns
+/// (converted exactly to f32 first).
+///
+/// # Safety
+/// As `cq4_quantize_activations_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_quantize_activations_bf16(
+    x: *const u16,
+    x_len: usize,
+    batch: usize,
+    cols: usize,
+    group_size: usize,
+    out: *mut u8,
+    out_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    forward! { QuantizeActivations::<bf16>::new(x.cast(), x_len, batch, cols, group_size, out,
+    out_len, options) }
+}
+
+call_kind! {
+    /// `cq4_prepared_matmul_rows_int8`: a product on quantized activations.
+    struct QuantizedProduct {
+        prepared: input<u8>[prepared_len],
+        activations: input<u8>[activations_len],
+        rows: Range<usize>,
+        y: output<f32>[y_len],
+        y_stride: usize,
+        options: value_in<cq4_options>.optional(),
+        /// The headers' bytes, once read.
+        later prepared_header: Option<[u8; PREPARED_HEADER_BYTES]>,
+        later activations_header: Option<[u8; PREPARED_HEADER_BYTES]>,
+    }
+}
+
+impl Call for QuantizedProduct {
+    type Choices = Options;
+    type Shape = Plan;
+
+    unsafe fn open(&mut self) {
+        // SAFETY: both passed their checks (`open`'s contract).
+        unsafe {
+            self.prepared_header = self.prepared.read_prefix();
+            self.activations_header = self.activations.read_prefix();
+        }
+    }
+
+    unsafe fn choose(&mut self) -> Result<Options, cq4_status> {
+        // SAFETY: the options pointer passed its checks (`choose`'s contract).
+        unsafe { read_options(&self.options) }
+    }
+
+    fn shape(&mut self, options: &Options) -> Result<Plan, cq4_status> {
+        let bytes = |h: &Option<[u8; PREPARED_HEADER_BYTES]>| h.map_or(Vec::new(), |h| h.to_vec());
+        let (layout, _) = read_header(&bytes(&self.prepared_header))?;
+        let (acts, _) = read_activations_header(&bytes(&self.activations_header))?;
+        let w = &layout.weights;
+        if (acts.cols, acts.group_size) != (w.cols, w.group_size) {
+            return Err(cq4_status::CQ4_ERR_BAD_ACTIVATIONS);
+        }
+        let plan = Plan::new(options, w, acts.batch, self.rows.clone(), self.y_stride)?;
+        self.prepared.touch(PREPARED_HEADER_BYTES + layout.len);
+        self.activations.touch(PREPARED_HEADER_BYTES + acts.len);
+        self.y.touch(plan.y_len);
+        Ok(plan)
+    }
+
+    unsafe fn run(self, _: Options, plan: Plan) -> Result<(), cq4_status> {
+        // SAFETY: checked by `checked`.
+        let (prepared, acts) = unsafe { (self.prepared.slice(), self.activations.slice()) };
+        let (view, acts) = (
+            PreparedView::from_bytes(prepared)?,
+            Int8ActivationsView::from_bytes(acts)?,
+        );
+        let sink = Sink::new(self.y.as_mut_ptr(), plan.y_stride);
+        // SAFETY: `y` holds `plan.y_len` elements and overlaps no input
+        // (checked); the caller promised no one else touches the elements
+        // this call writes; the activations match the matrix (checked).
+        unsafe { view.execute_int8_checked(&plan, acts.panel_activations(), &sink) };
+        Ok(())
+    }
+}
+
+/// As `cq4_prepared_matmul_rows_f32` in `CQ4_PRECISION_INT8`, on
+/// activations that `cq4_quantize_activations_*` quantized beforehand
+/// (`activations[0 .. activations_len]`, their batch as they state it),
+/// so that threads sharing one product quantize once: the same outputs,
+/// bit for bit, as `cq4_prepared_matmul_rows_f32` on the activations they
+/// were quantized from.
+///
+/// Reads `prepared` and `activations` (each its header, then the size it
+/// states). Writes `y[b * y_stride + (r - row_begin)]` for every row `b`
+/// of the activations and `r` in the range, nothing else. Returns
+/// `CQ4_OK`, or without writing anything, in the order of the shared
+/// rules: `CQ4_ERR_NULL_POINTER`, `CQ4_ERR_MISALIGNED_POINTER`,
+/// `CQ4_ERR_BAD_OPTIONS`, `CQ4_ERR_UNSUPPORTED_KERNEL`,
+/// `CQ4_ERR_BAD_PREPARED`, `CQ4_ERR_BAD_ACTIVATIONS` (no header of this
+/// version with a possible shape and length, or other columns or another
+/// group size than the matrix's), `CQ4_ERR_BAD_ROW_RANGE`,
+/// `CQ4_ERR_BAD_STRIDE`, `CQ4_ERR_SIZE_OVERFLOW` (`y`'s extent),
+/// `CQ4_ERR_OVERLAPPING_BUFFERS` (`y` and `*options` or an input's
+/// prefix), `CQ4_ERR_INPUT_TOO_SHORT` (`prepared_len`,
+/// `activations_len` below the sizes their headers state),
+/// `CQ4_ERR_OUTPUT_TOO_SMALL` (`y_len`).
+///
+/// # Safety
+/// As `cq4_prepared_matmul_rows_f32`.
+#[no_mangle]
+pub unsafe extern "C" fn cq4_prepared_matmul_rows_int8(
+    prepared: *const u8,
+    prepared_len: usize,
+    activations: *const u8,
+    activations_len: usize,
+    row_begin: usize,
+    row_end: usize,
+    y: *mut f32,
+    y_len: usize,
+    y_stride: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    forward! { QuantizedProduct::new(prepared, prepared_len, activations, activations_len,
+    row_begin..row_end, y, y_len, y_stride, options) }
 }

@@ -51,12 +51,17 @@ pub enum cq4_status {
     /// this library's `CQ4_PREPARED_VERSION`, or its shape or length is
     /// impossible (they were not written by `cq4_prepare`, or were changed).
     CQ4_ERR_BAD_PREPARED = 16,
+    /// The bytes given as quantized activations do not start with a header
+    /// of this library's `CQ4_PREPARED_VERSION` with a possible shape and
+    /// length, or were quantized for other columns or another group size
+    /// than the prepared matrix's.
+    CQ4_ERR_BAD_ACTIVATIONS = 17,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 17] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 18] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -74,6 +79,7 @@ pub(crate) const ALL_STATUSES: [cq4_status; 17] = [
     CQ4_ERR_BAD_COLS,
     CQ4_ERR_BAD_IMPORTANCE,
     CQ4_ERR_BAD_PREPARED,
+    CQ4_ERR_BAD_ACTIVATIONS,
 ];
 
 impl cq4_status {
@@ -106,6 +112,9 @@ impl cq4_status {
             CQ4_ERR_BAD_PREPARED => {
                 c"not a prepared matrix of this version (bad header, shape or length)"
             }
+            CQ4_ERR_BAD_ACTIVATIONS => {
+                c"not quantized activations of this version for this matrix's columns and group size"
+            }
         }
     }
 }
@@ -123,6 +132,7 @@ impl From<Error> for cq4_status {
             Error::ColsNotWholeBlocks { .. } => CQ4_ERR_BAD_COLS,
             Error::BadImportance { .. } => CQ4_ERR_BAD_IMPORTANCE,
             Error::BadPrepared => CQ4_ERR_BAD_PREPARED,
+            Error::BadActivations => CQ4_ERR_BAD_ACTIVATIONS,
         }
     }
 }
@@ -144,7 +154,7 @@ mod tests {
     use std::collections::HashSet;
 
     /// A word the message of each status must hold, by the header's name.
-    const KEYWORDS: [(&str, &str); 17] = [
+    const KEYWORDS: [(&str, &str); 18] = [
         ("CQ4_OK", "success"),
         ("CQ4_ERR_NULL_POINTER", "NULL"),
         ("CQ4_ERR_MISALIGNED_POINTER", "aligned"),
@@ -162,6 +172,7 @@ mod tests {
         ("CQ4_ERR_BAD_COLS", "cols"),
         ("CQ4_ERR_BAD_IMPORTANCE", "importance"),
         ("CQ4_ERR_BAD_PREPARED", "prepared matrix"),
+        ("CQ4_ERR_BAD_ACTIVATIONS", "quantized activations"),
     ];
 
     #[test]

@@ -108,11 +108,6 @@ impl QuantizedActivations {
         &self.corrections[b * per_row..(b + 1) * per_row]
     }
 
-    /// Groups per row.
-    pub(crate) fn groups(&self) -> usize {
-        self.groups
-    }
-
     /// The quantized values of group `k` of row `b`.
     pub fn group(&self, b: usize, k: usize) -> &[i8] {
         let start = b * self.cols + k * self.group_size;

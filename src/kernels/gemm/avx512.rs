@@ -74,24 +74,23 @@ unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
 ) {
     let (gp, steps) = (layout.padded_group, layout.padded_group / STEP_COLS);
     let groups = layout.weights.groups_per_row;
-    // SAFETY (every pointer below): row b0 + t starts at (b0 + t) * row_len
-    // of `x.q` and at (b0 + t) * groups of the scales and corrections,
-    // inside them for t < ROWS (the caller's promise); the reads stay in
-    // group k < groups, step s < steps of that row.
-    let q: [*const i8; ROWS] =
-        std::array::from_fn(|t| unsafe { x.q.as_ptr().add((b0 + t) * x.row_len) });
-    let x_scales: [*const f32; ROWS] =
-        std::array::from_fn(|t| unsafe { x.scales.as_ptr().add((b0 + t) * x.groups) });
-    let corrections: [*const i32; ROWS] =
-        std::array::from_fn(|t| unsafe { x.corrections.as_ptr().add((b0 + t) * x.groups) });
+    // Row b0 + t's values, scales and corrections (4 bytes per group each);
+    // the reads below stay in group k < groups, step s < steps of them.
+    let q: [*const u8; ROWS] = std::array::from_fn(|t| x.row(b0 + t).as_ptr());
+    let [x_scales, corrections]: [[*const u8; ROWS]; 2] = {
+        let rows: [_; ROWS] = std::array::from_fn(|t| x.scales_and_corrections(b0 + t));
+        [rows.map(|r| r.0.as_ptr()), rows.map(|r| r.1.as_ptr())]
+    };
     let nibble = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); ROWS];
     for k in 0..groups {
         // SAFETY: group k of a whole panel: `steps` steps of 64 bytes and
         // 64 bytes of scales.
         let group = unsafe { panel.as_ptr().add(k * layout.group_bytes) };
-        let mut dots: [__m512i; ROWS] =
-            std::array::from_fn(|t| unsafe { _mm512_set1_epi32(*corrections[t].add(k)) });
+        // SAFETY: group k's correction of row b0 + t.
+        let mut dots: [__m512i; ROWS] = std::array::from_fn(|t| unsafe {
+            _mm512_set1_epi32(corrections[t].add(4 * k).cast::<i32>().read_unaligned())
+        });
         for s in 0..steps {
             // SAFETY: as above.
             let w = unsafe { _mm512_loadu_si512(group.add(STEP_BYTES * s).cast()) };
@@ -115,8 +114,8 @@ unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
         // SAFETY: the group's 16 scales follow its steps.
         let w_scales = unsafe { _mm512_loadu_ps(group.add(layout.nibble_bytes).cast()) };
         for t in 0..ROWS {
-            // SAFETY: group k of row b0 + t (as above).
-            let x_scale = unsafe { *x_scales[t].add(k) };
+            // SAFETY: group k's scale of row b0 + t.
+            let x_scale = unsafe { x_scales[t].add(4 * k).cast::<f32>().read_unaligned() };
             let mut s = _mm512_mul_ps(w_scales, _mm512_set1_ps(x_scale));
             if CLAMP {
                 // group_scale: MINPS and MAXPS return their second operand

@@ -138,53 +138,128 @@ impl PanelLayout {
     }
 }
 
-/// Activation rows quantized for the panel kernels: per row, the groups'
-/// values padded with zeros to `padded_group` columns, the groups' scales
-/// and their corrections `-8 * sum(q)`, which start each group's integer
-/// sum so that the kernels' `sum(u * q)` over nibbles `u` becomes the exact
-/// `sum((u - 8) * q)`.
-pub struct PanelActivations {
-    pub(crate) q: Vec<i8>,
-    pub(crate) scales: Vec<f32>,
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
-    pub(crate) corrections: Vec<i32>,
-    /// Values per row: `groups * padded_group`.
-    pub(crate) row_len: usize,
-    /// Groups per row.
+/// Where everything of quantized activations sits, for `batch` rows of
+/// `cols` quantized with `group_size` for the panel kernels: the values of
+/// each row, groups padded with zeros to `padded_group` columns
+/// (`row_len` bytes of i8 per row), then every row's group scales (f32),
+/// then their corrections `-8 * sum(q)` (i32), little-endian. A
+/// correction starts its group's integer sum, so that the kernels' `sum(u
+/// * q)` over nibbles `u` becomes the exact `sum((u - 8) * q)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ActivationsLayout {
+    pub(crate) batch: usize,
+    pub(crate) cols: usize,
+    pub(crate) group_size: usize,
+    /// `ceil(cols / group_size)`.
     pub(crate) groups: usize,
+    /// `group_size` rounded up to a multiple of [`STEP_COLS`].
+    pub(crate) padded_group: usize,
+    /// `groups * padded_group`.
+    pub(crate) row_len: usize,
+    /// `batch * row_len`: where the scales start.
+    pub(crate) scales_at: usize,
+    /// `scales_at + 4 * batch * groups`: where the corrections start.
+    pub(crate) corrections_at: usize,
+    /// `corrections_at + 4 * batch * groups`: the body's length.
+    pub(crate) len: usize,
+}
+
+impl ActivationsLayout {
+    /// The layout; `BadGroupSize` or `SizeOverflow` as [`Layout::new`].
+    pub(crate) fn new(batch: usize, cols: usize, group_size: usize) -> Result<Self, Error> {
+        let rows = Layout::new(batch, cols, group_size)?;
+        let padded_group = group_size.next_multiple_of(STEP_COLS);
+        let groups = rows.groups_per_row;
+        let row_len = groups.checked_mul(padded_group);
+        let scales_at = row_len.and_then(|n| n.checked_mul(batch));
+        let per_array = rows.scales_len.checked_mul(4);
+        let corrections_at = scales_at.zip(per_array).and_then(|(a, n)| a.checked_add(n));
+        let len = corrections_at
+            .zip(per_array)
+            .and_then(|(a, n)| a.checked_add(n));
+        match (row_len, scales_at, corrections_at, len) {
+            (Some(row_len), Some(scales_at), Some(corrections_at), Some(len))
+                if len <= isize::MAX as usize =>
+            {
+                Ok(ActivationsLayout {
+                    batch,
+                    cols,
+                    group_size,
+                    groups,
+                    padded_group,
+                    row_len,
+                    scales_at,
+                    corrections_at,
+                    len,
+                })
+            }
+            _ => Err(Error::SizeOverflow),
+        }
+    }
+
+    /// Writes `quantized` (rows of this layout's shape) into `body` (its
+    /// length); returns the largest `|scale|`, NaN when a scale is NaN.
+    pub(crate) fn write(&self, quantized: &QuantizedActivations, body: &mut [u8]) -> f32 {
+        let (values, rest) = body.split_at_mut(self.scales_at);
+        let (scales, corrections) = rest.split_at_mut(self.corrections_at - self.scales_at);
+        let mut max = 0f32;
+        let rows = values
+            .chunks_exact_mut(self.row_len.max(1))
+            .take(self.batch);
+        let mut at = 0;
+        for (b, row) in rows.enumerate() {
+            for (k, padded) in row.chunks_exact_mut(self.padded_group).enumerate() {
+                let group = quantized.group(b, k);
+                for (out, &v) in padded.iter_mut().zip(group) {
+                    *out = v as u8;
+                }
+                padded[group.len()..].fill(0);
+                let scale = quantized.scale(b, k);
+                max = max_abs(&[max, scale]);
+                let correction = -8 * group.iter().map(|&v| v as i32).sum::<i32>();
+                scales[at..at + 4].copy_from_slice(&scale.to_le_bytes());
+                corrections[at..at + 4].copy_from_slice(&correction.to_le_bytes());
+                at += 4;
+            }
+        }
+        max
+    }
+}
+
+/// Quantized activations as the panel kernels read them: a body of
+/// [`ActivationsLayout`] and its largest scale magnitude.
+#[derive(Clone, Copy, Debug)]
+pub struct PanelActivations<'a> {
+    pub(crate) layout: ActivationsLayout,
+    /// The body: `layout.len` bytes.
+    pub(crate) body: &'a [u8],
     /// The largest `|scale|`, NaN when a scale is NaN.
     pub(crate) max_abs_scale: f32,
 }
 
-impl PanelActivations {
-    /// `quantized`'s rows in the panel kernels' order.
-    pub(crate) fn new(quantized: &QuantizedActivations, batch: usize, padded_group: usize) -> Self {
-        let groups = quantized.groups();
-        let row_len = groups * padded_group;
-        let mut q = vec![0i8; batch * row_len];
-        let mut scales = Vec::with_capacity(batch * groups);
-        let mut corrections = Vec::with_capacity(batch * groups);
-        for (b, row) in q.chunks_exact_mut(row_len.max(1)).enumerate().take(batch) {
-            for (k, padded) in row.chunks_exact_mut(padded_group).enumerate() {
-                let group = quantized.group(b, k);
-                padded[..group.len()].copy_from_slice(group);
-                scales.push(quantized.scale(b, k));
-                corrections.push(-8 * group.iter().map(|&v| v as i32).sum::<i32>());
-            }
-        }
-        PanelActivations {
-            max_abs_scale: max_abs(&scales),
-            q,
-            scales,
-            corrections,
-            row_len,
-            groups,
-        }
+impl PanelActivations<'_> {
+    /// Row `b`'s values (i8 as bytes), groups padded.
+    pub(crate) fn row(&self, b: usize) -> &[u8] {
+        let n = self.layout.row_len;
+        &self.body[b * n..(b + 1) * n]
     }
 
-    /// Rows held.
-    pub(crate) fn batch(&self) -> usize {
-        self.scales.len().checked_div(self.groups).unwrap_or(0)
+    /// The scale of group `k` of row `b`.
+    pub(crate) fn scale(&self, b: usize, k: usize) -> f32 {
+        let at = self.layout.scales_at + 4 * (b * self.layout.groups + k);
+        f32::from_le_bytes(self.body[at..at + 4].try_into().unwrap())
+    }
+
+    /// Row `b`'s scales and corrections, 4 bytes per group each.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    pub(crate) fn scales_and_corrections(&self, b: usize) -> (&[u8], &[u8]) {
+        let (l, n) = (&self.layout, 4 * self.layout.groups);
+        let scales = l.scales_at + b * n;
+        let corrections = l.corrections_at + b * n;
+        (
+            &self.body[scales..scales + n],
+            &self.body[corrections..corrections + n],
+        )
     }
 }
 
@@ -228,8 +303,8 @@ pub(crate) type PanelFn = unsafe fn(
 );
 
 /// What a [`PanelFn`] needs of its arguments: `panel` is one whole panel
-/// of `layout`, `x` holds the rows of `batch` with the layout's groups,
-/// `out` holds 16 outputs per row of `batch`.
+/// of `layout`, `x` holds the rows of `batch` with the layout's columns and
+/// group size, `out` holds 16 outputs per row of `batch`.
 pub(crate) fn check_panel_call(
     panel: &[u8],
     layout: &PanelLayout,
@@ -237,12 +312,11 @@ pub(crate) fn check_panel_call(
     batch: &Range<usize>,
     out: &[f32],
 ) {
+    let w = &layout.weights;
     assert_eq!(panel.len(), layout.panel_bytes);
-    assert_eq!(
-        x.row_len,
-        layout.weights.groups_per_row * layout.padded_group
-    );
-    assert!(batch.start <= batch.end && batch.end <= x.batch());
+    assert_eq!((x.layout.cols, x.layout.group_size), (w.cols, w.group_size));
+    assert_eq!(x.body.len(), x.layout.len);
+    assert!(batch.start <= batch.end && batch.end <= x.layout.batch);
     assert_eq!(out.len(), batch.len() * PANEL_ROWS);
 }
 

@@ -25,7 +25,7 @@ pub fn panel_int8(
     check_panel_call(panel, layout, x, &batch, out);
     let gp = layout.padded_group;
     for (b, outs) in batch.zip(out.chunks_exact_mut(PANEL_ROWS)) {
-        let q_row = &x.q[b * x.row_len..(b + 1) * x.row_len];
+        let q_row = x.row(b);
         for (l, y) in outs.iter_mut().enumerate() {
             let mut acc = 0f32;
             for (k, group) in panel.chunks_exact(layout.group_bytes).enumerate() {
@@ -37,12 +37,13 @@ pub fn panel_int8(
                         let byte = step[4 * l + i];
                         let u = [byte & 15, byte >> 4];
                         for (half, u) in u.into_iter().enumerate() {
-                            dot += (u as i32 - 8) * q[STEP_COLS * s + 4 * half + i] as i32;
+                            let q = q[STEP_COLS * s + 4 * half + i] as i8;
+                            dot += (u as i32 - 8) * q as i32;
                         }
                     }
                 }
                 let w_scale = f32::from_le_bytes(scales[4 * l..4 * l + 4].try_into().unwrap());
-                let s = group_scale(w_scale, x.scales[b * x.groups + k]);
+                let s = group_scale(w_scale, x.scale(b, k));
                 acc = (dot as f32).mul_add(s, acc);
             }
             *y = acc;
