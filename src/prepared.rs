@@ -18,7 +18,8 @@ use rayon::prelude::*;
 use crate::element::Element;
 use crate::error::{Buffer, Error};
 use crate::kernels::gemm::{
-    exact_chunk, max_abs, needs_clamp, ActivationsLayout, PanelActivations, PanelLayout, PANEL_ROWS,
+    exact_chunk, int8_chunk_groups, max_abs, needs_clamp, ActivationsLayout, PanelActivations,
+    PanelLayout, PANEL_ROWS,
 };
 use crate::kernels::{self, threads};
 use crate::layout::Layout;
@@ -339,11 +340,16 @@ impl<'a> PreparedView<'a> {
         let clamp = needs_clamp(self.max_abs_scale, acts.max_abs_scale);
         let panel_fn = kernels::panel_kernel(plan.kernel);
         let tile = ACTIVATION_TILE_BYTES / acts.layout.row_len.max(1);
-        let compute = |_: &mut (), p: usize, tile_rows, out: &mut [f32]| {
+        let (groups, chunk) = (l.weights.groups_per_row, int8_chunk_groups(l));
+        let compute = |_: &mut (), p: usize, tile_rows: Range<usize>, out: &mut [f32]| {
             let panel = &self.body[p * l.panel_bytes..(p + 1) * l.panel_bytes];
-            // SAFETY: `panel_kernel` returns kernels this CPU runs; the
-            // kernel checks its arguments.
-            unsafe { panel_fn(panel, l, acts, tile_rows, clamp, out) }
+            out.fill(0.0);
+            for first in (0..groups).step_by(chunk) {
+                let chunk = first..(first + chunk).min(groups);
+                // SAFETY: `panel_kernel` returns kernels this CPU runs; the
+                // kernel checks its arguments.
+                unsafe { panel_fn(panel, l, acts, tile_rows.clone(), chunk, clamp, out) }
+            }
         };
         // SAFETY: the caller's promise.
         unsafe { self.run_panels(plan, sink, tile, || (), compute) };

@@ -508,3 +508,44 @@ fn quantized_activations_are_checked_against_the_matrix() {
         Error::SizeOverflow
     );
 }
+
+/// Rows long enough that a product runs in several blocks of groups (K
+/// blocking) and several leaves of the exact sums: the same bits.
+#[test]
+fn long_rows_match_their_definitions() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (rows, cols, g, batch) in [(17, 2500, 32, 9), (5, 3000, 8, 3), (3, 4100, 128, 2)] {
+        let layout = Layout::new(rows, cols, g).unwrap();
+        let c = Case {
+            rows,
+            cols,
+            g,
+            batch,
+            packed: (0..layout.packed_len()).map(|_| next() as u8).collect(),
+            scales: (0..layout.scales_len())
+                .map(|_| (next() % 1000) as f32 / 1000.0 - 0.5)
+                .collect(),
+            x: (0..batch * cols)
+                .map(|_| (next() % 6000) as f32 / 1000.0 - 3.0)
+                .collect(),
+        };
+        let prepared = c.prepared();
+        for precision in PRECISIONS {
+            let want = c.want(precision);
+            for kernel in supported() {
+                assert_eq!(
+                    bits(&c.run(&prepared, kernel, 0, precision)),
+                    want,
+                    "{} {precision:?} {rows} x {cols}, g {g}",
+                    kernel.name()
+                );
+            }
+        }
+    }
+}

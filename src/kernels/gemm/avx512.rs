@@ -7,6 +7,8 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
+use crate::kernels::matmul::prefetch_ahead;
+
 use super::{check_panel_call, PanelActivations, PanelLayout, PANEL_ROWS, STEP_BYTES, STEP_COLS};
 
 /// Activation rows an int8 tile keeps in registers: 8 integer and 8 float
@@ -25,44 +27,47 @@ pub(super) unsafe fn panel_int8(
     layout: &PanelLayout,
     x: &PanelActivations,
     batch: Range<usize>,
+    groups: Range<usize>,
     clamp: bool,
     out: &mut [f32],
 ) {
-    check_panel_call(panel, layout, x, &batch, out);
+    check_panel_call(panel, layout, x, &batch, &groups, out);
     let mut b = batch.start;
     for tile_out in out.chunks_mut(TILE_ROWS * PANEL_ROWS) {
-        let rows = tile_out.len() / PANEL_ROWS;
+        let (rows, g) = (tile_out.len() / PANEL_ROWS, &groups);
         // SAFETY: checked above: the panel is whole, rows b..b + rows are in
         // `x` with the layout's groups, `tile_out` holds 16 per row.
         unsafe {
             match (rows, clamp) {
-                (1, false) => tile::<1, false>(panel, layout, x, b, tile_out),
-                (2, false) => tile::<2, false>(panel, layout, x, b, tile_out),
-                (3, false) => tile::<3, false>(panel, layout, x, b, tile_out),
-                (4, false) => tile::<4, false>(panel, layout, x, b, tile_out),
-                (5, false) => tile::<5, false>(panel, layout, x, b, tile_out),
-                (6, false) => tile::<6, false>(panel, layout, x, b, tile_out),
-                (7, false) => tile::<7, false>(panel, layout, x, b, tile_out),
-                (_, false) => tile::<8, false>(panel, layout, x, b, tile_out),
-                (1, true) => tile::<1, true>(panel, layout, x, b, tile_out),
-                (2, true) => tile::<2, true>(panel, layout, x, b, tile_out),
-                (3, true) => tile::<3, true>(panel, layout, x, b, tile_out),
-                (4, true) => tile::<4, true>(panel, layout, x, b, tile_out),
-                (5, true) => tile::<5, true>(panel, layout, x, b, tile_out),
-                (6, true) => tile::<6, true>(panel, layout, x, b, tile_out),
-                (7, true) => tile::<7, true>(panel, layout, x, b, tile_out),
-                (_, true) => tile::<8, true>(panel, layout, x, b, tile_out),
+                (1, false) => tile::<1, false>(panel, layout, x, b, g.clone(), tile_out),
+                (2, false) => tile::<2, false>(panel, layout, x, b, g.clone(), tile_out),
+                (3, false) => tile::<3, false>(panel, layout, x, b, g.clone(), tile_out),
+                (4, false) => tile::<4, false>(panel, layout, x, b, g.clone(), tile_out),
+                (5, false) => tile::<5, false>(panel, layout, x, b, g.clone(), tile_out),
+                (6, false) => tile::<6, false>(panel, layout, x, b, g.clone(), tile_out),
+                (7, false) => tile::<7, false>(panel, layout, x, b, g.clone(), tile_out),
+                (_, false) => tile::<8, false>(panel, layout, x, b, g.clone(), tile_out),
+                (1, true) => tile::<1, true>(panel, layout, x, b, g.clone(), tile_out),
+                (2, true) => tile::<2, true>(panel, layout, x, b, g.clone(), tile_out),
+                (3, true) => tile::<3, true>(panel, layout, x, b, g.clone(), tile_out),
+                (4, true) => tile::<4, true>(panel, layout, x, b, g.clone(), tile_out),
+                (5, true) => tile::<5, true>(panel, layout, x, b, g.clone(), tile_out),
+                (6, true) => tile::<6, true>(panel, layout, x, b, g.clone(), tile_out),
+                (7, true) => tile::<7, true>(panel, layout, x, b, g.clone(), tile_out),
+                (_, true) => tile::<8, true>(panel, layout, x, b, g.clone(), tile_out),
             }
         }
         b += rows;
     }
 }
 
-/// Activation rows `b0..b0 + ROWS` against the whole panel.
+/// Activation rows `b0..b0 + ROWS` against the panel's `groups`,
+/// continuing the chains in `out`.
 ///
 /// # Safety
 /// `panel` is one whole panel of `layout`; rows `b0..b0 + ROWS` are in `x`,
-/// whose rows hold the layout's groups; `out` holds `16 * ROWS` values.
+/// whose rows hold the layout's groups; `groups` lies in a row; `out`
+/// holds `16 * ROWS` values.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
@@ -70,10 +75,10 @@ unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
     layout: &PanelLayout,
     x: &PanelActivations,
     b0: usize,
+    groups: Range<usize>,
     out: &mut [f32],
 ) {
     let (gp, steps) = (layout.padded_group, layout.padded_group / STEP_COLS);
-    let groups = layout.weights.groups_per_row;
     // Row b0 + t's values, scales and corrections (4 bytes per group each);
     // the reads below stay in group k < groups, step s < steps of them.
     let q: [*const u8; ROWS] = std::array::from_fn(|t| x.row(b0 + t).as_ptr());
@@ -82,8 +87,10 @@ unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
         [rows.map(|r| r.0.as_ptr()), rows.map(|r| r.1.as_ptr())]
     };
     let nibble = _mm512_set1_epi8(0x0F);
-    let mut acc = [_mm512_setzero_ps(); ROWS];
-    for k in 0..groups {
+    // SAFETY: `out` holds 16 values per tile row.
+    let mut acc: [__m512; ROWS] =
+        std::array::from_fn(|t| unsafe { _mm512_loadu_ps(out.as_ptr().add(PANEL_ROWS * t)) });
+    for k in groups {
         // SAFETY: group k of a whole panel: `steps` steps of 64 bytes and
         // 64 bytes of scales.
         let group = unsafe { panel.as_ptr().add(k * layout.group_bytes) };
@@ -92,6 +99,8 @@ unsafe fn tile<const ROWS: usize, const CLAMP: bool>(
             _mm512_set1_epi32(corrections[t].add(4 * k).cast::<i32>().read_unaligned())
         });
         for s in 0..steps {
+            // The panels lie one after another: ask for weights ahead.
+            prefetch_ahead(group.wrapping_add(STEP_BYTES * s));
             // SAFETY: as above.
             let w = unsafe { _mm512_loadu_si512(group.add(STEP_BYTES * s).cast()) };
             let low = _mm512_and_si512(w, nibble);

@@ -287,8 +287,11 @@ pub(crate) fn needs_clamp(max_w: f32, max_x: f32) -> bool {
     !matches!(bound.partial_cmp(&(f32::MAX as f64)), Some(Less | Equal))
 }
 
-/// One panel against activation rows `batch` (any number per call): writes `out[16 t + l]`, the output
-/// of activation row `batch.start + t` and panel row `l`.
+/// One panel against activation rows `batch` (any number per call) over
+/// the groups `groups`: continues the chain of `out[16 t + l]`, the output
+/// of activation row `batch.start + t` and panel row `l` (`+0` before the
+/// first groups). Calls over consecutive group ranges give the bits of one
+/// call over all of them.
 ///
 /// `clamp` false promises that no `w_scale * x_scale` of the call overflows
 /// (see [`needs_clamp`]): the SIMD kernels then skip holding them to the
@@ -298,21 +301,32 @@ pub(crate) type PanelFn = unsafe fn(
     layout: &PanelLayout,
     x: &PanelActivations,
     batch: Range<usize>,
+    groups: Range<usize>,
     clamp: bool,
     out: &mut [f32],
 );
 
+/// Groups per call of an int8 kernel (K blocking): a panel's share of
+/// them, about 16 KiB, stays in L1 while every register tile of the
+/// activation rows runs against it.
+pub(crate) fn int8_chunk_groups(layout: &PanelLayout) -> usize {
+    (16 * 1024 / layout.group_bytes).max(1)
+}
+
 /// What a [`PanelFn`] needs of its arguments: `panel` is one whole panel
 /// of `layout`, `x` holds the rows of `batch` with the layout's columns and
-/// group size, `out` holds 16 outputs per row of `batch`.
+/// group size, `groups` lies in a row, `out` holds 16 outputs per row of
+/// `batch`.
 pub(crate) fn check_panel_call(
     panel: &[u8],
     layout: &PanelLayout,
     x: &PanelActivations,
     batch: &Range<usize>,
+    groups: &Range<usize>,
     out: &[f32],
 ) {
     let w = &layout.weights;
+    assert!(groups.start <= groups.end && groups.end <= w.groups_per_row);
     assert_eq!(panel.len(), layout.panel_bytes);
     assert_eq!((x.layout.cols, x.layout.group_size), (w.cols, w.group_size));
     assert_eq!(x.body.len(), x.layout.len);

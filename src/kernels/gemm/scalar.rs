@@ -7,8 +7,8 @@ use super::{check_panel_call, PanelActivations, PanelLayout, PANEL_ROWS, STEP_BY
 use crate::kernels::matmul::scalar::group_scale;
 
 /// Output `out[16 t + l]` for activation row `b = batch.start + t` and
-/// panel row `l`: over the groups `k` in order, `acc = fma(dot, s, acc)`
-/// from `+0`, where `dot` is the exact `sum((u - 8) * q)` of group `k`
+/// panel row `l`: over the groups `k` of `groups` in order, `acc = fma(dot,
+/// s, acc)` from `acc = out[16 t + l]`, where `dot` is the exact `sum((u - 8) * q)` of group `k`
 /// (as f32) and `s = group_scale(w_scale, x_scale)`. `clamp` is ignored:
 /// the twin always holds `s` to the finite range.
 ///
@@ -19,16 +19,18 @@ pub fn panel_int8(
     layout: &PanelLayout,
     x: &PanelActivations,
     batch: Range<usize>,
+    groups: Range<usize>,
     _clamp: bool,
     out: &mut [f32],
 ) {
-    check_panel_call(panel, layout, x, &batch, out);
+    check_panel_call(panel, layout, x, &batch, &groups, out);
     let gp = layout.padded_group;
     for (b, outs) in batch.zip(out.chunks_exact_mut(PANEL_ROWS)) {
         let q_row = x.row(b);
         for (l, y) in outs.iter_mut().enumerate() {
-            let mut acc = 0f32;
-            for (k, group) in panel.chunks_exact(layout.group_bytes).enumerate() {
+            let mut acc = *y;
+            let panel_groups = panel.chunks_exact(layout.group_bytes).enumerate();
+            for (k, group) in panel_groups.take(groups.end).skip(groups.start) {
                 let (steps, scales) = group.split_at(layout.nibble_bytes);
                 let q = &q_row[k * gp..(k + 1) * gp];
                 let mut dot = 0i32;

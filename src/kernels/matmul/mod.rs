@@ -45,7 +45,7 @@ const PREFETCH_DISTANCE: usize = 16 * 1024;
 /// only wasted.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn prefetch_ahead<T>(p: *const T) {
+pub(crate) fn prefetch_ahead<T>(p: *const T) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
     // SAFETY: a prefetch is a hint: it never faults and reads nothing the
     // program sees, whatever the address (hence `wrapping_add`).
