@@ -1,7 +1,8 @@
 //! One layer of a 7B-class model (four 4096 x 4096, two 11008 x 4096 and
 //! one 4096 x 11008 matrices, 107 MB packed at g = 32, so weights stream
 //! from memory) times activations, at batch 1 and 8, one thread and all:
-//! this library in both precisions against unpack-then-dot, a naive loop,
+//! this library in both precisions (on the packed matrices and on their
+//! prepared form) against unpack-then-dot, a naive loop,
 //! candle-core's Q4_0 `vec_dot` (its Q8_0 activation quantization timed
 //! too) and `QMatMul::forward`, and a streaming read of the weight bytes.
 //!
@@ -19,7 +20,7 @@ use candle_core::quantized::k_quants::{BlockQ4_0, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use common::peers;
-use cortex_q4::{Kernel, Options, PackedMatrix, Precision, Quantizer};
+use cortex_q4::{Kernel, Options, PackedMatrix, Precision, PreparedMatrix, Quantizer};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rayon::prelude::*;
 
@@ -42,6 +43,8 @@ struct Matrix {
     scales: Vec<f32>,
     q4_0: Vec<BlockQ4_0>,
     qmatmul: QMatMul,
+    /// The same weights in the prepared form.
+    prepared: PreparedMatrix,
 }
 
 impl Matrix {
@@ -65,6 +68,8 @@ fn layer() -> Vec<Matrix> {
             let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
             let qmatmul =
                 QMatMul::from_qtensor(QTensor::quantize(&t, GgmlDType::Q4_0).unwrap()).unwrap();
+            let view = PackedMatrix::new(&packed, &scales, rows, cols, G).unwrap();
+            let prepared = PreparedMatrix::new(&view, &Options::default()).unwrap();
             Matrix {
                 rows,
                 cols,
@@ -72,6 +77,7 @@ fn layer() -> Vec<Matrix> {
                 scales,
                 q4_0,
                 qmatmul,
+                prepared,
             }
         })
         .collect()
@@ -82,21 +88,33 @@ fn activations(batch: usize, cols: usize) -> Vec<f32> {
     common::data::random_normal(batch * cols, 0xAC7 + cols as u64)
 }
 
+/// This library's product over the layer, on the packed matrices or on
+/// their prepared form.
 fn cortex(
     layer: &[Matrix],
     xs: &[(usize, Vec<f32>)],
     batch: usize,
-    precision: Precision,
+    (precision, prepared): (Precision, bool),
     opts: &Options,
     y: &mut [f32],
 ) {
     for m in layer {
         let x = &xs.iter().find(|(c, _)| *c == m.cols).unwrap().1;
-        m.view()
-            .matmul(opts, x, batch, precision, &mut y[..batch * m.rows])
-            .unwrap();
+        let y = &mut y[..batch * m.rows];
+        if prepared {
+            m.prepared.matmul(opts, x, batch, precision, y).unwrap();
+        } else {
+            m.view().matmul(opts, x, batch, precision, y).unwrap();
+        }
     }
 }
+
+const PRODUCTS: [((Precision, bool), &str); 4] = [
+    ((Precision::Int8, false), "cortex_int8"),
+    ((Precision::Exact, false), "cortex_exact"),
+    ((Precision::Int8, true), "cortex_prepared_int8"),
+    ((Precision::Exact, true), "cortex_prepared_exact"),
+];
 
 /// Unpack each matrix into a reused f32 buffer, then f32 dot products.
 fn unpack_then_dot(
@@ -194,7 +212,7 @@ fn main() {
             &layer[..1],
             &xs,
             1,
-            Precision::Exact,
+            (Precision::Exact, false),
             &Options::default(),
             &mut a,
         );
@@ -250,24 +268,18 @@ fn main() {
                         .sum::<f32>()
                 })
             });
-            for (precision, name) in [
-                (Precision::Int8, "cortex_int8"),
-                (Precision::Exact, "cortex_exact"),
-            ] {
+            for (product, name) in PRODUCTS {
                 group.bench_function(BenchmarkId::new(name, Kernel::auto().name()), |b| {
-                    b.iter(|| cortex(&layer, &xs, batch, precision, &opts, &mut y))
+                    b.iter(|| cortex(&layer, &xs, batch, product, &opts, &mut y))
                 });
             }
             // What a CPU without AVX-512 runs, on this one.
             #[cfg(target_arch = "x86_64")]
             if threads == 1 && batch == 1 && Kernel::auto() == Kernel::Avx512 {
                 let avx2 = opts.with_kernel(Kernel::Avx2);
-                for (precision, name) in [
-                    (Precision::Int8, "cortex_int8"),
-                    (Precision::Exact, "cortex_exact"),
-                ] {
+                for (product, name) in PRODUCTS {
                     group.bench_function(BenchmarkId::new(name, "avx2"), |b| {
-                        b.iter(|| cortex(&layer, &xs, batch, precision, &avx2, &mut y))
+                        b.iter(|| cortex(&layer, &xs, batch, product, &avx2, &mut y))
                     });
                 }
             }
