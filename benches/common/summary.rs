@@ -231,8 +231,16 @@ pub fn matmul(started: SystemTime, bytes: u64, weights: f64) {
                 ("cortex exact, prepared", "cortex_prepared_exact", auto),
                 ("cortex int8, AVX2 kernel", "cortex_int8", "avx2"),
                 ("cortex exact, AVX2 kernel", "cortex_exact", "avx2"),
-                ("cortex int8, prepared, AVX2 kernel", "cortex_prepared_int8", "avx2"),
-                ("cortex exact, prepared, AVX2 kernel", "cortex_prepared_exact", "avx2"),
+                (
+                    "cortex int8, prepared, AVX2 kernel",
+                    "cortex_prepared_int8",
+                    "avx2",
+                ),
+                (
+                    "cortex exact, prepared, AVX2 kernel",
+                    "cortex_prepared_exact",
+                    "avx2",
+                ),
                 ("unpack then f32 dot", "unpack_then_dot", "f32"),
                 ("naive scalar loop", "naive", "scalar"),
                 (

@@ -17,6 +17,9 @@ const TILE_ROWS: usize = 8;
 /// Activation rows an exact tile keeps in registers: 12 leaf and 12 total
 /// accumulators.
 const EXACT_TILE_ROWS: usize = 12;
+/// Up to this many activation rows, an exact call decodes each column
+/// into registers for them alone instead of through its scratch.
+const DIRECT_ROWS: usize = 4;
 
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI. The arguments are checked
@@ -161,8 +164,23 @@ pub(super) unsafe fn panel_exact(
     out: &mut [f32],
 ) {
     super::check_exact_call(panel, layout, x, &columns, scratch, out);
-    decode(panel, layout, columns.clone(), scratch);
     let cols = layout.weights.cols;
+    let rows = out.len() / PANEL_ROWS;
+    if rows <= DIRECT_ROWS {
+        // SAFETY: checked above; `x` holds `rows` rows of `cols`, 16
+        // outputs each in `out`.
+        unsafe {
+            match rows {
+                0 => {}
+                1 => exact_direct::<1>(panel, layout, x, columns, out),
+                2 => exact_direct::<2>(panel, layout, x, columns, out),
+                3 => exact_direct::<3>(panel, layout, x, columns, out),
+                _ => exact_direct::<4>(panel, layout, x, columns, out),
+            }
+        }
+        return;
+    }
+    decode(panel, layout, columns.clone(), scratch);
     let leaf = super::exact_leaf(cols);
     let scratch = &scratch[..columns.len() * PANEL_ROWS];
     for (x, out) in x
@@ -191,16 +209,21 @@ pub(super) unsafe fn panel_exact(
     }
 }
 
-/// Writes the weights of `columns` into `scratch`, column `c` at
-/// `16 (c - columns.start)`: lane `l` is panel row `l`. Decodes whole
-/// steps of 8 columns and stores those inside `columns` and the group.
+/// Calls `visit(c, weights)` for each column `c` of `columns` in order,
+/// `weights` its 16 panel rows (lane `l` row `l`), each decoded as unpack
+/// does: `(u - 8) * scale`, `u - 8` looked up exactly.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &mut [f32]) {
+fn for_each_column(
+    panel: &[u8],
+    layout: &PanelLayout,
+    columns: Range<usize>,
+    mut visit: impl FnMut(usize, __m512),
+) {
     let (g, cols) = (layout.weights.group_size, layout.weights.cols);
-    let scratch = &mut scratch[..columns.len() * PANEL_ROWS];
-    let nibble = _mm512_set1_epi32(0x0F);
-    let eight = _mm512_set1_ps(8.0);
+    let minus_eight = _mm512_setr_ps(
+        -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+    );
     for k in columns.start / g..columns.end.div_ceil(g) {
         let group = &panel[k * layout.group_bytes..][..layout.group_bytes];
         let scale_bytes = &group[layout.nibble_bytes..][..4 * PANEL_ROWS];
@@ -214,7 +237,8 @@ fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &m
             // SAFETY: 64 bytes, in bounds.
             let w = unsafe { _mm512_loadu_si512(step.as_ptr().cast()) };
             // Column i of the step: byte i % 4 of each row's 4 bytes, the
-            // low nibble for i < 4, the high one after.
+            // low nibble for i < 4, the high one after; VPERMPS reads only
+            // the low 4 bits of each index.
             let u = [
                 w,
                 _mm512_srli_epi32::<8>(w),
@@ -227,16 +251,76 @@ fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &m
             ];
             for (i, u) in u.into_iter().enumerate() {
                 let at = STEP_COLS * s + i;
-                if at < first || at >= end {
-                    continue;
+                if at >= first && at < end {
+                    let weights = _mm512_mul_ps(_mm512_permutexvar_ps(u, minus_eight), scales);
+                    visit(k * g + at, weights);
                 }
-                let u = _mm512_and_si512(u, nibble);
-                let weight = _mm512_mul_ps(_mm512_sub_ps(_mm512_cvtepi32_ps(u), eight), scales);
-                let out = &mut scratch[PANEL_ROWS * (k * g + at - columns.start)..][..PANEL_ROWS];
-                // SAFETY: 16 f32, in bounds.
-                unsafe { _mm512_storeu_ps(out.as_mut_ptr(), weight) };
             }
         }
+    }
+}
+
+/// Writes the weights of `columns` into `scratch`, column `c` at
+/// `16 (c - columns.start)`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &mut [f32]) {
+    let first = columns.start;
+    let scratch = &mut scratch[..columns.len() * PANEL_ROWS];
+    for_each_column(panel, layout, columns, |c, weights| {
+        let out = &mut scratch[PANEL_ROWS * (c - first)..][..PANEL_ROWS];
+        // SAFETY: 16 f32, in bounds.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), weights) };
+    });
+}
+
+/// Up to [`DIRECT_ROWS`] activation rows `x` (`ROWS` rows of `cols`)
+/// against `columns` decoded on the fly, without the scratch: continues
+/// the totals in `out`. `columns` starts a leaf.
+///
+/// # Safety
+/// `x` holds `ROWS` rows of `cols`, `out` `16 * ROWS` values, `columns`
+/// inside `0..cols`, `panel` one whole panel of `layout`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn exact_direct<const ROWS: usize>(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &[f32],
+    columns: Range<usize>,
+    out: &mut [f32],
+) {
+    let cols = layout.weights.cols;
+    let leaf = super::exact_leaf(cols);
+    // SAFETY (every pointer below): the caller's promise.
+    let mut totals: [__m512; ROWS] =
+        std::array::from_fn(|t| unsafe { _mm512_loadu_ps(out.as_ptr().add(PANEL_ROWS * t)) });
+    let rows: [*const f32; ROWS] = std::array::from_fn(|t| unsafe { x.as_ptr().add(t * cols) });
+    let mut acc = [_mm512_setzero_ps(); ROWS];
+    let mut in_leaf = 0;
+    for_each_column(panel, layout, columns, |c, weights| {
+        for t in 0..ROWS {
+            // SAFETY: column c < cols of row t.
+            let x = unsafe { *rows[t].add(c) };
+            acc[t] = _mm512_fmadd_ps(weights, _mm512_set1_ps(x), acc[t]);
+        }
+        in_leaf += 1;
+        if in_leaf == leaf {
+            for t in 0..ROWS {
+                totals[t] = _mm512_add_ps(totals[t], acc[t]);
+                acc[t] = _mm512_setzero_ps();
+            }
+            in_leaf = 0;
+        }
+    });
+    if in_leaf > 0 {
+        for t in 0..ROWS {
+            totals[t] = _mm512_add_ps(totals[t], acc[t]);
+        }
+    }
+    for (t, total) in totals.into_iter().enumerate() {
+        // SAFETY: as above.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr().add(PANEL_ROWS * t), total) };
     }
 }
 
