@@ -159,10 +159,14 @@ fn prepare(matrix: &PackedMatrix, options: &Options, out: &mut [u8]) {
     let l = &layout.weights;
     let words = [l.rows, l.cols, l.group_size, layout.len];
     write_header(header, &MAGIC, words, max_abs(matrix.scales()));
+    if layout.len == 0 {
+        // No rows or no columns: a header alone.
+        return;
+    }
     let fill = |(p, panel): (usize, &mut [u8])| {
         layout.fill_panel(matrix.packed(), matrix.scales(), p, panel)
     };
-    let panels = body.chunks_exact_mut(layout.panel_bytes.max(1));
+    let panels = body.chunks_exact_mut(layout.panel_bytes);
     let per_task = threads::rows_per_task(layout.panels, layout.panel_bytes, options.threads);
     if per_task >= layout.panels {
         panels.enumerate().for_each(fill);

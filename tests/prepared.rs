@@ -549,3 +549,29 @@ fn long_rows_match_their_definitions() {
         }
     }
 }
+
+/// Matrices without rows or columns prepare to a header alone, on any
+/// number of threads, and their products are empty sums.
+#[test]
+fn empty_matrices_prepare_and_multiply() {
+    for (rows, cols) in [(0, 64), (5, 0), (1 << 21, 0)] {
+        let m = PackedMatrix::new(&[], &[], rows, cols, 32).unwrap();
+        let prepared = PreparedMatrix::new(&m, &Options::default().with_threads(0)).unwrap();
+        assert_eq!(prepared.as_bytes().len(), PREPARED_HEADER_BYTES);
+        let x = vec![1f32; 2 * cols];
+        let mut y = vec![f32::NAN; 2 * rows];
+        for precision in PRECISIONS {
+            prepared
+                .matmul(&Options::default(), &x, 2, precision, &mut y)
+                .unwrap();
+            assert!(y.iter().all(|&v| v == 0.0), "{rows} x {cols}");
+        }
+        let acts = Int8Activations::new(&Options::default(), &x, 2, cols, 32).unwrap();
+        y.fill(f32::NAN);
+        prepared
+            .view()
+            .matmul_rows_int8(&Options::default(), &acts.view(), 0..rows, &mut y, rows)
+            .unwrap();
+        assert!(y.iter().all(|&v| v == 0.0), "{rows} x {cols}");
+    }
+}
