@@ -197,7 +197,7 @@ typedef enum cq4_status {
 typedef enum cq4_kernel {
   /**
    * The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
-   * environment variable (scalar, avx2, avx512, neon) names; decided once
+   * environment variable (scalar, avx2, avxvnni, avx512, neon) names; decided once
    * per process.
    */
   CQ4_KERNEL_AUTO = 0,
@@ -217,6 +217,10 @@ typedef enum cq4_kernel {
    * aarch64 NEON.
    */
   CQ4_KERNEL_NEON = 4,
+  /**
+   * x86-64 AVX2 + FMA with AVX-VNNI.
+   */
+  CQ4_KERNEL_AVX_VNNI = 5,
 } cq4_kernel;
 
 /**
@@ -554,7 +558,7 @@ uint32_t cq4_kernel_auto(void);
 
 /**
  * Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
- * "avx512", "neon"; "unknown" otherwise). Never NULL; do not free it.
+ * "avx512", "neon", "avxvnni"; "unknown" otherwise). Never NULL; do not free it.
  */
 const char *cq4_kernel_name(uint32_t kernel);
 

@@ -14,7 +14,7 @@ use crate::options::Options;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum cq4_kernel {
     /// The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
-    /// environment variable (scalar, avx2, avx512, neon) names; decided once
+    /// environment variable (scalar, avx2, avxvnni, avx512, neon) names; decided once
     /// per process.
     CQ4_KERNEL_AUTO = 0,
     /// The scalar reference, on every CPU.
@@ -25,6 +25,8 @@ pub enum cq4_kernel {
     CQ4_KERNEL_AVX512 = 3,
     /// aarch64 NEON.
     CQ4_KERNEL_NEON = 4,
+    /// x86-64 AVX2 + FMA with AVX-VNNI.
+    CQ4_KERNEL_AVX_VNNI = 5,
 }
 
 /// How a call runs; never what it computes (every choice gives the same
@@ -52,6 +54,7 @@ fn kernel_id(kernel: Kernel) -> cq4_kernel {
         Kernel::Avx2 => cq4_kernel::CQ4_KERNEL_AVX2,
         Kernel::Avx512 => cq4_kernel::CQ4_KERNEL_AVX512,
         Kernel::Neon => cq4_kernel::CQ4_KERNEL_NEON,
+        Kernel::AvxVnni => cq4_kernel::CQ4_KERNEL_AVX_VNNI,
     }
 }
 
@@ -112,7 +115,7 @@ pub extern "C" fn cq4_kernel_auto() -> u32 {
 }
 
 /// Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
-/// "avx512", "neon"; "unknown" otherwise). Never NULL; do not free it.
+/// "avx512", "neon", "avxvnni"; "unknown" otherwise). Never NULL; do not free it.
 #[no_mangle]
 pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
     let name = match kernel_from_id(kernel) {
@@ -135,7 +138,9 @@ mod tests {
         assert_eq!(ids.len(), Kernel::ALL.len() + 1, "{ids:?}");
         for (name, id) in &ids {
             let id = u32::try_from(*id).unwrap();
-            let want = name.strip_prefix("CQ4_KERNEL_").unwrap().to_lowercase();
+            // CQ4_KERNEL_AVX_VNNI names "avxvnni".
+            let want = name.strip_prefix("CQ4_KERNEL_").unwrap();
+            let want = want.to_lowercase().replace('_', "");
             // SAFETY: cq4_kernel_name returns a static NUL-terminated string.
             let got = unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
             assert_eq!(got.to_str().unwrap(), want, "{name} = {id}");
@@ -175,7 +180,7 @@ mod tests {
         // SAFETY: as above.
         let name = |id| unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
         assert_eq!(name(cq4_kernel::CQ4_KERNEL_AUTO as u32), c"auto");
-        let unknown = cq4_kernel::CQ4_KERNEL_NEON as u32 + 1;
+        let unknown = cq4_kernel::CQ4_KERNEL_AVX_VNNI as u32 + 1;
         assert_eq!(name(unknown), c"unknown");
         assert_eq!(kernel_from_id(unknown), Err(CQ4_ERR_BAD_OPTIONS));
         assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));

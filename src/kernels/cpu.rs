@@ -12,6 +12,9 @@ pub enum Kernel {
     Scalar,
     /// x86-64 AVX2 + FMA (F16C where the CPU has it, for f16).
     Avx2,
+    /// x86-64 AVX2 + FMA with AVX-VNNI (VEX `vpdpbusd`, for int8 products
+    /// on the prepared form): [`Kernel::Avx2`] otherwise.
+    AvxVnni,
     /// x86-64 AVX-512 F, BW and VL (VNNI where the CPU has it, for int8
     /// products), on a CPU that also runs [`Kernel::Avx2`] and F16C.
     Avx512,
@@ -21,7 +24,13 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel, fastest first.
-    pub const ALL: [Kernel; 4] = [Kernel::Avx512, Kernel::Avx2, Kernel::Neon, Kernel::Scalar];
+    pub const ALL: [Kernel; 5] = [
+        Kernel::Avx512,
+        Kernel::AvxVnni,
+        Kernel::Avx2,
+        Kernel::Neon,
+        Kernel::Scalar,
+    ];
 
     /// The name used by `CQ4_KERNEL` and in reports.
     pub fn name(self) -> &'static str {
@@ -34,6 +43,7 @@ impl Kernel {
         match self {
             Kernel::Scalar => c"scalar",
             Kernel::Avx2 => c"avx2",
+            Kernel::AvxVnni => c"avxvnni",
             Kernel::Avx512 => c"avx512",
             Kernel::Neon => c"neon",
         }
@@ -50,6 +60,8 @@ impl Kernel {
             Kernel::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::AvxVnni => Kernel::Avx2.is_supported() && is_x86_feature_detected!("avxvnni"),
             // Group sizes the AVX-512 kernels have no fast path for run the
             // AVX2 ones (f16 with F16C), so the family needs them too.
             #[cfg(target_arch = "x86_64")]
@@ -68,7 +80,7 @@ impl Kernel {
     }
 
     /// The kernel used when a call does not pick one, decided once per
-    /// process: `CQ4_KERNEL` (scalar, avx2, avx512 or neon) when it names a
+    /// process: `CQ4_KERNEL` (scalar, avx2, avxvnni, avx512 or neon) when it names a
     /// kernel this CPU supports, else the fastest supported one.
     pub fn auto() -> Kernel {
         static AUTO: OnceLock<Kernel> = OnceLock::new();

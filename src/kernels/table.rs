@@ -78,12 +78,22 @@ fn avx2() -> KernelTable {
         rows_bf16: &convert::AVX2_BF16,
         product_exact: &matmul::AVX2_EXACT,
         product_int8: &matmul::AVX2_INT8,
-        prepared_int8: &gemm::SCALAR_INT8,
-        prepared_exact: &gemm::SCALAR_EXACT,
+        prepared_int8: &gemm::AVX2_INT8,
+        prepared_exact: &gemm::AVX2_EXACT,
         activations: &activations::SCALAR_ACTIVATIONS,
         q4_0: &q4_0::AVX2,
         signed: &encode::AVX2_SIGNED,
         search_fits: &encode::AVX2_FITS,
+    }
+}
+
+/// x86-64 AVX2 + FMA with AVX-VNNI: the AVX2 table, with `vpdpbusd` in
+/// int8 products on the prepared form.
+#[cfg(target_arch = "x86_64")]
+fn avx_vnni() -> KernelTable {
+    KernelTable {
+        prepared_int8: &gemm::AVX_VNNI_INT8,
+        ..avx2()
     }
 }
 
@@ -104,7 +114,7 @@ fn avx512() -> KernelTable {
         prepared_int8: if super::cpu::has_avx512_vnni() {
             &gemm::AVX512_INT8
         } else {
-            &gemm::SCALAR_INT8
+            &gemm::AVX2_INT8
         },
         prepared_exact: &gemm::AVX512_EXACT,
         activations: &activations::AVX512_ACTIVATIONS,
@@ -149,6 +159,11 @@ impl Kernel {
             Kernel::Avx2 => {
                 static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
                 TABLE.get_or_init(avx2)
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::AvxVnni => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(avx_vnni)
             }
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {

@@ -19,6 +19,8 @@
 //! its row's length alone, so the bits never depend on them.
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 pub mod scalar;
 
@@ -368,6 +370,16 @@ pub(crate) fn check_exact_call(
 
 pub(crate) static SCALAR_INT8: Entry<PanelFn> = Entry::reference(scalar::panel_int8);
 pub(crate) static SCALAR_EXACT: Entry<PanelExactFn> = Entry::reference(scalar::panel_exact);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_EXACT: Entry<PanelExactFn> =
+    Entry::simd(any_group_size, avx2::panel_exact, &SCALAR_EXACT);
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX2_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, avx2::panel_int8, &SCALAR_INT8);
+/// Needs AVX-VNNI besides the AVX2 family's features.
+#[cfg(target_arch = "x86_64")]
+pub(crate) static AVX_VNNI_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, avx2::panel_int8_vnni, &SCALAR_INT8);
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512_EXACT: Entry<PanelExactFn> =
     Entry::simd(any_group_size, avx512::panel_exact, &SCALAR_EXACT);
