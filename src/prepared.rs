@@ -156,7 +156,9 @@ fn prepare(matrix: &PackedMatrix, options: &Options, out: &mut [u8]) {
     };
     let panels = body.chunks_exact_mut(layout.panel_bytes.max(1));
     let per_task = threads::rows_per_task(layout.panels, layout.panel_bytes, options.threads);
-    if per_task >= layout.panels {
+    // Panels of no bytes (no columns) leave nothing to spread, and rayon
+    // takes no empty chunks.
+    if per_task >= layout.panels || layout.panel_bytes == 0 {
         panels.enumerate().for_each(fill);
     } else {
         body.par_chunks_exact_mut(layout.panel_bytes)

@@ -425,3 +425,14 @@ fn products_check_their_buffers_like_the_unprepared_ones() {
         assert!(y.iter().all(|v| v.is_nan()), "a refused call wrote");
     }
 }
+
+/// No columns: panels of no bytes, however many rows and threads.
+#[test]
+fn a_matrix_without_columns_prepares_on_any_threads() {
+    // 2^20 panels: more than one task of them, which threads share out.
+    let m = PackedMatrix::new(&[], &[], 1 << 24, 0, 8).unwrap();
+    for threads in [1, 2, 0] {
+        let prepared = PreparedMatrix::new(&m, &Options::default().with_threads(threads)).unwrap();
+        assert_eq!(prepared.as_bytes().len(), PREPARED_HEADER_BYTES);
+    }
+}

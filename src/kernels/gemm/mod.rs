@@ -87,10 +87,15 @@ impl PanelLayout {
         let nibble_bytes = PANEL_ROWS * padded_group / 2;
         let group_bytes = nibble_bytes + 4 * PANEL_ROWS;
         let panels = weights.rows.div_ceil(PANEL_ROWS);
-        let panel_bytes = weights
-            .groups_per_row
-            .checked_mul(group_bytes)
-            .ok_or(Error::SizeOverflow)?;
+        // Without rows there is no panel, whatever one's size would be: the
+        // form is the header alone.
+        let panel_bytes = match panels {
+            0 => 0,
+            _ => weights
+                .groups_per_row
+                .checked_mul(group_bytes)
+                .ok_or(Error::SizeOverflow)?,
+        };
         let len = panels
             .checked_mul(panel_bytes)
             .filter(|&n| n <= isize::MAX as usize)
