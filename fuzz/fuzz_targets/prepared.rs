@@ -429,7 +429,7 @@ fn product(input: &mut Input, entry: u8) {
                 return;
             }
             let y_off = arena.offset(bufs[2].addr).unwrap_or(0);
-            vec![y_off..y_off + y_len * 4]
+            std::iter::once(y_off..y_off + y_len * 4).collect()
         }
     };
     unchanged_outside(&before, arena.bytes(), &written);
