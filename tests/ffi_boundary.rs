@@ -326,6 +326,159 @@ mod order_and_extents {
         };
         assert_eq!(status, cq4_status::CQ4_ERR_NULL_POINTER);
     }
+
+    const INT8: u32 = cq4_precision::CQ4_PRECISION_INT8 as u32;
+
+    /// `m` prepared, and its size.
+    fn prepared(m: &Matrix) -> (Vec<u8>, usize) {
+        let mut size = 0;
+        // SAFETY: `size` is one writable size_t.
+        let st = unsafe { cq4_prepared_size(m.rows, 32, 32, &mut size) };
+        assert_eq!(st, cq4_status::CQ4_OK);
+        let mut bytes = vec![0; size];
+        // SAFETY: `bytes` holds `size` bytes, disjoint from `m`.
+        let st = unsafe { cq4_prepare(&m.c(), bytes.as_mut_ptr(), size, null()) };
+        assert_eq!(st, cq4_status::CQ4_OK);
+        (bytes, size)
+    }
+
+    #[test]
+    fn prepare_reads_its_descriptor_and_options() {
+        let m = Matrix::new(1);
+        let (_, size) = prepared(&m);
+        // 8-byte aligned room for the prepared bytes, the descriptor or the
+        // options at its start.
+        let mut room = vec![0u64; size.div_ceil(8)];
+        let base = room.as_mut_ptr();
+        let options = cq4_options_default();
+        // SAFETY: `room` holds `size` bytes and either struct at its start;
+        // the call must refuse to write anything, over the struct it reads
+        // in particular.
+        unsafe {
+            base.cast::<cq4_matrix>().write(m.c());
+            let kept = room.clone();
+            let st = cq4_prepare(base.cast(), base.cast(), size, null());
+            assert_eq!(st, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+            assert_eq!(room, kept);
+            base.cast::<cq4_options>().write(options);
+            let kept = room.clone();
+            let st = cq4_prepare(&m.c(), base.cast(), size, base.cast());
+            assert_eq!(st, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+            assert_eq!(room, kept);
+        }
+    }
+
+    #[test]
+    fn y_in_the_unread_tail_of_the_prepared_bytes_is_allowed() {
+        let m = Matrix::new(1);
+        let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.25).collect();
+        let (bytes, size) = prepared(&m);
+        let mut want = [0f32; 1];
+        // SAFETY: every buffer valid for its declared length, disjoint.
+        let st = unsafe {
+            cq4_prepared_matmul_f32(
+                bytes.as_ptr(),
+                size,
+                x.as_ptr(),
+                32,
+                1,
+                INT8,
+                want.as_mut_ptr(),
+                1,
+                null(),
+            )
+        };
+        assert_eq!(st, cq4_status::CQ4_OK);
+        // The same bytes, 8 longer and 4-aligned: y is the first f32 after
+        // the prepared size.
+        let mut room = vec![0f32; size / 4 + 2];
+        let base = room.as_mut_ptr().cast::<u8>();
+        // SAFETY: `room` holds size + 8 bytes; y lies in the tail the
+        // product does not read; a prefix inside y's is refused.
+        unsafe {
+            base.copy_from_nonoverlapping(bytes.as_ptr(), size);
+            let y = base.add(size).cast::<f32>();
+            let st = cq4_prepared_matmul_f32(base, size + 8, x.as_ptr(), 32, 1, INT8, y, 1, null());
+            assert_eq!(st, cq4_status::CQ4_OK);
+            assert_eq!(y.read().to_bits(), want[0].to_bits());
+            let y = base.add(size - 4).cast::<f32>();
+            let st = cq4_prepared_matmul_f32(base, size + 8, x.as_ptr(), 32, 1, INT8, y, 1, null());
+            assert_eq!(st, cq4_status::CQ4_ERR_OVERLAPPING_BUFFERS);
+        }
+    }
+
+    #[test]
+    fn the_prepared_header_is_checked_after_precision_and_before_sizes() {
+        let m = Matrix::new(2);
+        let (mut bytes, size) = prepared(&m);
+        let x = vec![1f32; 64];
+        let mut y = vec![7f32; 4];
+        let call = |bytes: &[u8], len: usize, batch: usize, precision: u32, y: &mut [f32]| {
+            // SAFETY: each pointer valid for its declared length (`len` at
+            // most the bytes'), y disjoint from the inputs.
+            unsafe {
+                cq4_prepared_matmul_rows_f32(
+                    bytes.as_ptr(),
+                    len,
+                    x.as_ptr(),
+                    64,
+                    batch,
+                    precision,
+                    0,
+                    2,
+                    y.as_mut_ptr(),
+                    y.len(),
+                    2,
+                    null(),
+                )
+            }
+        };
+        use cq4_status::*;
+        // A product of 2^56 rows of 32 f32 (2^63 bytes) overflows.
+        assert_eq!(
+            call(&bytes, size, 1 << 56, INT8, &mut y),
+            CQ4_ERR_SIZE_OVERFLOW
+        );
+        assert_eq!(
+            call(&bytes, size - 1, 2, INT8, &mut y),
+            CQ4_ERR_INPUT_TOO_SHORT
+        );
+        assert_eq!(
+            call(&bytes, 63, 1 << 56, INT8, &mut y),
+            CQ4_ERR_BAD_PREPARED
+        );
+        bytes[0] ^= 1;
+        assert_eq!(
+            call(&bytes, size, 1 << 56, INT8, &mut y),
+            CQ4_ERR_BAD_PREPARED
+        );
+        assert_eq!(
+            call(&bytes, size, 1 << 56, 2, &mut y),
+            CQ4_ERR_BAD_PRECISION
+        );
+        assert_eq!(y, [7.0; 4]);
+    }
+
+    #[test]
+    fn the_prepared_size_is_checked_like_the_layout() {
+        use cq4_status::*;
+        let size = |rows: usize, cols: usize, g: usize| {
+            let mut n = 0usize;
+            // SAFETY: `n` is one writable size_t.
+            let st = unsafe { cq4_prepared_size(rows, cols, g, &mut n) };
+            (st, n)
+        };
+        // The header, then 16 rows of 2 groups of 32 / 8 * 4 + 4 bytes.
+        assert_eq!(size(1, 64, 32), (CQ4_OK, 64 + 16 * 2 * 20));
+        assert_eq!(size(1, 64, 0), (CQ4_ERR_BAD_GROUP_SIZE, 0));
+        assert_eq!(size(usize::MAX, 64, 64), (CQ4_ERR_SIZE_OVERFLOW, 0));
+        // Without rows there is no panel, however wide one would be.
+        assert_eq!(size(0, usize::MAX / 8, 1 << 20), (CQ4_OK, 64));
+        assert_eq!(size(usize::MAX / 4, 0, 32), (CQ4_OK, 64));
+        // SAFETY: NULL is refused before anything is written.
+        let st = unsafe { cq4_prepared_size(1, 64, 0, null_mut()) };
+        assert_eq!(st, CQ4_ERR_NULL_POINTER);
+    }
 }
 
 /// A matrix of 2^62 rows and no columns is a valid, empty layout: the

@@ -575,3 +575,19 @@ fn empty_matrices_prepare_and_multiply() {
         assert!(y.iter().all(|&v| v == 0.0), "{rows} x {cols}");
     }
 }
+
+/// Without rows, activations are a header alone whatever their width, as
+/// prepared matrices are.
+#[test]
+fn activations_without_rows_are_a_header_whatever_their_width() {
+    let cols = usize::MAX / 8;
+    assert_eq!(
+        Int8Activations::size(0, cols, 1 << 20).unwrap(),
+        PREPARED_HEADER_BYTES
+    );
+    let layout = Layout::new(0, cols, 1 << 20).unwrap();
+    assert_eq!(
+        PreparedMatrix::size(&layout).unwrap(),
+        PREPARED_HEADER_BYTES
+    );
+}

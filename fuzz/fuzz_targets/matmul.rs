@@ -46,49 +46,17 @@ fn matmul(data: &[u8]) {
     let options_place = input.struct_place(size_of::<cq4_options>());
     let options = input.options();
     let batch = input.count();
-    let precision = match input.u8() {
-        0..=251 => 0,
-        252..=254 => 1 + u32::from(input.u8() % 2),
-        _ => input.u32(),
-    } ^ u32::from(input.u8() & 1);
-    let pick = |b: u8, n: usize| match b % 8 {
-        0..=3 => n,
-        4 => n.wrapping_add(1),
-        5 => n / 2,
-        6 => usize::from(b >> 3),
-        _ => usize::MAX - usize::from(b >> 3),
-    };
-    let (row_begin, row_end) = if whole {
-        (0, rows)
-    } else {
-        let (b, e) = (input.u8(), input.u8());
-        (if b % 8 < 4 { 0 } else { pick(b, rows) }, pick(e, rows))
-    };
+    let precision = input.precision();
+    let (row_begin, row_end, y_stride) = input.row_range(rows, whole);
     let width = row_end.wrapping_sub(row_begin);
-    let y_stride = if whole { rows } else { pick(input.u8(), width) };
     let split = input.u8();
 
     let layout = model::layout(rows, cols, g);
     let need = |f: fn(&model::Layout) -> usize| layout.as_ref().map_or(0, f);
-    // Step 3 of the model: row range, stride, then the other sizes.
-    let sizes = (|| {
-        let l = layout?;
-        if row_begin > row_end || row_end > l.rows {
-            return Err(cq4_status::CQ4_ERR_BAD_ROW_RANGE);
-        }
-        // The stride only spaces activation rows: one has none to hold.
-        if batch > 1 && y_stride < width {
-            return Err(cq4_status::CQ4_ERR_BAD_STRIDE);
-        }
-        let x_n = batch.checked_mul(cols);
-        let y_n = match (batch, width) {
-            (0, _) | (_, 0) => Some(0),
-            _ => (batch - 1)
-                .checked_mul(y_stride)
-                .and_then(|n| n.checked_add(width)),
-        };
-        x_n.zip(y_n).ok_or(cq4_status::CQ4_ERR_SIZE_OVERFLOW)
-    })();
+    // Step 3 of the model: the layout, then the row range, stride and
+    // other sizes.
+    let sizes = layout
+        .and_then(|l| model::product_sizes(l.rows, l.cols, batch, row_begin, row_end, y_stride));
     let (x_n, y_n) = *sizes.as_ref().unwrap_or(&(0, 0));
     let packed_len = packed.declare(packed_len.resolve(need(|l| l.packed_len)));
     let scales_len = scales.declare(scales_len.resolve(need(|l| l.scales_len)));

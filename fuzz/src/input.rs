@@ -157,6 +157,36 @@ impl<'a> Input<'a> {
         usize::from(self.u16()) % slots * 8
     }
 
+    /// A product's precision id: mostly EXACT or INT8, sometimes any.
+    pub fn precision(&mut self) -> u32 {
+        let id = match self.u8() {
+            0..=251 => 0,
+            252..=254 => 1 + u32::from(self.u8() % 2),
+            _ => self.u32(),
+        };
+        id ^ u32::from(self.u8() & 1)
+    }
+
+    /// A product's `(row_begin, row_end, y_stride)` over `rows` weight rows
+    /// (`whole`: every row, the stride `rows`): mostly in range, sometimes
+    /// one past, halved, small or near `SIZE_MAX`.
+    pub fn row_range(&mut self, rows: usize, whole: bool) -> (usize, usize, usize) {
+        let pick = |b: u8, n: usize| match b % 8 {
+            0..=3 => n,
+            4 => n.wrapping_add(1),
+            5 => n / 2,
+            6 => usize::from(b >> 3),
+            _ => usize::MAX - usize::from(b >> 3),
+        };
+        if whole {
+            return (0, rows, rows);
+        }
+        let (b, e) = (self.u8(), self.u8());
+        let (begin, end) = (if b % 8 < 4 { 0 } else { pick(b, rows) }, pick(e, rows));
+        let stride = pick(self.u8(), end.wrapping_sub(begin));
+        (begin, end, stride)
+    }
+
     /// `cq4_options`: mostly well formed, any kernel id, any thread count.
     pub fn options(&mut self) -> cq4_options {
         let b = self.u8();

@@ -12,6 +12,9 @@
 //!     each counted within its declared length;
 //!  5. an input shorter than its prefix; 6. an output; 7. the values read.
 //!
+//! The prepared form's products check its header (`CQ4_ERR_BAD_PREPARED`)
+//! at the start of step 3, before the row range.
+//!
 //! Each target strings these steps together for its entry points; none of
 //! the library's own checks is called.
 
@@ -250,4 +253,56 @@ pub fn q4_0_layout(rows: usize, cols: usize) -> Result<(Layout, usize), cq4_stat
     let l = layout(rows, cols, 32)?;
     let blocks = l.scales_len.checked_mul(18).ok_or(CQ4_ERR_SIZE_OVERFLOW)?;
     Ok((l, blocks))
+}
+
+/// Bytes of the prepared form's header.
+pub const PREPARED_HEADER: usize = 64;
+
+/// `cq4_prepared_size`: the layout's errors, then the header and
+/// `ceil(rows / 16) * 16` rows of `groups_per_row` groups of
+/// `ceil(g / 8) * 4 + 4` bytes, SIZE_OVERFLOW past `size_t` or
+/// `PTRDIFF_MAX`.
+pub fn prepared_size(rows: usize, cols: usize, group_size: usize) -> Result<usize, cq4_status> {
+    let l = layout(rows, cols, group_size)?;
+    let group_bytes = group_size.div_ceil(8) * 4 + 4;
+    // The size as a number: a factor 0 makes the product 0, however large
+    // the others.
+    let factors = [rows.div_ceil(16), 16, l.groups_per_row, group_bytes];
+    let body = if factors.contains(&0) {
+        Some(0)
+    } else {
+        factors.iter().try_fold(1usize, |n, &f| n.checked_mul(f))
+    };
+    body.and_then(|n| n.checked_add(PREPARED_HEADER))
+        .filter(|&b| b <= isize::MAX as usize)
+        .ok_or(CQ4_ERR_SIZE_OVERFLOW)
+}
+
+/// Step 3 of a product of a `[rows, cols]` matrix after its layout: the
+/// row range, the stride (which only spaces activation rows: one has none
+/// to hold), then the elements `x` and `y` need (`y`'s extent from its
+/// first to its last written element).
+pub fn product_sizes(
+    rows: usize,
+    cols: usize,
+    batch: usize,
+    row_begin: usize,
+    row_end: usize,
+    y_stride: usize,
+) -> Result<(usize, usize), cq4_status> {
+    if row_begin > row_end || row_end > rows {
+        return Err(CQ4_ERR_BAD_ROW_RANGE);
+    }
+    let width = row_end - row_begin;
+    if batch > 1 && y_stride < width {
+        return Err(CQ4_ERR_BAD_STRIDE);
+    }
+    let x_n = batch.checked_mul(cols);
+    let y_n = match (batch, width) {
+        (0, _) | (_, 0) => Some(0),
+        _ => (batch - 1)
+            .checked_mul(y_stride)
+            .and_then(|n| n.checked_add(width)),
+    };
+    x_n.zip(y_n).ok_or(CQ4_ERR_SIZE_OVERFLOW)
 }

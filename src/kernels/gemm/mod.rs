@@ -89,10 +89,15 @@ impl PanelLayout {
         let nibble_bytes = PANEL_ROWS * padded_group / 2;
         let group_bytes = nibble_bytes + 4 * PANEL_ROWS;
         let panels = weights.rows.div_ceil(PANEL_ROWS);
-        let panel_bytes = weights
-            .groups_per_row
-            .checked_mul(group_bytes)
-            .ok_or(Error::SizeOverflow)?;
+        // Without rows there is no panel, whatever one's size would be: the
+        // form is the header alone.
+        let panel_bytes = match panels {
+            0 => 0,
+            _ => weights
+                .groups_per_row
+                .checked_mul(group_bytes)
+                .ok_or(Error::SizeOverflow)?,
+        };
         let len = panels
             .checked_mul(panel_bytes)
             .filter(|&n| n <= isize::MAX as usize)
@@ -172,7 +177,11 @@ impl ActivationsLayout {
         let rows = Layout::new(batch, cols, group_size)?;
         let padded_group = group_size.next_multiple_of(STEP_COLS);
         let groups = rows.groups_per_row;
-        let row_len = groups.checked_mul(padded_group);
+        // Without rows nothing is stored, whatever a row's size would be.
+        let row_len = match batch {
+            0 => Some(0),
+            _ => groups.checked_mul(padded_group),
+        };
         let scales_at = row_len.and_then(|n| n.checked_mul(batch));
         let per_array = rows.scales_len.checked_mul(4);
         let corrections_at = scales_at.zip(per_array).and_then(|(a, n)| a.checked_add(n));
