@@ -1,18 +1,31 @@
 //! The prepared form: `cq4_prepared_size`, `cq4_prepare`,
 //! `cq4_prepared_matmul_f32` and `cq4_prepared_matmul_rows_f32` / `_f16` /
-//! `_bf16` (the first input byte chooses). Products read bytes that
-//! `cq4_prepare` wrote for the input's shape, sometimes with a header or
-//! body byte flipped (or the options struct written over them), or arena
-//! noise. Where the header is the one prepared for the shape, the status
-//! is the model's; a header without the magic `CQ4PANEL` is BAD_PREPARED;
-//! any other is BAD_PREPARED or a later step's status. A success writes
-//! only `y[b * y_stride + (r - row_begin)]` (any of `y` for an unknown
-//! shape), and on the bytes as prepared every kernel this CPU runs, at any
-//! thread count, gives the scalar kernel's bits (NaN as NaN), also with
-//! the rows split in two calls; f16 and bf16 activations give the bits of
-//! their f32 values. `cq4_prepared_size` gives the header's size;
-//! `cq4_prepare` writes only that many bytes, the same whatever the kernel
-//! and threads.
+//! `_bf16`, and activations quantized once: `cq4_activations_size`,
+//! `cq4_quantize_activations_f32` / `_f16` / `_bf16` and
+//! `cq4_prepared_matmul_rows_int8` (the first input byte chooses).
+//! Products read bytes that `cq4_prepare` wrote for the input's shape,
+//! sometimes with a header or body byte flipped, cut short (or the options
+//! struct written over them), or arena noise. Where the header is the one
+//! prepared for the shape, the status is the model's; a header without
+//! the magic `CQ4PANEL` is BAD_PREPARED; any other is BAD_PREPARED or a
+//! later step's status. A success writes only
+//! `y[b * y_stride + (r - row_begin)]` (any of `y` for an unknown shape),
+//! and on the bytes as prepared every kernel this CPU runs, at any thread
+//! count, gives the scalar kernel's bits (NaN as NaN), also with the rows
+//! split in two calls; f16 and bf16 activations give the bits of their f32
+//! values. `cq4_prepared_size` gives the header's size; `cq4_prepare`
+//! writes only that many bytes, the same whatever the kernel and threads.
+//!
+//! Quantized activations are as `cq4_quantize_activations_f32` made them
+//! for the input's shape, for other columns or another group size
+//! (BAD_ACTIVATIONS), changed as the prepared bytes are, or noise (whose
+//! status, past BAD_PREPARED, the model leaves open: the header names no
+//! magic for them). `cq4_activations_size` gives the header's size; a
+//! quantization writes exactly that many bytes, the same whatever the
+//! kernel and threads, and f16 and bf16 values give the bytes of their f32
+//! values. On the bytes as made, an int8 product gives the scalar kernel's
+//! bits with every kernel and split, and those of
+//! `cq4_prepared_matmul_rows_f32` in int8 precision on the values quantized.
 
 #![no_main]
 
@@ -26,16 +39,19 @@ use cq4_fuzz::run::{
     call_checked, forcing, kernels, prefix_range, read_back, same_bytes, same_or_nan,
     unchanged_outside,
 };
-use cq4_fuzz::{model, Arena, Buf, Input, Place, ARENA};
+use cq4_fuzz::{model, Arena, Buf, Input, Place, Verdict, ARENA};
 use half::{bf16, f16};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut input = Input::new(data);
-    match input.u8() % 6 {
-        0 => size(&mut input),
+    match input.u8() % 11 {
+        0 => size(&mut input, cq4_prepared_size, model::prepared_size),
         1 => prepare(&mut input),
-        e => product(&mut input, e - 2),
+        e @ 2..=5 => product(&mut input, e - 2),
+        6 => size(&mut input, cq4_activations_size, model::activations_size),
+        e @ 7..=9 => quantize(&mut input, ELEMS[usize::from(e - 7)]),
+        _ => int8_product(&mut input),
     }
 });
 
@@ -52,7 +68,14 @@ fn forcing_at(kernel: u32, threads: u32) -> cq4_options {
     }
 }
 
-fn size(input: &mut Input) {
+/// `cq4_prepared_size` or `cq4_activations_size`.
+type SizeFn = unsafe extern "C" fn(usize, usize, usize, *mut usize) -> cq4_status;
+
+fn size(
+    input: &mut Input,
+    f: SizeFn,
+    model_size: fn(usize, usize, usize) -> Result<usize, cq4_status>,
+) {
     let (rows, cols, g) = (input.count(), input.count(), input.group_size());
     let place = input.place();
     let mut arena = Arena::default();
@@ -60,12 +83,12 @@ fn size(input: &mut Input) {
     arena.fill(fill, input.rest());
     let before = arena.bytes().to_vec();
     let bufs = [Buf::value_out::<usize>(arena.addr(place))];
-    let want = model::prepared_size(rows, cols, g);
+    let want = model_size(rows, cols, g);
     let verdict = model::pointers(&bufs).and(want.map(drop));
     let p = arena.ptr::<usize>(place);
     // SAFETY: `p` is NULL, dangling or in the arena; `call_checked` lets a
     // call that writes through it run only where it lies in the arena.
-    let call = || unsafe { cq4_prepared_size(rows, cols, g, p) };
+    let call = || unsafe { f(rows, cols, g, p) };
     if !call_checked(&arena, &before, verdict, &bufs, call) {
         return;
     }
@@ -164,6 +187,8 @@ enum Elem {
     Bf16,
 }
 
+const ELEMS: [Elem; 3] = [Elem::F32, Elem::F16, Elem::Bf16];
+
 /// What the bytes given as the prepared matrix hold.
 enum Header {
     /// Those `cq4_prepare` wrote for the input's shape.
@@ -201,6 +226,49 @@ fn prepared_bytes(rows: usize, cols: usize, g: usize, fill: u8, data: &[u8]) -> 
     Some(out)
 }
 
+/// Changes bytes made for the input's shape as `(what, at, mask)` says: a
+/// header byte or a body byte flipped, the bytes cut short (the arena's
+/// noise then follows them), or nothing.
+fn change(p: &mut Vec<u8>, (what, at, mask): (u8, u16, u8)) {
+    let (at, mask, body) = (usize::from(at), mask.max(1), p.len() - PREPARED_HEADER);
+    match what % 8 {
+        0 => p[at % PREPARED_HEADER] ^= mask,
+        1 if body > 0 => p[PREPARED_HEADER + at % body] ^= mask,
+        2 => p.truncate(at % p.len()),
+        _ => {}
+    }
+}
+
+/// Copies `bytes` (what fits) to `place` in the arena.
+fn place_bytes(arena: &mut Arena, place: Place, bytes: Option<&[u8]>) {
+    if let (Some(p), Place::At(off)) = (bytes, place) {
+        let n = p.len().min(ARENA - off);
+        arena.bytes_mut()[off..off + n].copy_from_slice(&p[..n]);
+    }
+}
+
+/// Whether the arena `before` the call holds `original` whole at `place`.
+fn holds(before: &[u8], place: Place, original: Option<&[u8]>) -> bool {
+    match (place, original) {
+        (Place::At(off), Some(p)) => before.get(off..off + p.len()) == Some(p),
+        _ => false,
+    }
+}
+
+/// Whether the header at `off` is the one `original` starts with.
+fn header_as_made(before: &[u8], off: usize, original: Option<&[u8]>) -> bool {
+    original.is_some_and(|p| before[off..off + PREPARED_HEADER] == p[..PREPARED_HEADER])
+}
+
+/// What the prepared bytes at `off` hold, against those made for the shape.
+fn prepared_header(before: &[u8], off: usize, original: Option<&[u8]>) -> Header {
+    match original {
+        Some(p) if header_as_made(before, off, original) => Header::Prepared { size: p.len() },
+        _ if &before[off..off + 8] != MAGIC => Header::Foreign,
+        _ => Header::Other,
+    }
+}
+
 fn product(input: &mut Input, entry: u8) {
     let whole = entry == 0;
     let elem = [Elem::F32, Elem::F32, Elem::F16, Elem::Bf16][usize::from(entry)];
@@ -226,19 +294,11 @@ fn product(input: &mut Input, entry: u8) {
         0 => None,
         _ => prepared_bytes(rows, cols, g, source >> 2, data),
     };
-    // The bytes as prepared, then a flipped byte: in the header, in the
-    // body, or none.
     let original = prepared.clone();
     if let Some(p) = prepared.as_mut() {
-        let (what, at, mask) = flip;
-        let (mask, body) = (mask.max(1), p.len() - PREPARED_HEADER);
-        match what % 8 {
-            0 => p[usize::from(at) % PREPARED_HEADER] ^= mask,
-            1 if body > 0 => p[PREPARED_HEADER + usize::from(at) % body] ^= mask,
-            _ => {}
-        }
+        change(p, flip);
     }
-    let size_n = prepared.as_ref().map_or(0, Vec::len);
+    let size_n = original.as_ref().map_or(0, Vec::len);
     let prep_len = prep.declare(prep_len.resolve(size_n));
     let x_len = x.declare(x_len.resolve(x_n));
     let y_len = y.declare(y_len.resolve(y_n));
@@ -246,10 +306,7 @@ fn product(input: &mut Input, entry: u8) {
     let mut arena = Arena::default();
     let fill = input.u8();
     arena.fill(fill, data);
-    if let (Some(p), Place::At(off)) = (&prepared, prep) {
-        let n = p.len().min(ARENA - off);
-        arena.bytes_mut()[off..off + n].copy_from_slice(&p[..n]);
-    }
+    place_bytes(&mut arena, prep, prepared.as_deref());
     // The options may land on the prepared bytes: another way to change them.
     if let Place::At(off) = options_place {
         arena.write(off, options);
@@ -285,14 +342,7 @@ fn product(input: &mut Input, entry: u8) {
         return;
     }
     let header = match (early, header_at) {
-        (Ok(()), Some(off)) => {
-            let h = &before[off..off + PREPARED_HEADER];
-            match &original {
-                Some(p) if h == &p[..PREPARED_HEADER] => Header::Prepared { size: p.len() },
-                _ if &h[..8] != MAGIC => Header::Foreign,
-                _ => Header::Other,
-            }
-        }
+        (Ok(()), Some(off)) => prepared_header(&before, off, original.as_deref()),
         // Refused before the header counts.
         (Err(_), _) => Header::Foreign,
         (Ok(()), None) => unreachable!("a header outside the arena passed the checks"),
@@ -398,67 +448,21 @@ fn product(input: &mut Input, entry: u8) {
                 .collect()
         }
         Header::Other => {
-            // The shape is unknown: every declared length must lie in the
-            // arena, and a success may write all of `y`'s.
-            let declared = |b: &Buf| {
-                !b.given()
-                    || b.len == 0
-                    || b.len
-                        .checked_mul(b.size)
-                        .is_some_and(|n| arena.holds(b.addr, n))
-            };
-            if !bufs.iter().all(declared) {
-                return;
-            }
-            let status = first();
-            if status != CQ4_OK {
-                assert!(
-                    [
-                        CQ4_ERR_BAD_PREPARED,
-                        CQ4_ERR_BAD_ROW_RANGE,
-                        CQ4_ERR_BAD_STRIDE,
-                        CQ4_ERR_SIZE_OVERFLOW,
-                        CQ4_ERR_OVERLAPPING_BUFFERS,
-                        CQ4_ERR_INPUT_TOO_SHORT,
-                        CQ4_ERR_OUTPUT_TOO_SMALL,
-                    ]
-                    .contains(&status),
-                    "status {status:?} for a changed header"
-                );
-                same_bytes(&before, arena.bytes(), &format!("refused with {status:?}"));
-                return;
-            }
-            let y_off = arena.offset(bufs[2].addr).unwrap_or(0);
-            std::iter::once(y_off..y_off + y_len * 4).collect()
+            open_shape(&arena, &before, &bufs, &[CQ4_ERR_BAD_PREPARED], first);
+            return;
         }
     };
     unchanged_outside(&before, arena.bytes(), &written);
     // Changed bytes promise nothing more: a changed scale or largest-scale
     // field may let a SIMD kernel skip holding products to the finite
     // range. The bits are compared on the bytes as prepared only.
-    let intact = match (prep, &original) {
-        (Place::At(off), Some(p)) => before.get(off..off + p.len()) == Some(&p[..]),
-        _ => false,
-    };
+    let intact = holds(&before, prep, original.as_deref());
     let after = arena.bytes().to_vec();
     if !intact || written.iter().all(|r| r.is_empty()) {
         return;
     }
 
-    let xs: Vec<f32> = {
-        let off = arena.offset(bufs[1].addr).unwrap_or(0);
-        match elem {
-            Elem::F32 => read_array(&before, off, x_n),
-            Elem::F16 => read_array(&before, off, x_n)
-                .into_iter()
-                .map(|h| f16::from_bits(h).to_f32())
-                .collect(),
-            Elem::Bf16 => read_array(&before, off, x_n)
-                .into_iter()
-                .map(|h| bf16::from_bits(h).to_f32())
-                .collect(),
-        }
-    };
+    let xs = read_x(&before, arena.offset(bufs[1].addr).unwrap_or(0), x_n, elem);
     let mid = row_begin + usize::from(split) % (width.min(usize::MAX - 1) + 1);
     let mut scalar: Option<Vec<u8>> = None;
     for &kernel in kernels() {
@@ -499,6 +503,50 @@ fn product(input: &mut Input, entry: u8) {
     }
 }
 
+/// A product on bytes whose header the model does not know (`y` is
+/// `bufs[2]`): made only when every declared length lies in the arena; a
+/// refusal, with a status of `open` or of a later step, writes nothing, a
+/// success only within `y`'s declared elements.
+fn open_shape(
+    arena: &Arena,
+    before: &[u8],
+    bufs: &[Buf],
+    open: &[cq4_status],
+    call: impl FnOnce() -> cq4_status,
+) {
+    const LATER: [cq4_status; 6] = [
+        CQ4_ERR_BAD_ROW_RANGE,
+        CQ4_ERR_BAD_STRIDE,
+        CQ4_ERR_SIZE_OVERFLOW,
+        CQ4_ERR_OVERLAPPING_BUFFERS,
+        CQ4_ERR_INPUT_TOO_SHORT,
+        CQ4_ERR_OUTPUT_TOO_SMALL,
+    ];
+    let declared = |b: &Buf| {
+        !b.given()
+            || b.len == 0
+            || b.len
+                .checked_mul(b.size)
+                .is_some_and(|n| arena.holds(b.addr, n))
+    };
+    if !bufs.iter().all(declared) {
+        return;
+    }
+    let status = call();
+    if status == CQ4_OK {
+        let y = &bufs[2];
+        let y_off = arena.offset(y.addr).unwrap_or(0);
+        let y_range = y_off..y_off + y.len * 4;
+        unchanged_outside(before, arena.bytes(), std::slice::from_ref(&y_range));
+        return;
+    }
+    assert!(
+        open.contains(&status) || LATER.contains(&status),
+        "status {status:?} for a changed header"
+    );
+    same_bytes(before, arena.bytes(), &format!("refused with {status:?}"));
+}
+
 /// `got` holds `want`'s bytes, but where `written` (f32 outputs) NaN
 /// stands for any NaN.
 fn same_outputs(want: &[u8], got: &[u8], written: &[Range<usize>], what: &str) {
@@ -515,5 +563,400 @@ fn same_outputs(want: &[u8], got: &[u8], written: &[Range<usize>], what: &str) {
                 a[i]
             );
         }
+    }
+}
+
+/// `x` (`[batch, cols]`, `elem`) given to `cq4_quantize_activations_*`.
+///
+/// # Safety
+/// As the function's.
+#[allow(clippy::too_many_arguments)] // mirrors the C entry points
+unsafe fn quantize_call(
+    elem: Elem,
+    x: *const u8,
+    x_len: usize,
+    batch: usize,
+    cols: usize,
+    g: usize,
+    out: *mut u8,
+    out_len: usize,
+    options: *const cq4_options,
+) -> cq4_status {
+    // SAFETY: the caller's.
+    unsafe {
+        match elem {
+            Elem::F32 => {
+                cq4_quantize_activations_f32(x.cast(), x_len, batch, cols, g, out, out_len, options)
+            }
+            Elem::F16 => {
+                cq4_quantize_activations_f16(x.cast(), x_len, batch, cols, g, out, out_len, options)
+            }
+            Elem::Bf16 => cq4_quantize_activations_bf16(
+                x.cast(),
+                x_len,
+                batch,
+                cols,
+                g,
+                out,
+                out_len,
+                options,
+            ),
+        }
+    }
+}
+
+/// `x`'s elements as the arena `bytes` hold them at `off`, as f32.
+fn read_x(bytes: &[u8], off: usize, n: usize, elem: Elem) -> Vec<f32> {
+    match elem {
+        Elem::F32 => read_array(bytes, off, n),
+        Elem::F16 => read_array(bytes, off, n)
+            .into_iter()
+            .map(|h| f16::from_bits(h).to_f32())
+            .collect(),
+        Elem::Bf16 => read_array(bytes, off, n)
+            .into_iter()
+            .map(|h| bf16::from_bits(h).to_f32())
+            .collect(),
+    }
+}
+
+/// The activations `x` (f32) quantized for `[batch, cols]` at `g`, from
+/// `cq4_quantize_activations_f32` with the default options.
+fn quantized(x: &[f32], batch: usize, cols: usize, g: usize, size: usize) -> Vec<u8> {
+    let mut out = vec![0u8; size];
+    // SAFETY: `x` and `out` are live for their lengths.
+    let status = unsafe {
+        cq4_quantize_activations_f32(
+            x.as_ptr(),
+            x.len(),
+            batch,
+            cols,
+            g,
+            out.as_mut_ptr(),
+            size,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(status, CQ4_OK, "quantizing the product's activations");
+    out
+}
+
+fn quantize(input: &mut Input, elem: Elem) {
+    let (batch, cols, g) = (input.count(), input.count(), input.group_size());
+    let (x, x_len) = (input.place(), input.len());
+    let (out, out_len) = (input.place(), input.len());
+    let options_place = input.struct_place(size_of::<cq4_options>());
+    let options = input.options();
+    let threads = THREADS[usize::from(input.u8() % 3)];
+
+    let size = model::activations_size(batch, cols, g);
+    let size_n = *size.as_ref().unwrap_or(&0);
+    // A size means a layout: `batch * cols` fits.
+    let x_n = if size.is_ok() { batch * cols } else { 0 };
+    let x_len = x.declare(x_len.resolve(x_n));
+    let out_len = out.declare(out_len.resolve(size_n));
+
+    let mut arena = Arena::default();
+    let fill = input.u8();
+    arena.fill(fill, input.rest());
+    if let Place::At(off) = options_place {
+        arena.write(off, options);
+    }
+    let before = arena.bytes().to_vec();
+
+    let x_buf = match elem {
+        Elem::F32 => Buf::input::<f32>(arena.addr(x), x_len),
+        _ => Buf::input::<u16>(arena.addr(x), x_len),
+    };
+    let bufs = [
+        x_buf.touching(x_n),
+        Buf::output::<u8>(arena.addr(out), out_len).touching(size_n),
+        Buf::value_in::<cq4_options>(arena.addr(options_place)).optional(),
+    ];
+    let verdict = (|| {
+        model::pointers(&bufs)?;
+        model::options(read_back(&before, options_place))?;
+        size?;
+        model::extents(&bufs)
+    })();
+
+    let p_x = arena.ptr::<u8>(x).cast_const();
+    let p_out = arena.ptr::<u8>(out);
+    let p_options = arena.ptr::<cq4_options>(options_place).cast_const();
+    // SAFETY: every pointer is NULL, dangling with length 0 or inside the
+    // arena; `call_checked` lets through only calls whose prefixes lie in
+    // the arena.
+    let call = |o: *const cq4_options| unsafe {
+        quantize_call(elem, p_x, x_len, batch, cols, g, p_out, out_len, o)
+    };
+    if !call_checked(&arena, &before, verdict, &bufs, || call(p_options)) {
+        return;
+    }
+    let written = prefix_range(&arena, &bufs[1]);
+    unchanged_outside(&before, arena.bytes(), std::slice::from_ref(&written));
+    let after = arena.bytes().to_vec();
+    for &kernel in kernels() {
+        let o = forcing_at(kernel, threads);
+        let what = format!("kernel {kernel}, {threads} threads");
+        arena.bytes_mut().copy_from_slice(&before);
+        assert_eq!(call(&o), CQ4_OK, "{what}");
+        same_bytes(&after, arena.bytes(), &what);
+    }
+    if elem != Elem::F32 {
+        let off = arena.offset(bufs[0].addr).unwrap_or(0);
+        let xs = read_x(&before, off, x_n, elem);
+        same_bytes(
+            &quantized(&xs, batch, cols, g, size_n),
+            &after[written],
+            "x as f32",
+        );
+    }
+}
+
+/// The shape quantized activations were made for, and their size.
+#[derive(Clone, Copy)]
+struct Acts {
+    batch: usize,
+    cols: usize,
+    g: usize,
+    size: usize,
+}
+
+/// Activations of `batch` rows quantized for `cols` and `g` from arena
+/// noise (`fill`) read as f32, when both fit the arena: those values and
+/// the bytes.
+fn activation_bytes(
+    acts: (usize, usize, usize),
+    fill: u8,
+    data: &[u8],
+) -> Option<(Acts, Vec<f32>, Vec<u8>)> {
+    let (batch, cols, g) = acts;
+    let size = model::activations_size(batch, cols, g).ok()?;
+    let x_n = batch * cols;
+    if size > ARENA || x_n > ARENA / 4 {
+        return None;
+    }
+    let mut src = Arena::default();
+    src.fill(fill, data);
+    let xs: Vec<f32> = read_array(src.bytes(), 0, x_n);
+    let bytes = quantized(&xs, batch, cols, g, size);
+    let shape = Acts {
+        batch,
+        cols,
+        g,
+        size,
+    };
+    Some((shape, xs, bytes))
+}
+
+fn int8_product(input: &mut Input) {
+    let (rows, cols, g) = (input.count(), input.count(), input.group_size());
+    let (source, flip) = (input.u8(), (input.u8(), input.u16(), input.u8()));
+    let (acts_source, acts_fill) = (input.u8(), input.u8());
+    let acts_flip = (input.u8(), input.u16(), input.u8());
+    let (prep, prep_len) = (input.place(), input.len());
+    let (acts, acts_len) = (input.place(), input.len());
+    let (y, y_len) = (input.place(), input.len());
+    let options_place = input.struct_place(size_of::<cq4_options>());
+    let options = input.options();
+    let batch = input.count();
+    let (row_begin, row_end, y_stride) = input.row_range(rows, false);
+    let split = input.u8();
+    let threads = THREADS[usize::from(split % 3)];
+
+    let data = input.rest();
+    let original = match source % 4 {
+        0 => None,
+        _ => prepared_bytes(rows, cols, g, source >> 2, data),
+    };
+    // Activations for the matrix's shape, for other columns or another
+    // group size, or none (noise).
+    let other_g = if g > 1 { g / 2 } else { 2 };
+    let made = match acts_source % 8 {
+        0 | 1 => None,
+        2 => activation_bytes((batch, cols.wrapping_add(1), g), acts_fill, data),
+        3 => activation_bytes((batch, cols, other_g), acts_fill, data),
+        _ => activation_bytes((batch, cols, g), acts_fill, data),
+    };
+    let (shape, xs, acts_original) = match made {
+        Some((shape, xs, bytes)) => (Some(shape), xs, Some(bytes)),
+        None => (None, Vec::new(), None),
+    };
+    let mut prepared = original.clone();
+    if let Some(p) = prepared.as_mut() {
+        change(p, flip);
+    }
+    let mut quantized_acts = acts_original.clone();
+    if let Some(a) = quantized_acts.as_mut() {
+        change(a, acts_flip);
+    }
+
+    // Lengths as the bytes made need them; y's as the matrix and the
+    // activations' batch do.
+    let sizes =
+        shape.map(|a| model::product_sizes(rows, cols, a.batch, row_begin, row_end, y_stride));
+    let y_n = match sizes {
+        Some(Ok((_, y_n))) => y_n,
+        _ => 0,
+    };
+    let prep_len = prep.declare(prep_len.resolve(original.as_ref().map_or(0, Vec::len)));
+    let acts_len = acts.declare(acts_len.resolve(shape.map_or(0, |a| a.size)));
+    let y_len = y.declare(y_len.resolve(y_n));
+
+    let mut arena = Arena::default();
+    let fill = input.u8();
+    arena.fill(fill, data);
+    place_bytes(&mut arena, prep, prepared.as_deref());
+    place_bytes(&mut arena, acts, quantized_acts.as_deref());
+    if let Place::At(off) = options_place {
+        arena.write(off, options);
+    }
+    let before = arena.bytes().to_vec();
+
+    let bufs = [
+        Buf::input::<u8>(arena.addr(prep), prep_len),
+        Buf::input::<u8>(arena.addr(acts), acts_len),
+        Buf::output::<f32>(arena.addr(y), y_len),
+        Buf::value_in::<cq4_options>(arena.addr(options_place)).optional(),
+    ];
+    let early =
+        model::pointers(&bufs).and_then(|()| model::options(read_back(&before, options_place)));
+    // Past those checks the library may read both headers, within their
+    // declared lengths: they must then lie in the arena.
+    let header_at = |place: Place, len: usize| match place {
+        Place::At(off) if off + PREPARED_HEADER <= ARENA && len >= PREPARED_HEADER => Some(off),
+        _ => None,
+    };
+    let (prep_at, acts_at) = (header_at(prep, prep_len), header_at(acts, acts_len));
+    let outside = |at: Option<usize>, len: usize| at.is_none() && len >= PREPARED_HEADER;
+    if model::pointers(&bufs).is_ok() && (outside(prep_at, prep_len) || outside(acts_at, acts_len))
+    {
+        return;
+    }
+    let prep_header = match (early, prep_at) {
+        (Ok(()), Some(off)) => Some(prepared_header(&before, off, original.as_deref())),
+        _ => None,
+    };
+
+    // The model's verdict and the bytes each buffer touches, or None where
+    // a changed header leaves the status open.
+    let known: Option<(Verdict, [Buf; 4])> = (|| {
+        let refused = |e| Some((Err(e), bufs));
+        if let Err(e) = early {
+            return refused(e);
+        }
+        let p_size = match prep_header {
+            Some(Header::Prepared { size }) => size,
+            // Shorter than a header, or no magic.
+            None | Some(Header::Foreign) => return refused(CQ4_ERR_BAD_PREPARED),
+            Some(Header::Other) => return None,
+        };
+        let Some(off) = acts_at else {
+            return refused(CQ4_ERR_BAD_ACTIVATIONS);
+        };
+        let a = shape.filter(|_| header_as_made(&before, off, acts_original.as_deref()))?;
+        if (a.cols, a.g) != (cols, g) {
+            return refused(CQ4_ERR_BAD_ACTIVATIONS);
+        }
+        let bufs = [
+            bufs[0].touching(p_size),
+            bufs[1].touching(a.size),
+            bufs[2].touching(y_n),
+            bufs[3],
+        ];
+        let verdict = sizes
+            .unwrap_or(Ok((0, 0)))
+            .and_then(|_| model::extents(&bufs));
+        Some((verdict, bufs))
+    })();
+
+    let p_prep = arena.ptr::<u8>(prep).cast_const();
+    let p_acts = arena.ptr::<u8>(acts).cast_const();
+    let p_y = arena.ptr::<f32>(y);
+    let p_options = arena.ptr::<cq4_options>(options_place).cast_const();
+    // SAFETY: every pointer is NULL, dangling with length 0 or inside the
+    // arena; only calls whose prefixes (or, for a changed header, declared
+    // lengths) lie in the arena are made.
+    let call =
+        |o: *const cq4_options, (rb, re): (usize, usize), y_at: *mut f32, y_at_len: usize| unsafe {
+            cq4_prepared_matmul_rows_int8(
+                p_prep, prep_len, p_acts, acts_len, rb, re, y_at, y_at_len, y_stride, o,
+            )
+        };
+    let first = || call(p_options, (row_begin, row_end), p_y, y_len);
+
+    let Some((verdict, bufs)) = known else {
+        let open: &[cq4_status] = match prep_header {
+            Some(Header::Other) => &[CQ4_ERR_BAD_PREPARED, CQ4_ERR_BAD_ACTIVATIONS],
+            _ => &[CQ4_ERR_BAD_ACTIVATIONS],
+        };
+        open_shape(&arena, &before, &bufs, open, first);
+        return;
+    };
+    if !call_checked(&arena, &before, verdict, &bufs, first) {
+        return;
+    }
+    // Known activations passed: their batch is the shape's.
+    let a = shape.expect("activations of a known shape");
+    let width = row_end - row_begin;
+    let y_off = prefix_range(&arena, &bufs[2]).start;
+    let written: Vec<Range<usize>> = (0..if width == 0 { 0 } else { a.batch })
+        .map(|b| y_off + b * y_stride * 4..y_off + (b * y_stride + width) * 4)
+        .collect();
+    unchanged_outside(&before, arena.bytes(), &written);
+    let after = arena.bytes().to_vec();
+    // Bits are compared on the bytes as made only.
+    let intact =
+        holds(&before, prep, original.as_deref()) && holds(&before, acts, acts_original.as_deref());
+    if !intact || written.iter().all(|r| r.is_empty()) {
+        return;
+    }
+    let mid = row_begin + usize::from(split) % (width + 1);
+    let mut scalar: Option<Vec<u8>> = None;
+    for &kernel in kernels() {
+        let o = forcing_at(kernel, threads);
+        let what = format!("kernel {kernel}, {threads} threads");
+        arena.bytes_mut().copy_from_slice(&before);
+        assert_eq!(call(&o, (row_begin, row_end), p_y, y_len), CQ4_OK, "{what}");
+        unchanged_outside(&before, arena.bytes(), &written);
+        let done = arena.bytes().to_vec();
+        let want = scalar.get_or_insert_with(|| done.clone());
+        same_outputs(want, &done, &written, &what);
+        same_outputs(want, &after, &written, "the first call");
+
+        arena.bytes_mut().copy_from_slice(&before);
+        let head = call(&o, (row_begin, mid), p_y, y_len);
+        let tail_y = p_y.wrapping_add(mid - row_begin);
+        let tail = call(&o, (mid, row_end), tail_y, y_len - (mid - row_begin));
+        assert_eq!((head, tail), (CQ4_OK, CQ4_OK), "{what}, split at {mid}");
+        same_bytes(&done, arena.bytes(), &format!("{what}, split at {mid}"));
+
+        // The f32 product in int8 precision on the values quantized.
+        arena.bytes_mut().copy_from_slice(&before);
+        // SAFETY: `p_prep` and `p_y` lie in the arena at their prefixes
+        // (checked above), `xs` is live for its length.
+        let status = unsafe {
+            cq4_prepared_matmul_rows_f32(
+                p_prep,
+                prep_len,
+                xs.as_ptr(),
+                xs.len(),
+                a.batch,
+                cq4_precision::CQ4_PRECISION_INT8 as u32,
+                row_begin,
+                row_end,
+                p_y,
+                y_len,
+                y_stride,
+                &o,
+            )
+        };
+        assert_eq!(status, CQ4_OK, "{what}, f32 in int8 precision");
+        same_outputs(
+            &done,
+            arena.bytes(),
+            &written,
+            &format!("{what}, f32 in int8 precision"),
+        );
     }
 }

@@ -13,7 +13,9 @@
 //!  5. an input shorter than its prefix; 6. an output; 7. the values read.
 //!
 //! The prepared form's products check its header (`CQ4_ERR_BAD_PREPARED`)
-//! at the start of step 3, before the row range.
+//! at the start of step 3, before the row range; a product on quantized
+//! activations then theirs (`CQ4_ERR_BAD_ACTIVATIONS`: no header, or
+//! quantized for other columns or another group size).
 //!
 //! Each target strings these steps together for its entry points; none of
 //! the library's own checks is called.
@@ -255,19 +257,32 @@ pub fn q4_0_layout(rows: usize, cols: usize) -> Result<(Layout, usize), cq4_stat
     Ok((l, blocks))
 }
 
-/// Bytes of the prepared form's header.
+/// Bytes of the prepared form's header, and of quantized activations'.
 pub const PREPARED_HEADER: usize = 64;
 
 /// `cq4_prepared_size`: the layout's errors, then the header and
 /// `ceil(rows / 16) * 16` rows of `groups_per_row` groups of
-/// `ceil(g / 8) * 4 + 4` bytes, SIZE_OVERFLOW past `size_t` or
-/// `PTRDIFF_MAX`.
+/// `ceil(g / 8) * 4 + 4` bytes.
 pub fn prepared_size(rows: usize, cols: usize, group_size: usize) -> Result<usize, cq4_status> {
     let l = layout(rows, cols, group_size)?;
     let group_bytes = group_size.div_ceil(8) * 4 + 4;
+    header_and(&[rows.div_ceil(16), 16, l.groups_per_row, group_bytes])
+}
+
+/// `cq4_activations_size`: the layout's errors for `[batch, cols]`, then
+/// the header and `batch` rows of `groups_per_row` groups of
+/// `ceil(g / 8) * 8` int8 values and 8 bytes (scale and correction).
+pub fn activations_size(batch: usize, cols: usize, group_size: usize) -> Result<usize, cq4_status> {
+    let l = layout(batch, cols, group_size)?;
+    let group_bytes = group_size.div_ceil(8) * 8 + 8;
+    header_and(&[batch, l.groups_per_row, group_bytes])
+}
+
+/// The header's bytes and a body of the product of `factors`,
+/// SIZE_OVERFLOW past `size_t` or `PTRDIFF_MAX`.
+fn header_and(factors: &[usize]) -> Result<usize, cq4_status> {
     // The size as a number: a factor 0 makes the product 0, however large
     // the others.
-    let factors = [rows.div_ceil(16), 16, l.groups_per_row, group_bytes];
     let body = if factors.contains(&0) {
         Some(0)
     } else {
