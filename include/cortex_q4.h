@@ -178,15 +178,16 @@ typedef enum cq4_status {
   CQ4_ERR_BAD_IMPORTANCE = 15,
   /**
    * The bytes given as a prepared matrix do not start with a header of
-   * this library's `CQ4_PREPARED_VERSION`, or its shape or length is
-   * impossible (they were not written by `cq4_prepare`, or were changed).
+   * this library's `CQ4_PREPARED_VERSION` (magic "CQ4PANEL", then the
+   * version), or its shape or length is impossible (they were not
+   * written by `cq4_prepare`, or were changed).
    */
   CQ4_ERR_BAD_PREPARED = 16,
   /**
    * The bytes given as quantized activations do not start with a header
-   * of this library's `CQ4_PREPARED_VERSION` with a possible shape and
-   * length, or were quantized for other columns or another group size
-   * than the prepared matrix's.
+   * of this library's `CQ4_PREPARED_VERSION` (magic "CQ4INT8A", then the
+   * version) with a possible shape and length, or were quantized for
+   * other columns or another group size than the prepared matrix's.
    */
   CQ4_ERR_BAD_ACTIVATIONS = 17,
 } cq4_status;
@@ -871,7 +872,7 @@ enum cq4_status cq4_pack_encoded_bf16(const uint16_t *src,
 
 /**
  * Writes to `*size` the bytes of the prepared form of a `[rows, cols]`
- * matrix packed with `group_size`: a 64-byte header and
+ * matrix packed with `group_size`: a 64-byte header (magic "CQ4PANEL") and
  * `ceil(rows / 16) * 16` rows of `ceil(cols / group_size)` groups of
  * `ceil(group_size / 8) * 4 + 4` bytes each (nibbles padded to whole
  * 8-column steps, and an f32 scale); about `rows * cols / 2` plus the
@@ -1023,7 +1024,7 @@ enum cq4_status cq4_prepared_matmul_rows_bf16(const uint8_t *prepared,
 /**
  * Writes to `*size` the bytes of `batch` rows of `cols` activations
  * quantized with `group_size` by `cq4_quantize_activations_*`: a 64-byte
- * header, then per row the values (int8) of its groups padded to whole
+ * header (magic "CQ4INT8A"), then per row the values (int8) of its groups padded to whole
  * 8-column steps, then 8 bytes per group and row (scale and integer
  * correction); about `batch * cols * 1.25` at `group_size` 32.
  *

@@ -30,7 +30,7 @@ fn define(name: &str) -> &'static str {
 }
 
 /// Kernel names by id, as `cq4_kernel_name` documents them.
-const NAMES: [&str; 5] = ["auto", "scalar", "avx2", "avx512", "neon"];
+const NAMES: [&str; 6] = ["auto", "scalar", "avx2", "avx512", "neon", "avxvnni"];
 
 /// Whether kernel id `id` runs here, from the CPU features the header
 /// names for it.
@@ -47,6 +47,8 @@ fn runs_here(id: u32) -> bool {
         }
         #[cfg(target_arch = "aarch64")]
         4 => std::arch::is_aarch64_feature_detected!("neon"),
+        #[cfg(target_arch = "x86_64")]
+        5 => runs_here(2) && is_x86_feature_detected!("avxvnni"),
         _ => false,
     }
 }
@@ -85,7 +87,7 @@ fn misc(data: &[u8]) {
         4 => {
             static AUTO: OnceLock<u32> = OnceLock::new();
             let auto = cq4_kernel_auto();
-            assert!((1..5).contains(&auto) && runs_here(auto), "auto is {auto}");
+            assert!((1..6).contains(&auto) && runs_here(auto), "auto is {auto}");
             assert_eq!(auto, *AUTO.get_or_init(|| auto), "decided once per process");
         }
         5 => {
@@ -98,10 +100,10 @@ fn misc(data: &[u8]) {
                 _ => input.u32() as c_int,
             };
             let message = string(cq4_status_message(code));
-            // Statuses are 0 to 15 in the header.
+            // Statuses are 0 to 17 in the header.
             static KNOWN: OnceLock<Vec<&str>> = OnceLock::new();
             let known =
-                KNOWN.get_or_init(|| (0..16).map(|c| string(cq4_status_message(c))).collect());
+                KNOWN.get_or_init(|| (0..18).map(|c| string(cq4_status_message(c))).collect());
             match usize::try_from(code).ok().and_then(|c| known.get(c)) {
                 Some(&m) => {
                     assert_eq!(message, m, "static and the same for {code}");

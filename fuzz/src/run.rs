@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use cortex_q4::ffi::cq4_status::{self, *};
-use cortex_q4::ffi::{cq4_kernel_supported, cq4_options, cq4_options_default};
+use cortex_q4::ffi::{cq4_kernel, cq4_kernel_supported, cq4_options, cq4_options_default};
 
 use crate::arena::{read_struct, Arena, CStruct, Place};
 use crate::model::{Buf, Verdict};
@@ -16,7 +16,8 @@ use crate::model::{Buf, Verdict};
 /// reference (1) first.
 pub fn kernels() -> &'static [u32] {
     static IDS: OnceLock<Vec<u32>> = OnceLock::new();
-    IDS.get_or_init(|| (1..5).filter(|&k| cq4_kernel_supported(k) == 1).collect())
+    let ids = 1..=cq4_kernel::CQ4_KERNEL_AVX_VNNI as u32;
+    IDS.get_or_init(|| ids.filter(|&k| cq4_kernel_supported(k) == 1).collect())
 }
 
 /// Options forcing `kernel` on the calling thread.

@@ -56,7 +56,7 @@ impl Call for SizeQuery {
 }
 
 /// Writes to `*size` the bytes of the prepared form of a `[rows, cols]`
-/// matrix packed with `group_size`: a 64-byte header and
+/// matrix packed with `group_size`: a 64-byte header (magic "CQ4PANEL") and
 /// `ceil(rows / 16) * 16` rows of `ceil(cols / group_size)` groups of
 /// `ceil(group_size / 8) * 4 + 4` bytes each (nibbles padded to whole
 /// 8-column steps, and an f32 scale); about `rows * cols / 2` plus the
@@ -383,7 +383,7 @@ impl Call for ActivationsSize {
 
 /// Writes to `*size` the bytes of `batch` rows of `cols` activations
 /// quantized with `group_size` by `cq4_quantize_activations_*`: a 64-byte
-/// header, then per row the values (int8) of its groups padded to whole
+/// header (magic "CQ4INT8A"), then per row the values (int8) of its groups padded to whole
 /// 8-column steps, then 8 bytes per group and row (scale and integer
 /// correction); about `batch * cols * 1.25` at `group_size` 32.
 ///

@@ -48,13 +48,14 @@ pub enum cq4_status {
     /// An importance weight is negative, infinite or NaN.
     CQ4_ERR_BAD_IMPORTANCE = 15,
     /// The bytes given as a prepared matrix do not start with a header of
-    /// this library's `CQ4_PREPARED_VERSION`, or its shape or length is
-    /// impossible (they were not written by `cq4_prepare`, or were changed).
+    /// this library's `CQ4_PREPARED_VERSION` (magic "CQ4PANEL", then the
+    /// version), or its shape or length is impossible (they were not
+    /// written by `cq4_prepare`, or were changed).
     CQ4_ERR_BAD_PREPARED = 16,
     /// The bytes given as quantized activations do not start with a header
-    /// of this library's `CQ4_PREPARED_VERSION` with a possible shape and
-    /// length, or were quantized for other columns or another group size
-    /// than the prepared matrix's.
+    /// of this library's `CQ4_PREPARED_VERSION` (magic "CQ4INT8A", then the
+    /// version) with a possible shape and length, or were quantized for
+    /// other columns or another group size than the prepared matrix's.
     CQ4_ERR_BAD_ACTIVATIONS = 17,
 }
 
