@@ -153,6 +153,9 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     group.bench_function(BenchmarkId::new("write_bw", "all"), |b| {
         b.iter(|| peers::stream_write(&mut dst, 0.5))
     });
+    group.bench_function(BenchmarkId::new("write_bw_nt", "all"), |b| {
+        b.iter(|| peers::stream_write_nt(&mut dst, 0.5))
+    });
     for g in GROUP_SIZES {
         let (packed, scales) = Quantizer::new(g)
             .pack_to_vec(&data.weights, ROWS, COLS)
@@ -212,6 +215,9 @@ fn bench_unpack(c: &mut Criterion, data: &Data) {
     group.throughput(Throughput::Bytes(F32_BYTES));
     group.bench_function(BenchmarkId::new("write_bw", "all"), |b| {
         b.iter(|| peers::stream_write_all(&mut dst, 0.5))
+    });
+    group.bench_function(BenchmarkId::new("write_bw_nt", "all"), |b| {
+        b.iter(|| peers::stream_write_nt_all(&mut dst, 0.5))
     });
     let all = Options::default().with_threads(0);
     for g in GROUP_SIZES {

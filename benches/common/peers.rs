@@ -168,6 +168,41 @@ pub fn stream_write_all(dst: &mut [f32], value: f32) {
     dst.par_chunks_mut(1 << 16).for_each(|c| c.fill(value));
 }
 
+/// The write limit without reads for ownership: fill with non-temporal
+/// stores (AVX, aligned 32-byte stores; ordinary ones at the ragged ends),
+/// as large unpacks write. Plain [`stream_write`] where AVX is missing.
+pub fn stream_write_nt(dst: &mut [f32], value: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx") {
+        // SAFETY: AVX was just detected.
+        return unsafe { fill_nt(dst, value) };
+    }
+    stream_write(dst, value)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn fill_nt(dst: &mut [f32], value: f32) {
+    use std::arch::x86_64::*;
+    let head = ((32 - dst.as_ptr() as usize % 32) % 32 / 4).min(dst.len());
+    let (head, rest) = dst.split_at_mut(head);
+    head.fill(value);
+    let mut lines = rest.chunks_exact_mut(8);
+    let v = _mm256_set1_ps(value);
+    for line in &mut lines {
+        // SAFETY: `line` holds 8 f32 on a 32-byte boundary.
+        unsafe { _mm256_stream_ps(line.as_mut_ptr(), v) };
+    }
+    lines.into_remainder().fill(value);
+    _mm_sfence();
+}
+
+/// [`stream_write_nt`] over every thread of the pool.
+pub fn stream_write_nt_all(dst: &mut [f32], value: f32) {
+    dst.par_chunks_mut(1 << 16)
+        .for_each(|c| stream_write_nt(c, value));
+}
+
 /// A straightforward matrix-vector loop over the format: decode each weight
 /// as unpack does, multiply, add, left to right.
 pub fn naive_matvec(

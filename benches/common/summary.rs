@@ -90,6 +90,17 @@ pub fn pack_unpack(started: SystemTime) {
             "\n### {op}, one thread\n\n| implementation | g | ms | GB/s | of {limit} | vs candle Q4_0 | vs naive (same g) | vs seed-style |\n|---|---|---|---|---|---|---|---|\n"
         );
         row(&mut out, limit, "-", bytes, bw, &[bw, candle, None, seed]);
+        // Large unpacks write around the cache: their limit without reads
+        // for ownership, beside the plain fill.
+        let nt = r.ns(&one, "write_bw_nt", "all");
+        row(
+            &mut out,
+            "write_bw_nt",
+            "-",
+            bytes,
+            nt,
+            &[bw, None, None, None],
+        );
         for g in ["32", "64", "128"] {
             let naive = r.ns(&one, "naive", g);
             for kernel in Kernel::ALL.map(|k| format!("cortex_{}", k.name())) {
@@ -145,6 +156,8 @@ pub fn pack_unpack(started: SystemTime) {
             "\n### {op}, all threads\n\n| implementation | g | ms | GB/s | of all-threads {limit} | vs {auto} one thread |\n|---|---|---|---|---|---|\n"
         );
         row(&mut out, limit, "-", bytes, bw_all, &[bw_all, None]);
+        let nt_all = r.ns(&all, "write_bw_nt", "all");
+        row(&mut out, "write_bw_nt", "-", bytes, nt_all, &[bw_all, None]);
         for g in ["32", "64", "128"] {
             row(
                 &mut out,
