@@ -34,6 +34,7 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
     for ((group, bytes), scale_out) in groups {
         let mut max_abs = _mm256_setzero_ps();
         for v in group.chunks_exact(LANES) {
+            super::prefetch_source(v.as_ptr());
             // SAFETY: `v` holds exactly 8 f32.
             let x = unsafe { _mm256_loadu_ps(v.as_ptr()) };
             // vmaxps returns its second operand when either is NaN: NaN

@@ -39,6 +39,7 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         let mut maxima = [_mm512_setzero_ps(); BATCH];
         for (max_abs, group) in maxima.iter_mut().zip(src.chunks_exact(group_size)) {
             for v in group.chunks_exact(LANES) {
+                super::prefetch_source(v.as_ptr());
                 // SAFETY: `v` holds exactly 16 f32.
                 let x = unsafe { _mm512_loadu_ps(v.as_ptr()) };
                 // vmaxps returns its second operand when either is NaN: NaN

@@ -65,6 +65,26 @@ pub(crate) trait FullGroups {
     unsafe fn unpack(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]);
 }
 
+/// How far ahead of its reads pack asks for source floats (into L1): its
+/// quantize pass is compute-heavy, and with the hardware prefetchers alone
+/// the next groups' loads wait on memory (g = 32, one thread: 0.5-0.6x of
+/// the streaming read without the hint, about 0.8x with it; 1-8 KiB
+/// measured alike, the L2 hint did less).
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_DISTANCE: usize = 4096;
+
+/// Asks for the cache line `PREFETCH_DISTANCE` bytes after `p` to be
+/// brought into L1. Rows are contiguous, so past a row's end these are the
+/// next row's floats; past the matrix the hint is only wasted.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_source(p: *const f32) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: a prefetch is a hint: it never faults and reads nothing the
+    // program sees, whatever the address (hence `wrapping_add`).
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(PREFETCH_DISTANCE)) }
+}
+
 /// Whether `group_size` is a multiple of `N`: what a twin of `N` lanes
 /// serves.
 pub(crate) fn multiple_of<const N: usize>(group_size: usize) -> bool {
