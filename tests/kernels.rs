@@ -130,6 +130,50 @@ proptest! {
     }
 }
 
+/// Outputs of 8 MiB and more are written with non-temporal stores: the
+/// same bits, at any alignment, on any thread count, nothing written
+/// around them.
+#[test]
+fn large_outputs_unpack_like_the_reference() {
+    // 8.4 MB of f32; rows of 2050 floats start at every 8-byte step of a
+    // cache line, and end in a ragged group.
+    let (rows, cols, g) = (1025, 2050, 32);
+    let l = Layout::new(rows, cols, g).unwrap();
+    let packed: Vec<u8> = (0..l.packed_len())
+        .map(|i| (i * 7919 % 251) as u8)
+        .collect();
+    let scales: Vec<f32> = (0..l.scales_len())
+        .map(|i| (i % 1999) as f32 / 100.0 - 9.0)
+        .collect();
+    let want = reference_unpack(&packed, &scales, &l);
+    let mut buffer = vec![0f32; l.elements() + 32];
+    for kernel in supported() {
+        for (threads, offset) in [(1, 0), (1, 5), (2, 3), (0, 16)] {
+            buffer.fill(-1.5);
+            let opts = Options::default().with_kernel(kernel).with_threads(threads);
+            let dst = &mut buffer[offset..offset + l.elements()];
+            Quantizer::new(g)
+                .with_options(opts)
+                .unpack(&packed, &scales, rows, cols, dst)
+                .unwrap();
+            let got: Vec<u32> = dst.iter().map(|v| v.to_bits()).collect();
+            assert!(
+                got == want,
+                "{} threads {threads} offset {offset}",
+                kernel.name()
+            );
+            let outside = buffer[..offset]
+                .iter()
+                .chain(&buffer[offset + l.elements()..]);
+            assert!(
+                outside.into_iter().all(|&v| v == -1.5),
+                "{} wrote outside",
+                kernel.name()
+            );
+        }
+    }
+}
+
 #[test]
 fn large_matrices_split_over_threads_give_the_same_bytes() {
     // Big enough that several tasks really run on the pool.

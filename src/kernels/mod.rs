@@ -72,7 +72,13 @@ pub(crate) fn unpack<T: Element>(
     dst: &mut [T],
 ) {
     let g = layout.group_size;
-    let row = kernel.table().rows::<T>(g).unpack;
+    let rows = kernel.table().rows::<T>(g);
+    let streaming = layout.elements.saturating_mul(size_of::<T>()) >= pack::STREAMING_UNPACK_BYTES;
+    let row = if streaming {
+        rows.unpack_streaming
+    } else {
+        rows.unpack
+    };
     pack::unpack_rows(layout, threads, packed, scales, dst, |p, c, d| {
         // SAFETY: see the top of this file; whole rows.
         unsafe { row(p, c, g, d) }

@@ -61,6 +61,9 @@ const fn converted<T: Element, K: Convert<T>>() -> RowKernels<T> {
     RowKernels {
         pack: pack_row::<T, K>,
         unpack: unpack_row::<T, K>,
+        // The narrowing pass writes half-width values from L1; not worth
+        // a streaming twin.
+        unpack_streaming: unpack_row::<T, K>,
     }
 }
 
@@ -161,7 +164,7 @@ unsafe fn unpack_row<T: Element, K: Convert<T>>(
         let wide = &mut buf[..dst.len()];
         // SAFETY: forwarded from the caller.
         unsafe {
-            unpack_row_with::<K>(packed, scales, g, wide);
+            unpack_row_with::<K, false>(packed, scales, g, wide);
             K::narrow(wide, dst);
         }
     }

@@ -23,6 +23,11 @@ impl super::FullGroups for Avx512 {
         // SAFETY: the caller guarantees AVX-512F, BW and VL and the group size.
         unsafe { unpack_full_groups(packed, scales, group_size, dst) }
     }
+
+    unsafe fn unpack_streaming(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
+        // SAFETY: the caller guarantees AVX-512F, BW and VL and the group size.
+        unsafe { unpack_full_groups_streaming(packed, scales, group_size, dst) }
+    }
 }
 
 /// Groups whose scales are computed together, one per lane.
@@ -128,4 +133,55 @@ fn unpack_full_groups(packed: &[u8], scales: &[f32], group_size: usize, dst: &mu
             unsafe { _mm512_storeu_ps(out.as_mut_ptr(), decode16(b, table)) };
         }
     }
+}
+
+/// [`unpack_full_groups`] with non-temporal stores, which need 64-byte
+/// aligned addresses: with `dst` `m` floats past a 64-byte boundary, its
+/// first `s = 16 - m` floats are stored as usual, every later whole line is
+/// built from two decoded vectors (one permute) and streamed, and the last
+/// `m` floats are stored as usual.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn unpack_full_groups_streaming(packed: &[u8], scales: &[f32], group_size: usize, dst: &mut [f32]) {
+    let s = (LANES - dst.as_ptr() as usize / 4 % LANES) % LANES;
+    // Line lane j is lane s + j of [previous vector, next vector].
+    let index = _mm512_add_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(s as i32),
+    );
+    let head: __mmask16 = (1 << s) - 1;
+    let mut previous = _mm512_setzero_ps();
+    let mut i = 0;
+    let groups = packed.chunks_exact(group_size / 2).zip(scales);
+    for (bytes, &scale) in groups {
+        let table = weight_table(scale);
+        for b in bytes.chunks_exact(LANES / 2) {
+            let v = decode16(b, table);
+            let at = LANES * i;
+            if s == 0 {
+                let out = &mut dst[at..at + LANES];
+                // SAFETY: `out` holds 16 f32 and starts on a 64-byte boundary.
+                unsafe { _mm512_stream_ps(out.as_mut_ptr(), v) };
+            } else if i == 0 {
+                let out = &mut dst[..LANES];
+                // SAFETY: `out` holds 16 f32; the mask writes its first s.
+                unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), head, v) };
+            } else {
+                let out = &mut dst[at - LANES + s..at + s];
+                let line = _mm512_permutex2var_ps(previous, index, v);
+                // SAFETY: `out` holds 16 f32 and starts on a 64-byte boundary.
+                unsafe { _mm512_stream_ps(out.as_mut_ptr(), line) };
+            }
+            previous = v;
+            i += 1;
+        }
+    }
+    if s != 0 && i > 0 {
+        let at = LANES * (i - 1);
+        let out = &mut dst[at..at + LANES];
+        // SAFETY: `out` holds 16 f32; the mask writes its last m.
+        unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr(), !head, previous) };
+    }
+    // Streamed lines are weakly ordered: make them visible before any
+    // later store (and before another thread reads them).
+    _mm_sfence();
 }
