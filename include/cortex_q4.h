@@ -619,6 +619,10 @@ enum cq4_status cq4_pack_f32(const float *src,
  * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
  * `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
  * Rows are independent: see `cq4_layout` for splitting rows over threads.
+ * An output of 8 MiB or more (rows*cols*4 bytes here) is written with
+ * non-temporal stores on x86-64 (AVX2 and AVX-512 kernels): it bypasses
+ * the cache, as glibc's `memset` does for large sizes; unpack smaller
+ * pieces (row ranges) to keep them cached for immediate use.
  *
  * # Safety
  * Each pointer must be NULL or valid for its declared length (in elements

@@ -134,7 +134,10 @@ impl<'a> Quantizer<'a> {
     /// Unpacks `packed` and `scales` (a packed `[rows, cols]` matrix at
     /// this group size, from any encoder) into the row-major `dst` (at
     /// least `rows * cols` elements), and returns the layout. Any scale is
-    /// accepted; NaN and Inf propagate as IEEE arithmetic says.
+    /// accepted; NaN and Inf propagate as IEEE arithmetic says. An f32
+    /// output of 8 MiB or more is written with non-temporal stores on
+    /// x86-64 (it bypasses the cache); unpack row ranges to keep the
+    /// values cached.
     ///
     /// Errors, with nothing written: [`Error::UnsupportedKernel`],
     /// [`Error::BadGroupSize`], [`Error::SizeOverflow`],
