@@ -12,6 +12,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::{check_panel_call, PanelActivations, PanelLayout, PANEL_ROWS, STEP_BYTES, STEP_COLS};
+use crate::kernels::matmul::prefetch_ahead;
 
 /// Panel rows per 256-bit register: a half panel.
 const HALF_ROWS: usize = PANEL_ROWS / 2;
@@ -277,6 +278,10 @@ fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &m
             let scales = unsafe { _mm256_loadu_ps(scale_bytes.as_ptr().cast()) };
             for s in first / STEP_COLS..end.div_ceil(STEP_COLS) {
                 let step = &group[STEP_BYTES * s + HALF_STEP_BYTES * half..][..HALF_STEP_BYTES];
+                // The first half of each step's line reads it first.
+                if half == 0 {
+                    prefetch_ahead(step.as_ptr());
+                }
                 // SAFETY: 32 bytes, in bounds.
                 let w = unsafe { _mm256_loadu_si256(step.as_ptr().cast()) };
                 // Column i of the step: byte i % 4 of each row's 4 bytes,

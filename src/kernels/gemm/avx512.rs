@@ -234,6 +234,7 @@ fn for_each_column(
         let end = g.min(cols - k * g).min(columns.end - k * g);
         for s in first / STEP_COLS..end.div_ceil(STEP_COLS) {
             let step = &group[STEP_BYTES * s..][..STEP_BYTES];
+            prefetch_ahead(step.as_ptr());
             // SAFETY: 64 bytes, in bounds.
             let w = unsafe { _mm512_loadu_si512(step.as_ptr().cast()) };
             // Column i of the step: byte i % 4 of each row's 4 bytes, the
