@@ -179,8 +179,9 @@ typedef enum cq4_status {
   /**
    * The bytes given as a prepared matrix do not start with a header of
    * this library's `CQ4_PREPARED_VERSION` (magic "CQ4PANEL", then the
-   * version), or its shape or length is impossible (they were not
-   * written by `cq4_prepare`, or were changed).
+   * version), or its shape, group size and length do not agree (they
+   * were not written by `cq4_prepare`). Other changes to prepared bytes
+   * are not detected: they give unspecified outputs, never a fault.
    */
   CQ4_ERR_BAD_PREPARED = 16,
   /**
@@ -619,10 +620,12 @@ enum cq4_status cq4_pack_f32(const float *src,
  * `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
  * `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
  * Rows are independent: see `cq4_layout` for splitting rows over threads.
- * An output of 8 MiB or more (rows*cols*4 bytes here) is written with
- * non-temporal stores on x86-64 (AVX2 and AVX-512 kernels): it bypasses
- * the cache, as glibc's `memset` does for large sizes; unpack smaller
- * pieces (row ranges) to keep them cached for immediate use.
+ * An f32 output of 8 MiB or more (rows*cols*4 bytes) is written with
+ * non-temporal stores where the AVX2 or AVX-512 kernel serves the group
+ * size (a multiple of 8, or 16): it bypasses the cache, as glibc's
+ * `memset` does for large sizes; unpack smaller pieces (row ranges) to
+ * keep them cached for immediate use. The f16 and bf16 unpacks never
+ * write this way.
  *
  * # Safety
  * Each pointer must be NULL or valid for its declared length (in elements
@@ -900,7 +903,11 @@ enum cq4_status cq4_prepared_size(size_t rows,
  * `cq4_prepared_matmul_*` functions read, built once per matrix. The
  * storage format does not change; `*w`'s buffers may be freed afterwards.
  * `prepared` may have any alignment (64 bytes is fastest); the bytes are
- * self-describing and opaque: change them only by preparing again.
+ * self-describing and opaque: change them only by preparing again (the
+ * products refuse a header whose magic, version, shape, group size and
+ * length disagree; other changes give unspecified outputs, never a
+ * fault). They do not depend on the CPU, kernel or threads: they may be
+ * stored and reused by any build of the same `CQ4_PREPARED_VERSION`.
  * `options` may be NULL (auto kernel, calling thread only); its threads
  * spread the work.
  *
@@ -1051,8 +1058,11 @@ enum cq4_status cq4_activations_size(size_t batch,
  * `cq4_activations_size`): per group `scale = max |x| / 127`, `q =
  * round(x / scale)`, as every int8 product quantizes. An engine that
  * splits one product over its own threads quantizes once and hands the
- * same bytes to every thread. `out` may have any alignment; the bytes
- * are self-describing and opaque. `options` may be NULL.
+ * same bytes to every thread. `q` is rounded half away from zero and
+ * held to [-127, 127]; a group holding NaN or an infinity gets scale NaN.
+ * `out` may have any alignment; the bytes are self-describing and opaque
+ * (changed bytes give unspecified outputs, never a fault). `options` may
+ * be NULL.
  *
  * Reads `x[0 .. batch*cols]`. Writes `out[0 .. size]`, nothing else.
  * Returns `CQ4_OK`, or without writing anything, in the order of the

@@ -8,8 +8,10 @@
 //! [`PREPARED_VERSION`], shape, group size, body length, largest scale
 //! magnitude), then the body of [`PanelLayout`]. A C caller may own them
 //! (`cq4_prepared_size`, `cq4_prepare`) and hand them to every product;
-//! each product checks the header against the buffer's length. The body is
-//! opaque: change it only by preparing again.
+//! each product checks the header against the buffer's length. The rest
+//! is opaque: change it only by preparing again (changed bytes give
+//! unspecified outputs, never a fault; the int8 kernels trust the largest
+//! scale magnitude to skip their clamp).
 
 use std::ops::Range;
 

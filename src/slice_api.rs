@@ -135,9 +135,9 @@ impl<'a> Quantizer<'a> {
     /// this group size, from any encoder) into the row-major `dst` (at
     /// least `rows * cols` elements), and returns the layout. Any scale is
     /// accepted; NaN and Inf propagate as IEEE arithmetic says. An f32
-    /// output of 8 MiB or more is written with non-temporal stores on
-    /// x86-64 (it bypasses the cache); unpack row ranges to keep the
-    /// values cached.
+    /// output of 8 MiB or more is written with non-temporal stores where
+    /// the AVX2 or AVX-512 kernel serves the group size (it bypasses the
+    /// cache); unpack row ranges to keep the values cached.
     ///
     /// Errors, with nothing written: [`Error::UnsupportedKernel`],
     /// [`Error::BadGroupSize`], [`Error::SizeOverflow`],

@@ -258,10 +258,12 @@ pub unsafe extern "C" fn cq4_pack_f32(
 /// `CQ4_ERR_OVERLAPPING_BUFFERS`, `CQ4_ERR_INPUT_TOO_SHORT` (`packed_len`,
 /// `scales_len`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`dst_len`).
 /// Rows are independent: see `cq4_layout` for splitting rows over threads.
-/// An output of 8 MiB or more (rows*cols*4 bytes here) is written with
-/// non-temporal stores on x86-64 (AVX2 and AVX-512 kernels): it bypasses
-/// the cache, as glibc's `memset` does for large sizes; unpack smaller
-/// pieces (row ranges) to keep them cached for immediate use.
+/// An f32 output of 8 MiB or more (rows*cols*4 bytes) is written with
+/// non-temporal stores where the AVX2 or AVX-512 kernel serves the group
+/// size (a multiple of 8, or 16): it bypasses the cache, as glibc's
+/// `memset` does for large sizes; unpack smaller pieces (row ranges) to
+/// keep them cached for immediate use. The f16 and bf16 unpacks never
+/// write this way.
 ///
 /// # Safety
 /// Each pointer must be NULL or valid for its declared length (in elements

@@ -140,7 +140,11 @@ impl Call for Prepare {
 /// `cq4_prepared_matmul_*` functions read, built once per matrix. The
 /// storage format does not change; `*w`'s buffers may be freed afterwards.
 /// `prepared` may have any alignment (64 bytes is fastest); the bytes are
-/// self-describing and opaque: change them only by preparing again.
+/// self-describing and opaque: change them only by preparing again (the
+/// products refuse a header whose magic, version, shape, group size and
+/// length disagree; other changes give unspecified outputs, never a
+/// fault). They do not depend on the CPU, kernel or threads: they may be
+/// stored and reused by any build of the same `CQ4_PREPARED_VERSION`.
 /// `options` may be NULL (auto kernel, calling thread only); its threads
 /// spread the work.
 ///
@@ -446,8 +450,11 @@ impl<X: Element> Call for QuantizeActivations<X> {
 /// `cq4_activations_size`): per group `scale = max |x| / 127`, `q =
 /// round(x / scale)`, as every int8 product quantizes. An engine that
 /// splits one product over its own threads quantizes once and hands the
-/// same bytes to every thread. `out` may have any alignment; the bytes
-/// are self-describing and opaque. `options` may be NULL.
+/// same bytes to every thread. `q` is rounded half away from zero and
+/// held to [-127, 127]; a group holding NaN or an infinity gets scale NaN.
+/// `out` may have any alignment; the bytes are self-describing and opaque
+/// (changed bytes give unspecified outputs, never a fault). `options` may
+/// be NULL.
 ///
 /// Reads `x[0 .. batch*cols]`. Writes `out[0 .. size]`, nothing else.
 /// Returns `CQ4_OK`, or without writing anything, in the order of the

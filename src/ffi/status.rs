@@ -49,8 +49,9 @@ pub enum cq4_status {
     CQ4_ERR_BAD_IMPORTANCE = 15,
     /// The bytes given as a prepared matrix do not start with a header of
     /// this library's `CQ4_PREPARED_VERSION` (magic "CQ4PANEL", then the
-    /// version), or its shape or length is impossible (they were not
-    /// written by `cq4_prepare`, or were changed).
+    /// version), or its shape, group size and length do not agree (they
+    /// were not written by `cq4_prepare`). Other changes to prepared bytes
+    /// are not detected: they give unspecified outputs, never a fault.
     CQ4_ERR_BAD_PREPARED = 16,
     /// The bytes given as quantized activations do not start with a header
     /// of this library's `CQ4_PREPARED_VERSION` (magic "CQ4INT8A", then the
