@@ -5,8 +5,9 @@
 //! 8 rows meet 4 activation columns each, broadcast; the 4-byte dot
 //! products are the one difference between AVX2 (`vpmaddubsw`, then
 //! `vpmaddwd` with ones) and AVX-VNNI (`vpdpbusd`), so one macro writes
-//! both kernels around their dot step. exact: a chunk of columns decoded
-//! once, then FMA chains for up to 6 activation rows.
+//! both kernels around their dot step. exact: 1 or 2 activation rows
+//! against columns decoded straight into registers; more rows against a
+//! chunk of columns decoded once, FMA chains for up to 6 rows at a time.
 
 use std::arch::x86_64::*;
 use std::ops::Range;
@@ -25,6 +26,11 @@ const TILE_ROWS: usize = 4;
 /// Activation rows an exact tile keeps in registers: 6 leaf and 6 total
 /// accumulators.
 const EXACT_TILE_ROWS: usize = 6;
+/// Activation rows the exact kernel runs against columns decoded straight
+/// into registers (both halves: 4 leaf and 4 total accumulators each), no
+/// scratch: at batch 1 and 2 the decode is cheaper than a pass through
+/// memory.
+const DIRECT_ROWS: usize = 2;
 
 /// `acc` plus, per 32-bit lane, the 4-byte dot products of `low` with
 /// `first` and of `high` with `second` (unsigned nibbles by signed
@@ -212,10 +218,11 @@ panel_int8!(
     dot_vnni
 );
 
-/// AVX2 twin of [`super::scalar::panel_exact`]: the columns are decoded
-/// into `scratch` (16 rows of a column in two registers, each weight the
-/// single multiply unpack does), then per half panel up to 6 activation
-/// rows run the leaves against them, one FMA chain per lane.
+/// AVX2 twin of [`super::scalar::panel_exact`]: up to [`DIRECT_ROWS`]
+/// activation rows run against columns decoded on the fly; more rows
+/// against columns decoded into `scratch` (16 rows of a column in two
+/// registers, each weight the single multiply unpack does), per half panel
+/// up to 6 activation rows at a time, one FMA chain per lane.
 ///
 /// # Safety
 /// The CPU supports AVX2 and FMA. The arguments are checked (panics when
@@ -230,6 +237,19 @@ pub(super) unsafe fn panel_exact(
     out: &mut [f32],
 ) {
     super::check_exact_call(panel, layout, x, &columns, scratch, out);
+    let rows = out.len() / PANEL_ROWS;
+    if rows <= DIRECT_ROWS {
+        // SAFETY: checked above; `x` holds `rows` rows of `cols`, 16
+        // outputs each in `out`.
+        unsafe {
+            match rows {
+                0 => {}
+                1 => exact_direct::<1>(panel, layout, x, columns, out),
+                _ => exact_direct::<2>(panel, layout, x, columns, out),
+            }
+        }
+        return;
+    }
     decode(panel, layout, columns.clone(), scratch);
     let cols = layout.weights.cols;
     let leaf = super::exact_leaf(cols);
@@ -256,37 +276,47 @@ pub(super) unsafe fn panel_exact(
     }
 }
 
-/// Writes the weights of `columns` into `scratch`, column `c` at
-/// `16 (c - columns.start)`: element `l` is panel row `l`. Decodes whole
-/// half steps of 8 columns and stores those inside `columns` and the
-/// group.
+/// Calls `visit(c, weights)` for each column `c` of `columns` in order,
+/// `weights[half]` panel rows `8 half ..` of it (lane `l` row `8 half +
+/// l`), each decoded as unpack does: `(u - 8) * scale`, `u - 8` exact.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &mut [f32]) {
+fn for_each_column(
+    panel: &[u8],
+    layout: &PanelLayout,
+    columns: Range<usize>,
+    mut visit: impl FnMut(usize, [__m256; 2]),
+) {
     let (g, cols) = (layout.weights.group_size, layout.weights.cols);
-    let scratch = &mut scratch[..columns.len() * PANEL_ROWS];
     let nibble = _mm256_set1_epi32(0x0F);
     let eight = _mm256_set1_ps(8.0);
     for k in columns.start / g..columns.end.div_ceil(g) {
         let group = &panel[k * layout.group_bytes..][..layout.group_bytes];
+        let scale_bytes = &group[layout.nibble_bytes..][..4 * PANEL_ROWS];
+        // SAFETY: 2 x 8 f32, in bounds.
+        let scales = unsafe {
+            [
+                _mm256_loadu_ps(scale_bytes.as_ptr().cast()),
+                _mm256_loadu_ps(scale_bytes.as_ptr().add(4 * HALF_ROWS).cast()),
+            ]
+        };
         // The group's columns inside `columns`, as indices in the group.
         let first = columns.start.saturating_sub(k * g);
         let end = g.min(cols - k * g).min(columns.end - k * g);
-        for half in 0..2 {
-            let scale_bytes = &group[layout.nibble_bytes + 4 * HALF_ROWS * half..][..4 * HALF_ROWS];
-            // SAFETY: 8 f32, in bounds.
-            let scales = unsafe { _mm256_loadu_ps(scale_bytes.as_ptr().cast()) };
-            for s in first / STEP_COLS..end.div_ceil(STEP_COLS) {
-                let step = &group[STEP_BYTES * s + HALF_STEP_BYTES * half..][..HALF_STEP_BYTES];
-                // The first half of each step's line reads it first.
-                if half == 0 {
-                    prefetch_ahead(step.as_ptr());
-                }
-                // SAFETY: 32 bytes, in bounds.
-                let w = unsafe { _mm256_loadu_si256(step.as_ptr().cast()) };
-                // Column i of the step: byte i % 4 of each row's 4 bytes,
-                // the low nibble for i < 4, the high one after.
-                let u = [
+        for s in first / STEP_COLS..end.div_ceil(STEP_COLS) {
+            let step = &group[STEP_BYTES * s..][..STEP_BYTES];
+            prefetch_ahead(step.as_ptr());
+            // SAFETY: 2 x 32 bytes, in bounds.
+            let w = unsafe {
+                [
+                    _mm256_loadu_si256(step.as_ptr().cast()),
+                    _mm256_loadu_si256(step.as_ptr().add(HALF_STEP_BYTES).cast()),
+                ]
+            };
+            // Column i of the step: byte i % 4 of each row's 4 bytes, the
+            // low nibble for i < 4, the high one after.
+            let split = |w: __m256i| {
+                [
                     w,
                     _mm256_srli_epi32::<8>(w),
                     _mm256_srli_epi32::<16>(w),
@@ -295,20 +325,102 @@ fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &m
                     _mm256_srli_epi32::<12>(w),
                     _mm256_srli_epi32::<20>(w),
                     _mm256_srli_epi32::<28>(w),
-                ];
-                for (i, u) in u.into_iter().enumerate() {
-                    let at = STEP_COLS * s + i;
-                    if at < first || at >= end {
-                        continue;
-                    }
-                    let u = _mm256_and_si256(u, nibble);
-                    let weight = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(u), eight), scales);
-                    let column = PANEL_ROWS * (k * g + at - columns.start);
-                    let out = &mut scratch[column + HALF_ROWS * half..][..HALF_ROWS];
-                    // SAFETY: 8 f32, in bounds.
-                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), weight) };
+                ]
+            };
+            let u = [split(w[0]), split(w[1])];
+            for i in 0..STEP_COLS {
+                let at = STEP_COLS * s + i;
+                if at < first || at >= end {
+                    continue;
+                }
+                let weights = [0, 1].map(|half| {
+                    let u = _mm256_and_si256(u[half][i], nibble);
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(u), eight), scales[half])
+                });
+                visit(k * g + at, weights);
+            }
+        }
+    }
+}
+
+/// Writes the weights of `columns` into `scratch`, column `c` at
+/// `16 (c - columns.start)`: element `l` is panel row `l`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &mut [f32]) {
+    let first = columns.start;
+    let scratch = &mut scratch[..columns.len() * PANEL_ROWS];
+    for_each_column(panel, layout, columns, |c, weights| {
+        let out = &mut scratch[PANEL_ROWS * (c - first)..][..PANEL_ROWS];
+        for (half, w) in weights.into_iter().enumerate() {
+            // SAFETY: 8 f32, in bounds.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(HALF_ROWS * half), w) };
+        }
+    });
+}
+
+/// Up to [`DIRECT_ROWS`] activation rows `x` (`ROWS` rows of `cols`)
+/// against `columns` decoded on the fly, without the scratch: continues
+/// the totals in `out`. `columns` starts a leaf.
+///
+/// # Safety
+/// `x` holds `ROWS` rows of `cols`, `out` `16 * ROWS` values, `columns`
+/// inside `0..cols`, `panel` one whole panel of `layout`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn exact_direct<const ROWS: usize>(
+    panel: &[u8],
+    layout: &PanelLayout,
+    x: &[f32],
+    columns: Range<usize>,
+    out: &mut [f32],
+) {
+    let cols = layout.weights.cols;
+    let leaf = super::exact_leaf(cols);
+    // SAFETY (every pointer below): the caller's promise.
+    let mut totals: [[__m256; 2]; ROWS] = std::array::from_fn(|t| {
+        [0, 1].map(|half| unsafe {
+            _mm256_loadu_ps(out.as_ptr().add(PANEL_ROWS * t + HALF_ROWS * half))
+        })
+    });
+    let rows: [*const f32; ROWS] = std::array::from_fn(|t| unsafe { x.as_ptr().add(t * cols) });
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
+    let mut in_leaf = 0;
+    for_each_column(panel, layout, columns, |c, weights| {
+        for t in 0..ROWS {
+            // SAFETY: column c < cols of row t.
+            let x = _mm256_set1_ps(unsafe { *rows[t].add(c) });
+            for half in 0..2 {
+                acc[t][half] = _mm256_fmadd_ps(weights[half], x, acc[t][half]);
+            }
+        }
+        in_leaf += 1;
+        if in_leaf == leaf {
+            for t in 0..ROWS {
+                for half in 0..2 {
+                    totals[t][half] = _mm256_add_ps(totals[t][half], acc[t][half]);
+                    acc[t][half] = _mm256_setzero_ps();
                 }
             }
+            in_leaf = 0;
+        }
+    });
+    if in_leaf > 0 {
+        for t in 0..ROWS {
+            for half in 0..2 {
+                totals[t][half] = _mm256_add_ps(totals[t][half], acc[t][half]);
+            }
+        }
+    }
+    for (t, total) in totals.into_iter().enumerate() {
+        for (half, total) in total.into_iter().enumerate() {
+            // SAFETY: as above.
+            unsafe {
+                _mm256_storeu_ps(
+                    out.as_mut_ptr().add(PANEL_ROWS * t + HALF_ROWS * half),
+                    total,
+                )
+            };
         }
     }
 }
