@@ -10,6 +10,7 @@ use super::cq4_status;
 use super::matmul::{cq4_matrix, precision_from_id};
 use super::options::{cq4_options, read_options};
 use crate::element::Element;
+use crate::error::Error;
 use crate::kernels::gemm::PanelLayout;
 use crate::layout::Layout;
 use crate::matmul_api::Sink;
@@ -26,8 +27,10 @@ pub const CQ4_PREPARED_VERSION: u32 = 1;
 const _: () = assert!(CQ4_PREPARED_VERSION == crate::prepared::PREPARED_VERSION);
 
 call_kind! {
-    /// `cq4_prepared_size`: the prepared form's byte count, written to `out`.
+    /// `cq4_prepared_size` and `cq4_activations_size`: `size_of(a, cols,
+    /// group_size)` (rows or batch first), written to `out`.
     struct SizeQuery {
+        size_of: fn(usize, usize, usize) -> Result<usize, Error>,
         rows: usize,
         cols: usize,
         group_size: usize,
@@ -44,8 +47,7 @@ impl Call for SizeQuery {
     }
 
     fn shape(&mut self, _: &()) -> Result<usize, cq4_status> {
-        let layout = Layout::new(self.rows, self.cols, self.group_size)?;
-        Ok(PreparedMatrix::size(&layout)?)
+        Ok((self.size_of)(self.rows, self.cols, self.group_size)?)
     }
 
     unsafe fn run(self, _: (), size: usize) -> Result<(), cq4_status> {
@@ -53,6 +55,11 @@ impl Call for SizeQuery {
         unsafe { self.out.write(size) };
         Ok(())
     }
+}
+
+/// The prepared form's bytes for a `[rows, cols]` matrix at `group_size`.
+fn prepared_size(rows: usize, cols: usize, group_size: usize) -> Result<usize, Error> {
+    PreparedMatrix::size(&Layout::new(rows, cols, group_size)?)
 }
 
 /// Writes to `*size` the bytes of the prepared form of a `[rows, cols]`
@@ -75,7 +82,7 @@ pub unsafe extern "C" fn cq4_prepared_size(
     group_size: usize,
     size: *mut usize,
 ) -> cq4_status {
-    forward! { SizeQuery::new(rows, cols, group_size, size) }
+    forward! { SizeQuery::new(prepared_size, rows, cols, group_size, size) }
 }
 
 call_kind! {
@@ -352,39 +359,6 @@ pub unsafe extern "C" fn cq4_prepared_matmul_rows_bf16(
     precision, Some(row_begin..row_end), y, y_len, Some(y_stride), options) }
 }
 
-call_kind! {
-    /// `cq4_activations_size`: quantized activations' byte count.
-    struct ActivationsSize {
-        batch: usize,
-        cols: usize,
-        group_size: usize,
-        out: value_out<usize>,
-    }
-}
-
-impl Call for ActivationsSize {
-    type Choices = ();
-    type Shape = usize;
-
-    unsafe fn choose(&mut self) -> Result<(), cq4_status> {
-        Ok(())
-    }
-
-    fn shape(&mut self, _: &()) -> Result<usize, cq4_status> {
-        Ok(Int8Activations::size(
-            self.batch,
-            self.cols,
-            self.group_size,
-        )?)
-    }
-
-    unsafe fn run(self, _: (), size: usize) -> Result<(), cq4_status> {
-        // SAFETY: checked by `checked`.
-        unsafe { self.out.write(size) };
-        Ok(())
-    }
-}
-
 /// Writes to `*size` the bytes of `batch` rows of `cols` activations
 /// quantized with `group_size` by `cq4_quantize_activations_*`: a 64-byte
 /// header (magic "CQ4INT8A"), then per row the values (int8) of its groups padded to whole
@@ -404,7 +378,7 @@ pub unsafe extern "C" fn cq4_activations_size(
     group_size: usize,
     size: *mut usize,
 ) -> cq4_status {
-    forward! { ActivationsSize::new(batch, cols, group_size, size) }
+    forward! { SizeQuery::new(Int8Activations::size, batch, cols, group_size, size) }
 }
 
 call_kind! {
