@@ -150,6 +150,18 @@ impl Case {
             .unwrap();
         y
     }
+
+    /// The first kernel and precision whose bits differ from the models',
+    /// on `threads`; `None` when every one matches.
+    fn mismatch(&self, prepared: &PreparedMatrix, threads: usize) -> Option<String> {
+        PRECISIONS.into_iter().find_map(|precision| {
+            let want = self.want(precision);
+            supported().into_iter().find_map(|kernel| {
+                let got = bits(&self.run(prepared, kernel, threads, precision));
+                (got != want).then(|| format!("{} {precision:?}", kernel.name()))
+            })
+        })
+    }
 }
 
 /// Scales: ordinary, negative, tiny, huge (products that overflow), and
@@ -217,12 +229,7 @@ proptest! {
     #[test]
     fn products_match_their_definitions(c in case_with(1usize..70, false)) {
         let prepared = c.prepared();
-        for precision in PRECISIONS {
-            let want = c.want(precision);
-            for kernel in supported() {
-                prop_assert_eq!(bits(&c.run(&prepared, kernel, 1, precision)), want.clone(), "{} {:?}", kernel.name(), precision);
-            }
-        }
+        prop_assert_eq!(c.mismatch(&prepared, 1), None);
     }
 
     /// The same with overflowing scale products, non-finite scales and
@@ -231,12 +238,7 @@ proptest! {
     #[test]
     fn products_match_their_definitions_on_special_values(c in case_with(1usize..20, true)) {
         let prepared = c.prepared();
-        for precision in PRECISIONS {
-            let want = c.want(precision);
-            for kernel in supported() {
-                prop_assert_eq!(bits(&c.run(&prepared, kernel, 1, precision)), want.clone(), "{} {:?}", kernel.name(), precision);
-            }
-        }
+        prop_assert_eq!(c.mismatch(&prepared, 1), None);
     }
 
     /// exact: within the header's bound of an f64 product of the unpacked
@@ -331,17 +333,7 @@ fn every_batch_size_matches_its_definition() {
             .unwrap()
             .current();
         let prepared = c.prepared();
-        for precision in PRECISIONS {
-            let want = c.want(precision);
-            for kernel in supported() {
-                assert_eq!(
-                    bits(&c.run(&prepared, kernel, 0, precision)),
-                    want,
-                    "{} {precision:?} batch {batch}",
-                    kernel.name()
-                );
-            }
-        }
+        assert_eq!(c.mismatch(&prepared, 0), None, "batch {batch}");
     }
 }
 
@@ -536,17 +528,7 @@ fn long_rows_match_their_definitions() {
                 .collect(),
         };
         let prepared = c.prepared();
-        for precision in PRECISIONS {
-            let want = c.want(precision);
-            for kernel in supported() {
-                assert_eq!(
-                    bits(&c.run(&prepared, kernel, 0, precision)),
-                    want,
-                    "{} {precision:?} {rows} x {cols}, g {g}",
-                    kernel.name()
-                );
-            }
-        }
+        assert_eq!(c.mismatch(&prepared, 0), None, "{rows} x {cols}, g {g}");
     }
 }
 
