@@ -14,7 +14,8 @@
 use cortex_q4::ffi::*;
 use cq4_fuzz::arena::read_array;
 use cq4_fuzz::run::{
-    call_checked, forcing, kernels, prefix_range, read_back, same_bytes, unchanged_outside,
+    call_checked, forcing, kernels, matrix_buffers, place_matrix, prefix_range, read_back,
+    same_bytes, unchanged_outside,
 };
 use cq4_fuzz::{model, reference, Arena, Buf, Input, Place};
 use half::{bf16, f16};
@@ -69,18 +70,13 @@ fn matmul(data: &[u8]) {
     if let Place::At(off) = options_place {
         arena.write(off, options);
     }
-    let matrix = cq4_matrix {
-        packed: arena.ptr::<u8>(packed).cast_const(),
-        packed_len,
-        scales: arena.ptr::<f32>(scales).cast_const(),
-        scales_len,
-        rows,
-        cols,
-        group_size: g,
-    };
-    if let Place::At(off) = w_place {
-        arena.write(off, matrix);
-    }
+    let matrix = place_matrix(
+        &mut arena,
+        w_place,
+        (packed, packed_len),
+        (scales, scales_len),
+        (rows, cols, g),
+    );
     let before = arena.bytes().to_vec();
 
     let x_buf = match elem {
@@ -98,9 +94,7 @@ fn matmul(data: &[u8]) {
     ];
     let verdict = (|| {
         model::pointers(&bufs[..4])?;
-        let m: cq4_matrix = read_back(&before, w_place).unwrap_or(matrix);
-        bufs[4] = Buf::input::<u8>(m.packed.addr(), m.packed_len).touching(need(|l| l.packed_len));
-        bufs[5] = Buf::input::<f32>(m.scales.addr(), m.scales_len).touching(need(|l| l.scales_len));
+        [bufs[4], bufs[5]] = matrix_buffers(&before, w_place, matrix, layout.as_ref().ok());
         model::pointers(&bufs[4..])?;
         model::options(read_back(&before, options_place))?;
         model::precision(precision)?;

@@ -36,8 +36,8 @@ use cortex_q4::ffi::*;
 use cq4_fuzz::arena::read_array;
 use cq4_fuzz::model::PREPARED_HEADER;
 use cq4_fuzz::run::{
-    call_checked, forcing, kernels, prefix_range, read_back, same_bytes, same_or_nan,
-    unchanged_outside,
+    call_checked, forcing, kernels, matrix_buffers, place_matrix, prefix_range, read_back,
+    same_bytes, same_or_nan, unchanged_outside,
 };
 use cq4_fuzz::{model, Arena, Buf, Input, Place, Verdict, ARENA};
 use half::{bf16, f16};
@@ -122,18 +122,13 @@ fn prepare(input: &mut Input) {
     if let Place::At(off) = options_place {
         arena.write(off, options);
     }
-    let matrix = cq4_matrix {
-        packed: arena.ptr::<u8>(packed).cast_const(),
-        packed_len,
-        scales: arena.ptr::<f32>(scales).cast_const(),
-        scales_len,
-        rows,
-        cols,
-        group_size: g,
-    };
-    if let Place::At(off) = w_place {
-        arena.write(off, matrix);
-    }
+    let matrix = place_matrix(
+        &mut arena,
+        w_place,
+        (packed, packed_len),
+        (scales, scales_len),
+        (rows, cols, g),
+    );
     let before = arena.bytes().to_vec();
 
     let mut bufs = [
@@ -145,9 +140,7 @@ fn prepare(input: &mut Input) {
     ];
     let verdict = (|| {
         model::pointers(&bufs[..3])?;
-        let m: cq4_matrix = read_back(&before, w_place).unwrap_or(matrix);
-        bufs[3] = Buf::input::<u8>(m.packed.addr(), m.packed_len).touching(need(|l| l.packed_len));
-        bufs[4] = Buf::input::<f32>(m.scales.addr(), m.scales_len).touching(need(|l| l.scales_len));
+        [bufs[3], bufs[4]] = matrix_buffers(&before, w_place, matrix, layout.as_ref().ok());
         model::pointers(&bufs[3..])?;
         model::options(read_back(&before, options_place))?;
         size?;

@@ -7,10 +7,12 @@ use std::ops::Range;
 use std::sync::OnceLock;
 
 use cortex_q4::ffi::cq4_status::{self, *};
-use cortex_q4::ffi::{cq4_kernel, cq4_kernel_supported, cq4_options, cq4_options_default};
+use cortex_q4::ffi::{
+    cq4_kernel, cq4_kernel_supported, cq4_matrix, cq4_options, cq4_options_default,
+};
 
 use crate::arena::{read_struct, Arena, CStruct, Place};
-use crate::model::{Buf, Verdict};
+use crate::model::{Buf, Layout, Verdict};
 
 /// The kernel ids other than AUTO that run on this CPU, the scalar
 /// reference (1) first.
@@ -26,6 +28,49 @@ pub fn forcing(kernel: u32) -> cq4_options {
         kernel,
         ..cq4_options_default()
     }
+}
+
+/// The descriptor of a `[rows, cols]` matrix at `group_size` whose
+/// buffers are `packed` and `scales` (place, declared length) of `arena`,
+/// written at `place` when that lies in the arena.
+pub fn place_matrix(
+    arena: &mut Arena,
+    place: Place,
+    (packed, packed_len): (Place, usize),
+    (scales, scales_len): (Place, usize),
+    (rows, cols, group_size): (usize, usize, usize),
+) -> cq4_matrix {
+    let matrix = cq4_matrix {
+        packed: arena.ptr::<u8>(packed).cast_const(),
+        packed_len,
+        scales: arena.ptr::<f32>(scales).cast_const(),
+        scales_len,
+        rows,
+        cols,
+        group_size,
+    };
+    if let Place::At(off) = place {
+        arena.write(off, matrix);
+    }
+    matrix
+}
+
+/// The two buffers of the matrix a call reads through `*w`, as the arena
+/// held `*w` before the call (`given` where `*w` is not in the arena):
+/// their declared lengths, and the prefixes `layout` makes the call touch.
+pub fn matrix_buffers(
+    before: &[u8],
+    place: Place,
+    given: cq4_matrix,
+    layout: Option<&Layout>,
+) -> [Buf; 2] {
+    let m: cq4_matrix = read_back(before, place).unwrap_or(given);
+    [
+        Buf::input::<u8>(m.packed.addr(), m.packed_len)
+            .touching(layout.map_or(0, |l| l.packed_len)),
+        Buf::input::<f32>(m.scales.addr(), m.scales_len)
+            .touching(layout.map_or(0, |l| l.scales_len)),
+    ]
 }
 
 /// The struct a checked pointer at `place` points to, as the arena held it
