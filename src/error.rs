@@ -16,6 +16,8 @@ pub enum Buffer {
     Blocks,
     /// A per-column importance vector.
     Importance,
+    /// A calibration Hessian ([`Hessian`](crate::Hessian)).
+    Hessian,
     /// The decoded output of an unpack.
     Destination,
     /// A prepared matrix ([`PreparedMatrix`](crate::PreparedMatrix)).
@@ -32,6 +34,7 @@ impl fmt::Display for Buffer {
             Buffer::Scales => "scales",
             Buffer::Blocks => "Q4_0 blocks",
             Buffer::Importance => "importance",
+            Buffer::Hessian => "Hessian",
             Buffer::Destination => "destination",
             Buffer::Prepared => "prepared",
             Buffer::Activations => "quantized activations",
@@ -73,6 +76,13 @@ pub enum Error {
     ColsNotWholeBlocks { cols: usize, block: usize },
     /// An importance weight that is negative or not finite.
     BadImportance { index: usize },
+    /// A Hessian entry `H[row][col]` that is not finite, a diagonal entry
+    /// that is negative, an entry further from `H[col][row]` than symmetry
+    /// allows, or (`row == col`) the pivot where the damped Hessian proved
+    /// not positive definite.
+    BadHessian { row: usize, col: usize },
+    /// A damping that is negative or not finite.
+    BadDamping,
     /// Bytes that are not a prepared matrix of this library's version (no
     /// header, or one whose shape or length is impossible).
     BadPrepared,
@@ -125,6 +135,12 @@ impl fmt::Display for Error {
             Error::BadImportance { index } => {
                 write!(f, "importance[{index}] is negative or not finite")
             }
+            Error::BadHessian { row, col } => write!(
+                f,
+                "Hessian[{row}][{col}] is not finite, negative on the diagonal, not symmetric, \
+                 or where the damped Hessian is not positive definite"
+            ),
+            Error::BadDamping => f.write_str("damping is negative or not finite"),
             Error::BadPrepared => {
                 f.write_str("not a prepared matrix of this version (bad header, shape or length)")
             }

@@ -140,6 +140,15 @@ impl Layout {
         Ok((layout, bytes))
     }
 
+    /// Elements of the Hessian of a `[rows, cols]` matrix's inputs: `cols *
+    /// cols` f64 ([`crate::Hessian`], the error-compensating encoder),
+    /// refusing a count whose byte size overflows `isize`.
+    pub fn hessian_len(cols: usize) -> Result<usize, Error> {
+        cols.checked_mul(cols)
+            .filter(|&n| n <= isize::MAX as usize / std::mem::size_of::<f64>())
+            .ok_or(Error::SizeOverflow)
+    }
+
     /// Checks that an input buffer of `got` elements covers `needed`.
     pub(crate) fn check_input(buffer: Buffer, needed: usize, got: usize) -> Result<(), Error> {
         if got < needed {

@@ -13,6 +13,8 @@
 //! | size buffers | [`Quantizer::layout`] ([`Layout`]) |
 //! | compute with them, `Y = X W^T` | [`PackedMatrix::matmul`], [`PackedMatrix::matmul_rows`] |
 //! | compute faster at any batch size (prefill) | [`PreparedMatrix::new`], [`PreparedMatrix::matmul`] |
+//! | calibrate: sum the Hessian `XᵀX` of a layer's inputs | [`Hessian::accumulate`] |
+//! | quantize with error compensation (GPTQ) | [`Encoder::ErrorCompensating`] |
 //! | measure the error of a packing | [`PackedMatrix::quality`] |
 //! | convert GGML Q4_0 blocks | [`q4_0`] |
 //! | call from C | [`ffi`] and `include/cortex_q4.h` |
@@ -38,10 +40,12 @@
 mod alloc;
 #[cfg(feature = "candle")]
 mod candle_api;
+pub mod compensating;
 mod element;
 pub mod encoders;
 mod error;
 pub mod ffi;
+mod hessian;
 mod kernels;
 mod layout;
 mod matmul_api;
@@ -59,6 +63,7 @@ pub use candle_api::{
 pub use element::Element;
 pub use encoders::Encoder;
 pub use error::{Buffer, Error};
+pub use hessian::Hessian;
 pub use kernels::{scalar, Kernel};
 pub use layout::{Layout, MAX_GROUP_SIZE, Q4_0_BLOCK, Q4_0_BLOCK_BYTES};
 pub use matmul_api::{PackedMatrix, Precision};

@@ -107,7 +107,7 @@ impl<'a> Quantizer<'a> {
         let (layout, kernel) = self.checked_pack(src, rows, cols)?;
         Layout::check_output(Buffer::Packed, layout.packed_len, packed.len())?;
         Layout::check_output(Buffer::Scales, layout.scales_len, scales.len())?;
-        self.encode(&layout, kernel, src, packed, scales);
+        self.encode(&layout, kernel, src, packed, scales)?;
         Ok(layout)
     }
 
@@ -123,7 +123,7 @@ impl<'a> Quantizer<'a> {
         let (layout, kernel) = self.checked_pack(src, rows, cols)?;
         let mut packed = alloc::zeroed(layout.packed_len, 0u8);
         let mut scales = alloc::zeroed(layout.scales_len, 0f32);
-        self.encode(&layout, kernel, src, &mut packed, &mut scales);
+        self.encode(&layout, kernel, src, &mut packed, &mut scales)?;
         Ok(PackedMatrixBuf {
             packed,
             scales,
@@ -208,7 +208,7 @@ impl<'a> Quantizer<'a> {
         src: &[T],
         packed: &mut [u8],
         scales: &mut [f32],
-    ) {
+    ) -> Result<(), Error> {
         self.encoder.pack(
             layout,
             kernel,
@@ -216,7 +216,7 @@ impl<'a> Quantizer<'a> {
             &src[..layout.elements],
             &mut packed[..layout.packed_len],
             &mut scales[..layout.scales_len],
-        );
+        )
     }
 
     /// Unpacks a checked matrix into a checked output.

@@ -58,12 +58,17 @@ pub enum cq4_status {
     /// version) with a possible shape and length, or were quantized for
     /// other columns or another group size than the prepared matrix's.
     CQ4_ERR_BAD_ACTIVATIONS = 17,
+    /// The error-compensating encoder's Hessian holds a value that is not
+    /// finite, a negative diagonal entry or an asymmetry beyond
+    /// `CQ4_HESSIAN_SYMMETRY_TOLERANCE`, or is not positive definite once
+    /// damped.
+    CQ4_ERR_BAD_HESSIAN = 18,
 }
 
 use cq4_status::*;
 
 /// Every status, in code order.
-pub(crate) const ALL_STATUSES: [cq4_status; 18] = [
+pub(crate) const ALL_STATUSES: [cq4_status; 19] = [
     CQ4_OK,
     CQ4_ERR_NULL_POINTER,
     CQ4_ERR_MISALIGNED_POINTER,
@@ -82,6 +87,7 @@ pub(crate) const ALL_STATUSES: [cq4_status; 18] = [
     CQ4_ERR_BAD_IMPORTANCE,
     CQ4_ERR_BAD_PREPARED,
     CQ4_ERR_BAD_ACTIVATIONS,
+    CQ4_ERR_BAD_HESSIAN,
 ];
 
 impl cq4_status {
@@ -117,6 +123,9 @@ impl cq4_status {
             CQ4_ERR_BAD_ACTIVATIONS => {
                 c"not quantized activations of this version for this matrix's columns and group size"
             }
+            CQ4_ERR_BAD_HESSIAN => {
+                c"the Hessian is not finite, not symmetric, or not positive definite once damped"
+            }
         }
     }
 }
@@ -135,6 +144,8 @@ impl From<Error> for cq4_status {
             Error::BadImportance { .. } => CQ4_ERR_BAD_IMPORTANCE,
             Error::BadPrepared => CQ4_ERR_BAD_PREPARED,
             Error::BadActivations => CQ4_ERR_BAD_ACTIVATIONS,
+            Error::BadHessian { .. } => CQ4_ERR_BAD_HESSIAN,
+            Error::BadDamping => CQ4_ERR_BAD_OPTIONS,
         }
     }
 }

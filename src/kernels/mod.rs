@@ -123,6 +123,22 @@ pub(crate) fn pack_search<T: Element>(
     });
 }
 
+/// The search encoder's scale choice for groups of `group_size` (a group
+/// may be shorter), its candidates evaluated by the call's kernel: what the
+/// error-compensating encoder runs on each group it enters.
+pub(crate) fn search_scale(
+    kernel: Kernel,
+    group_size: usize,
+) -> impl Fn(&[f32], &[f32]) -> f32 + Sync {
+    let fits = kernel.table().search_fits.pick(group_size);
+    move |group, importance| {
+        encode::scalar::search_scale_with(group, Some(importance), |v, w, s| {
+            // SAFETY: see the top of this file.
+            unsafe { fits(v, w, s) }
+        })
+    }
+}
+
 /// Quantizes `src` (the matrix of `layout`, from [`Layout::q4_0`]) into
 /// GGML Q4_0 `blocks` (exactly the byte count `Layout::q4_0` gives), on up
 /// to `threads` threads.

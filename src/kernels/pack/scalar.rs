@@ -78,14 +78,17 @@ pub(crate) fn pack_row_scaled<T: Element>(
     for (k, ((group, bytes), scale_out)) in groups.enumerate() {
         let scale = scale_of(k, group);
         *scale_out = scale;
-        let nibble = |i: usize| {
-            group
-                .get(i)
-                .map_or(ZERO_NIBBLE, |w| quantize(w.to_f32(), scale))
-        };
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = nibble(2 * i) | (nibble(2 * i + 1) << 4);
-        }
+        write_group(bytes, |i| group.get(i).map(|w| quantize(w.to_f32(), scale)));
+    }
+}
+
+/// Writes one group's bytes, element `i`'s nibble (`nibble(i)`, `None`
+/// past the group's end: padding) in the low half of byte `i / 2` when `i`
+/// is even, the high half when odd.
+pub(crate) fn write_group(bytes: &mut [u8], nibble: impl Fn(usize) -> Option<u8>) {
+    let nibble = |i| nibble(i).unwrap_or(ZERO_NIBBLE);
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = nibble(2 * i) | (nibble(2 * i + 1) << 4);
     }
 }
 

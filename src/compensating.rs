@@ -1,0 +1,418 @@
+//! The error-compensating encoder ([`Encoder::ErrorCompensating`]): GPTQ
+//! (Frantar, Ashkboos, Hoefler and Alistarh, "GPTQ: Accurate Post-Training
+//! Quantization for Generative Pre-trained Transformers", 2022,
+//! arXiv:2210.17323) on this format's grid.
+//!
+//! Each row is quantized one column at a time, and each column's rounding
+//! error is pushed onto the columns not yet quantized through `U`, the
+//! upper Cholesky factor of the damped, permuted `H⁻¹`, so that the
+//! layer's output error on the calibration activations, `‖X ΔWᵀ‖`, stays
+//! small rather than each weight's. The definition, per row `w` (f32, in
+//! the processing order below):
+//!
+//! ```text
+//! for each column a, in order:
+//!     if a starts a group: s = search_scale(w[group], c[group])
+//!     q = quantize(w[a], s)
+//!     e = (w[a] - dequantize(q, s)) / U[a][a]       (0 if not finite)
+//!     for j > a: w[j] = w[j] - e * U[a][j]
+//! ```
+//!
+//! every operation one f32 rounding, in that order; `c[j] = 1 / U[j][j]²`
+//! (the error a column costs when the columns after it compensate). The
+//! code below applies the updates block by block (GPTQ's lazy batches) in
+//! the same order per element, so it gives exactly these bits.
+//!
+//! [`Encoder::ErrorCompensating`]: crate::Encoder::ErrorCompensating
+
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::LltError;
+use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
+use faer::linalg::triangular_inverse::invert_lower_triangular;
+use faer::{Mat, Par};
+use rayon::prelude::*;
+
+use crate::element::Element;
+use crate::error::{Buffer, Error};
+use crate::kernels::pack::scalar::{dequantize, quantize, write_group};
+use crate::kernels::{self, threads, Kernel};
+use crate::layout::Layout;
+
+/// How far `H[i][j]` may be from `H[j][i]`, as a fraction of
+/// `sqrt(H[i][i] H[j][j])` (the bound on `|H[i][j]|` of a positive
+/// semi-definite matrix): room for a Hessian summed in another order.
+pub const SYMMETRY_TOLERANCE: f64 = 1e-6;
+
+/// Columns per lazy-update block (whole groups: at least this many, or one
+/// group when groups are longer).
+const BLOCK: usize = 128;
+/// Rows quantized together, so that each block of `U` is read once for all
+/// of them.
+const CHUNK_ROWS: usize = 32;
+/// Columns of the cross-block update kept in registers.
+const TILE: usize = 32;
+
+/// Refuses a Hessian shorter than `cols * cols`, one holding a value that is
+/// not finite, a negative diagonal entry or an asymmetry beyond
+/// [`SYMMETRY_TOLERANCE`], and a damping that is negative or not finite.
+pub(crate) fn check(hessian: &[f64], cols: usize, damping: f64) -> Result<(), Error> {
+    let len = Layout::hessian_len(cols)?;
+    Layout::check_input(Buffer::Hessian, len, hessian.len())?;
+    if !(damping.is_finite() && damping >= 0.0) {
+        return Err(Error::BadDamping);
+    }
+    let h = |i: usize, j: usize| hessian[i * cols + j];
+    if let Some(i) = (0..cols).find(|&i| !(h(i, i).is_finite() && h(i, i) >= 0.0)) {
+        return Err(Error::BadHessian { row: i, col: i });
+    }
+    for i in 0..cols {
+        for j in i + 1..cols {
+            let (upper, lower) = (h(i, j), h(j, i));
+            let allowed = SYMMETRY_TOLERANCE * (h(i, i) * h(j, j)).sqrt();
+            // Not finite, or the distance is above (or NaN against) `allowed`.
+            let asymmetric = (upper - lower)
+                .abs()
+                .partial_cmp(&allowed)
+                .is_none_or(|o| o.is_gt());
+            if !upper.is_finite() || !lower.is_finite() || asymmetric {
+                return Err(Error::BadHessian { row: i, col: j });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One group in processing order: its index in the row, and its columns'
+/// positions `start..start + len` in that order.
+#[derive(Clone, Copy, Debug)]
+struct Group {
+    index: usize,
+    start: usize,
+    len: usize,
+}
+
+/// What every row shares: the column order, the groups and blocks in that
+/// order, and `U` with the scale search's weights.
+pub(crate) struct Factor {
+    cols: usize,
+    /// `order[a]`: the column quantized `a`-th.
+    order: Vec<usize>,
+    groups: Vec<Group>,
+    /// Ranges of `groups`, each a lazy-update block.
+    blocks: Vec<std::ops::Range<usize>>,
+    /// `[cols, cols]` row-major; the upper triangle is `U`.
+    u: Vec<f32>,
+    /// `1 / U[a][a]²`, as f32.
+    weights: Vec<f32>,
+}
+
+/// Prepares a checked Hessian for `group_size`:
+///
+/// 1. `H` is divided by the mean of its diagonal (if that is not 0), then
+///    `damping` is added to the diagonal: the damping is a fraction of the
+///    mean diagonal, as in GPTQ. A dead input (`H[i][i] = 0`, never seen
+///    non-zero) thus gets the damping alone: nothing to compensate with, it
+///    is rounded with its group's scale.
+/// 2. The order: groups by decreasing sum of their diagonal entries, the
+///    columns of each group by decreasing diagonal entry, ties by index
+///    (GPTQ's "act-order", kept within groups so that every group's columns
+///    stay together and the decoder is unchanged).
+/// 3. `U`: the Cholesky factorization (faer, sequential, in f64) of the
+///    damped, permuted `H` with rows and columns reversed, `L Lᵀ`, then
+///    `L⁻¹` reversed back, which is the upper Cholesky factor of `H⁻¹`.
+///    Rounded to f32.
+///
+/// Errors: [`Error::BadHessian`] where the damped `H` is not positive
+/// definite (`row == col`, the column whose pivot failed).
+pub(crate) fn factor(
+    hessian: &[f64],
+    cols: usize,
+    group_size: usize,
+    damping: f64,
+) -> Result<Factor, Error> {
+    let n = cols;
+    let diagonal: Vec<f64> = (0..n).map(|i| hessian[i * n + i]).collect();
+    let mean = diagonal.iter().sum::<f64>() / n.max(1) as f64;
+    let unit = if mean > 0.0 { 1.0 / mean } else { 1.0 };
+
+    let mut groups: Vec<Group> = (0..n.div_ceil(group_size))
+        .map(|index| Group {
+            index,
+            start: index * group_size,
+            len: group_size.min(n - index * group_size),
+        })
+        .collect();
+    let weight = |g: &Group| -> f64 { diagonal[g.start..g.start + g.len].iter().sum() };
+    groups.sort_by(|a, b| weight(b).total_cmp(&weight(a)));
+    let mut order = Vec::with_capacity(n);
+    for g in &mut groups {
+        let mut columns: Vec<usize> = (g.start..g.start + g.len).collect();
+        columns.sort_by(|&a, &b| diagonal[b].total_cmp(&diagonal[a]));
+        g.start = order.len();
+        order.extend(columns);
+    }
+
+    // Reversed: `a` here is position `n - 1 - a` of the order.
+    let column = |a: usize| order[n - 1 - a];
+    let mut l = Mat::<f64>::from_fn(n, n, |a, b| {
+        let damped = if a == b { damping } else { 0.0 };
+        hessian[column(a) * n + column(b)] * unit + damped
+    });
+    let par = Par::Seq;
+    let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
+    cholesky_in_place(
+        l.as_mut(),
+        Default::default(),
+        par,
+        MemStack::new(&mut scratch),
+        Default::default(),
+    )
+    .map_err(|LltError::NonPositivePivot { index }| {
+        let c = column(index);
+        Error::BadHessian { row: c, col: c }
+    })?;
+    let mut inverse = Mat::<f64>::zeros(n, n);
+    invert_lower_triangular(inverse.as_mut(), l.as_ref(), par);
+
+    let mut u = vec![0f32; n * n];
+    for a in 0..n {
+        for b in a..n {
+            u[a * n + b] = inverse[(n - 1 - a, n - 1 - b)] as f32;
+        }
+    }
+    let weights = (0..n)
+        .map(|a| {
+            let d = u[a * n + a] as f64;
+            ((1.0 / (d * d)) as f32).min(f32::MAX)
+        })
+        .collect();
+
+    let mut blocks = Vec::new();
+    let (mut first, mut width) = (0, 0);
+    for (k, g) in groups.iter().enumerate() {
+        width += g.len;
+        if width >= BLOCK || k + 1 == groups.len() {
+            blocks.push(first..k + 1);
+            (first, width) = (k + 1, 0);
+        }
+    }
+    Ok(Factor {
+        cols,
+        order,
+        groups,
+        blocks,
+        u,
+        weights,
+    })
+}
+
+/// Packs every row of `src` (exactly the layout's lengths) with `factor`, on
+/// up to `threads` threads. Rows are independent, so the bytes do not
+/// depend on the thread count; nor on `kernel`, whose scale search is
+/// bit-exact to the reference.
+pub(crate) fn pack<T: Element>(
+    layout: &Layout,
+    kernel: Kernel,
+    threads: usize,
+    factor: &Factor,
+    src: &[T],
+    packed: &mut [u8],
+    scales: &mut [f32],
+) {
+    if layout.elements() == 0 {
+        return;
+    }
+    let search = kernels::search_scale(kernel, layout.group_size());
+    let (cols, row_bytes, row_scales) = (
+        layout.cols(),
+        layout.packed_row_bytes(),
+        layout.groups_per_row(),
+    );
+    let run = |src: &[T], packed: &mut [u8], scales: &mut [f32]| {
+        let mut scratch = Scratch::new(factor);
+        let chunks = src
+            .chunks(CHUNK_ROWS * cols)
+            .zip(packed.chunks_mut(CHUNK_ROWS * row_bytes))
+            .zip(scales.chunks_mut(CHUNK_ROWS * row_scales));
+        for ((src, packed), scales) in chunks {
+            scratch.pack_chunk(factor, layout, &search, src, packed, scales);
+        }
+    };
+    let task_rows = threads::rows_per_task(layout.rows(), cols, threads);
+    if task_rows >= layout.rows() {
+        return run(src, packed, scales);
+    }
+    src.par_chunks(task_rows * cols)
+        .zip(packed.par_chunks_mut(task_rows * row_bytes))
+        .zip(scales.par_chunks_mut(task_rows * row_scales))
+        .for_each(|((src, packed), scales)| run(src, packed, scales));
+}
+
+/// One task's working rows.
+struct Scratch {
+    /// `[CHUNK_ROWS, cols]`: the rows being quantized, in processing order.
+    w: Vec<f32>,
+    /// `[CHUNK_ROWS, cols]`: their nibbles, in column order.
+    nibbles: Vec<u8>,
+    /// `[CHUNK_ROWS, widest block]`: the current block's errors.
+    errors: Vec<f32>,
+    /// The widest block's column count.
+    width: usize,
+}
+
+impl Scratch {
+    fn new(factor: &Factor) -> Self {
+        let width = factor
+            .blocks
+            .iter()
+            .map(|b| factor.groups[b.clone()].iter().map(|g| g.len).sum())
+            .max()
+            .unwrap_or(0);
+        Scratch {
+            w: vec![0.0; CHUNK_ROWS * factor.cols],
+            nibbles: vec![0; CHUNK_ROWS * factor.cols],
+            errors: vec![0.0; CHUNK_ROWS * width],
+            width,
+        }
+    }
+
+    /// Quantizes up to [`CHUNK_ROWS`] rows.
+    fn pack_chunk<T: Element>(
+        &mut self,
+        factor: &Factor,
+        layout: &Layout,
+        search: &impl Fn(&[f32], &[f32]) -> f32,
+        src: &[T],
+        packed: &mut [u8],
+        scales: &mut [f32],
+    ) {
+        let n = factor.cols;
+        let rows = src.len() / n;
+        let gpr = layout.groups_per_row();
+        for (w, src) in self.w.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
+            for (w, &c) in w.iter_mut().zip(&factor.order) {
+                *w = src[c].to_f32();
+            }
+        }
+        let mut scale = [0f32; CHUNK_ROWS];
+        for block in &factor.blocks {
+            let groups = &factor.groups[block.clone()];
+            let (p0, p1) = (
+                groups[0].start,
+                groups[groups.len() - 1].start + groups[groups.len() - 1].len,
+            );
+            for g in groups {
+                let positions = g.start..g.start + g.len;
+                for r in 0..rows {
+                    scale[r] = search(
+                        &self.w[r * n..][positions.clone()],
+                        &factor.weights[positions.clone()],
+                    );
+                    scales[r * gpr + g.index] = scale[r];
+                }
+                for a in positions {
+                    let u = &factor.u[a * n..(a + 1) * n];
+                    let column = factor.order[a];
+                    for (r, &scale) in scale[..rows].iter().enumerate() {
+                        let w = &mut self.w[r * n..(r + 1) * n];
+                        let nibble = quantize(w[a], scale);
+                        self.nibbles[r * n + column] = nibble;
+                        let e = (w[a] - dequantize(nibble, scale)) / u[a];
+                        let e = if e.is_finite() { e } else { 0.0 };
+                        self.errors[r * self.width + a - p0] = e;
+                        for (w, &u) in w[a + 1..p1].iter_mut().zip(&u[a + 1..p1]) {
+                            *w -= e * u;
+                        }
+                    }
+                }
+            }
+            self.update_after(factor, rows, p0..p1);
+        }
+        let bytes_per_group = layout.bytes_per_group();
+        for (r, packed) in packed
+            .chunks_exact_mut(layout.packed_row_bytes())
+            .enumerate()
+        {
+            let nibbles = &self.nibbles[r * n..(r + 1) * n];
+            let groups = nibbles
+                .chunks(layout.group_size())
+                .zip(packed.chunks_exact_mut(bytes_per_group));
+            for (nibbles, bytes) in groups {
+                write_group(bytes, |i| nibbles.get(i).copied());
+            }
+        }
+    }
+
+    /// `w[r][j] -= e[r][a] * U[a][j]` for every column `j` after the block
+    /// `block` and every `a` in it, in increasing `a`: the updates the
+    /// block's columns owe the later ones, `TILE` columns at a time.
+    fn update_after(&mut self, factor: &Factor, rows: usize, block: std::ops::Range<usize>) {
+        let n = factor.cols;
+        let mut j = block.end;
+        while j < n {
+            let width = TILE.min(n - j);
+            for r in 0..rows {
+                let errors = &self.errors[r * self.width..][..block.len()];
+                let w = &mut self.w[r * n + j..][..width];
+                if width == TILE {
+                    let mut acc: [f32; TILE] = w.try_into().unwrap();
+                    for (a, &e) in block.clone().zip(errors) {
+                        let u: &[f32; TILE] = factor.u[a * n + j..][..TILE].try_into().unwrap();
+                        for t in 0..TILE {
+                            acc[t] -= e * u[t];
+                        }
+                    }
+                    w.copy_from_slice(&acc);
+                } else {
+                    for (a, &e) in block.clone().zip(errors) {
+                        for (w, &u) in w.iter_mut().zip(&factor.u[a * n + j..][..width]) {
+                            *w -= e * u;
+                        }
+                    }
+                }
+            }
+            j += width;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Uᵀ U (P H_damped Pᵀ) = I`: `U` is the upper Cholesky factor of the
+    /// damped, permuted inverse.
+    #[test]
+    fn u_factors_the_inverse() {
+        let n = 7;
+        let x: Vec<f64> = (0..3 * n * n)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0)
+            .collect();
+        let mut h = vec![0f64; n * n];
+        for k in 0..3 * n {
+            for i in 0..n {
+                for j in 0..n {
+                    h[i * n + j] += x[k * n + i] * x[k * n + j];
+                }
+            }
+        }
+        let f = factor(&h, n, 3, 0.1).unwrap();
+        let mean = (0..n).map(|i| h[i * n + i]).sum::<f64>() / n as f64;
+        for i in 0..n {
+            for j in 0..n {
+                // (Uᵀ U Hp)[i][j]
+                let mut s = 0f64;
+                for k in 0..n {
+                    let mut utu = 0f64;
+                    for m in 0..=i.min(k) {
+                        utu += f.u[m * n + i] as f64 * f.u[m * n + k] as f64;
+                    }
+                    let hp = h[f.order[k] * n + f.order[j]] / mean + if k == j { 0.1 } else { 0.0 };
+                    s += utu * hp;
+                }
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((s - want).abs() < 1e-4, "({i}, {j}): {s}");
+            }
+        }
+    }
+}
