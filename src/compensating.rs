@@ -378,7 +378,101 @@ impl Scratch {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::encoders::search_scale;
+    use crate::kernels::pack::scalar::unpack_row;
+
+    /// The module's definition, column by column with every update applied
+    /// at once: one row's decoded values (in column order) and scales.
+    fn reference_row(f: &Factor, g: usize, row: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let n = f.cols;
+        let mut w: Vec<f32> = f.order.iter().map(|&c| row[c]).collect();
+        let mut decoded = vec![0f32; n];
+        let mut scales = vec![0f32; n.div_ceil(g)];
+        let mut s = 0f32;
+        for a in 0..n {
+            if let Some(group) = f.groups.iter().find(|x| x.start == a) {
+                s = search_scale(&w[a..a + group.len], Some(&f.weights[a..a + group.len]));
+                scales[group.index] = s;
+            }
+            let u = &f.u[a * n..(a + 1) * n];
+            let d = dequantize(quantize(w[a], s), s);
+            decoded[f.order[a]] = d;
+            let e = (w[a] - d) / u[a];
+            let e = if e.is_finite() { e } else { 0.0 };
+            for j in a + 1..n {
+                w[j] -= e * u[j];
+            }
+        }
+        (decoded, scales)
+    }
+
+    fn hessian_of(x: &[f32], cols: usize) -> Vec<f64> {
+        let mut h = vec![0f64; cols * cols];
+        for row in x.chunks_exact(cols) {
+            for i in 0..cols {
+                for j in 0..cols {
+                    h[i * cols + j] += row[i] as f64 * row[j] as f64;
+                }
+            }
+        }
+        h
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Blocks, tiles and chunks of rows give the definition's bits:
+        /// groups shorter and longer than a block, ragged last groups,
+        /// columns past the last whole tile, dead inputs and outliers.
+        #[test]
+        fn lazy_blocks_give_the_definitions_bits(
+            rows in 1usize..40,
+            cols in 1usize..300,
+            g in prop_oneof![Just(1usize), Just(7), Just(32), Just(48), Just(160)],
+            seed in any::<u64>(),
+            dead in any::<bool>(),
+        ) {
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+            };
+            let samples = 3 * cols / 2 + 1;
+            let mut x: Vec<f32> = (0..samples * cols).map(|_| next()).collect();
+            if dead {
+                x.iter_mut().skip(cols / 3).step_by(cols).for_each(|v| *v = 0.0);
+            }
+            let mut w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+            w[rows * cols / 2] *= 40.0;
+            let h = hessian_of(&x, cols);
+            let f = factor(&h, cols, g, 0.05).unwrap();
+            let layout = Layout::new(rows, cols, g).unwrap();
+            let mut packed = vec![0u8; layout.packed_len()];
+            let mut scales = vec![0f32; layout.scales_len()];
+            pack(&layout, Kernel::Scalar, 1, &f, &w, &mut packed, &mut scales);
+            for r in 0..rows {
+                let (want, want_scales) = reference_row(&f, g, &w[r * cols..(r + 1) * cols]);
+                let gpr = layout.groups_per_row();
+                let got_scales = &scales[r * gpr..(r + 1) * gpr];
+                prop_assert_eq!(
+                    got_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                    want_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
+                );
+                let row_bytes = layout.packed_row_bytes();
+                let mut got = vec![0f32; cols];
+                unpack_row(&packed[r * row_bytes..(r + 1) * row_bytes], got_scales, g, &mut got);
+                prop_assert_eq!(
+                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                );
+            }
+        }
+    }
 
     /// `Uᵀ U (P H_damped Pᵀ) = I`: `U` is the upper Cholesky factor of the
     /// damped, permuted inverse.
