@@ -34,6 +34,7 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Buffer, Error};
+use crate::kernels::compensate::BlockUpdate;
 use crate::kernels::pack::scalar::{dequantize, quantize, write_group};
 use crate::kernels::{self, threads, Kernel};
 use crate::layout::Layout;
@@ -49,8 +50,6 @@ const BLOCK: usize = 128;
 /// Rows quantized together, so that each block of `U` is read once for all
 /// of them.
 const CHUNK_ROWS: usize = 32;
-/// Columns of the cross-block update kept in registers.
-const TILE: usize = 32;
 
 /// Refuses a Hessian shorter than `cols * cols`, one holding a value that is
 /// not finite, a negative diagonal entry or an asymmetry beyond
@@ -223,6 +222,7 @@ pub(crate) fn pack<T: Element>(
         return;
     }
     let search = kernels::search_scale(kernel, layout.group_size());
+    let update = kernels::block_update(kernel);
     let (cols, row_bytes, row_scales) = (
         layout.cols(),
         layout.packed_row_bytes(),
@@ -235,7 +235,7 @@ pub(crate) fn pack<T: Element>(
             .zip(packed.chunks_mut(CHUNK_ROWS * row_bytes))
             .zip(scales.chunks_mut(CHUNK_ROWS * row_scales));
         for ((src, packed), scales) in chunks {
-            scratch.pack_chunk(factor, layout, &search, src, packed, scales);
+            scratch.pack_chunk(factor, layout, (&search, &update), src, packed, scales);
         }
     };
     let task_rows = threads::rows_per_task(layout.rows(), cols, threads);
@@ -281,7 +281,7 @@ impl Scratch {
         &mut self,
         factor: &Factor,
         layout: &Layout,
-        search: &impl Fn(&[f32], &[f32]) -> f32,
+        (search, update): (&impl Fn(&[f32], &[f32]) -> f32, &impl Fn(BlockUpdate)),
         src: &[T],
         packed: &mut [u8],
         scales: &mut [f32],
@@ -326,7 +326,15 @@ impl Scratch {
                     }
                 }
             }
-            self.update_after(factor, rows, p0..p1);
+            update(BlockUpdate {
+                errors: &self.errors,
+                errors_stride: self.width,
+                u: &factor.u,
+                block: p0..p1,
+                w: &mut self.w,
+                cols: n,
+                rows,
+            });
         }
         let bytes_per_group = layout.bytes_per_group();
         for (r, packed) in packed
@@ -340,38 +348,6 @@ impl Scratch {
             for (nibbles, bytes) in groups {
                 write_group(bytes, |i| nibbles.get(i).copied());
             }
-        }
-    }
-
-    /// `w[r][j] -= e[r][a] * U[a][j]` for every column `j` after the block
-    /// `block` and every `a` in it, in increasing `a`: the updates the
-    /// block's columns owe the later ones, `TILE` columns at a time.
-    fn update_after(&mut self, factor: &Factor, rows: usize, block: std::ops::Range<usize>) {
-        let n = factor.cols;
-        let mut j = block.end;
-        while j < n {
-            let width = TILE.min(n - j);
-            for r in 0..rows {
-                let errors = &self.errors[r * self.width..][..block.len()];
-                let w = &mut self.w[r * n + j..][..width];
-                if width == TILE {
-                    let mut acc: [f32; TILE] = w.try_into().unwrap();
-                    for (a, &e) in block.clone().zip(errors) {
-                        let u: &[f32; TILE] = factor.u[a * n + j..][..TILE].try_into().unwrap();
-                        for t in 0..TILE {
-                            acc[t] -= e * u[t];
-                        }
-                    }
-                    w.copy_from_slice(&acc);
-                } else {
-                    for (a, &e) in block.clone().zip(errors) {
-                        for (w, &u) in w.iter_mut().zip(&factor.u[a * n + j..][..width]) {
-                            *w -= e * u;
-                        }
-                    }
-                }
-            }
-            j += width;
         }
     }
 }
@@ -424,7 +400,8 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// Blocks, tiles and chunks of rows give the definition's bits:
+        /// Blocks, tiles and chunks of rows give the definition's bits, with
+        /// every kernel:
         /// groups shorter and longer than a block, ragged last groups,
         /// columns past the last whole tile, dead inputs and outliers.
         #[test]
@@ -452,24 +429,28 @@ mod tests {
             let h = hessian_of(&x, cols);
             let f = factor(&h, cols, g, 0.05).unwrap();
             let layout = Layout::new(rows, cols, g).unwrap();
-            let mut packed = vec![0u8; layout.packed_len()];
-            let mut scales = vec![0f32; layout.scales_len()];
-            pack(&layout, Kernel::Scalar, 1, &f, &w, &mut packed, &mut scales);
-            for r in 0..rows {
-                let (want, want_scales) = reference_row(&f, g, &w[r * cols..(r + 1) * cols]);
-                let gpr = layout.groups_per_row();
-                let got_scales = &scales[r * gpr..(r + 1) * gpr];
-                prop_assert_eq!(
-                    got_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
-                    want_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>()
-                );
-                let row_bytes = layout.packed_row_bytes();
-                let mut got = vec![0f32; cols];
-                unpack_row(&packed[r * row_bytes..(r + 1) * row_bytes], got_scales, g, &mut got);
-                prop_assert_eq!(
-                    got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    want.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                );
+            let gpr = layout.groups_per_row();
+            let row_bytes = layout.packed_row_bytes();
+            for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+                let mut packed = vec![0u8; layout.packed_len()];
+                let mut scales = vec![0f32; layout.scales_len()];
+                pack(&layout, kernel, 1, &f, &w, &mut packed, &mut scales);
+                for r in 0..rows {
+                    let (want, want_scales) = reference_row(&f, g, &w[r * cols..(r + 1) * cols]);
+                    let got_scales = &scales[r * gpr..(r + 1) * gpr];
+                    prop_assert_eq!(
+                        got_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                        want_scales.iter().map(|s| s.to_bits()).collect::<Vec<_>>(),
+                        "{}", kernel.name()
+                    );
+                    let mut got = vec![0f32; cols];
+                    unpack_row(&packed[r * row_bytes..(r + 1) * row_bytes], got_scales, g, &mut got);
+                    prop_assert_eq!(
+                        got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{}", kernel.name()
+                    );
+                }
             }
         }
     }

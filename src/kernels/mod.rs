@@ -10,6 +10,7 @@
 //! | `activations` | int8 quantization of a product's activations |
 //! | [`q4_0`] | GGML Q4_0 quantization |
 //! | `encode` | the signed and search encoders |
+//! | `compensate` | the error-compensating encoder's block update |
 //! | `simd` | primitives shared by one target's kernels |
 //!
 //! `cpu` asks the CPU what it runs; `table` says which kernel serves each
@@ -19,6 +20,7 @@
 //! SIMD twin must equal its reference bit for bit.
 
 pub(crate) mod activations;
+pub(crate) mod compensate;
 pub(crate) mod convert;
 pub(crate) mod cpu;
 pub(crate) mod encode;
@@ -136,6 +138,15 @@ pub(crate) fn search_scale(
             // SAFETY: see the top of this file.
             unsafe { fits(v, w, s) }
         })
+    }
+}
+
+/// The error-compensating encoder's block update, from the call's table.
+pub(crate) fn block_update(kernel: Kernel) -> impl Fn(compensate::BlockUpdate) + Sync {
+    let update = kernel.table().compensate.pick(0);
+    move |b| {
+        // SAFETY: see the top of this file.
+        unsafe { update(b) }
     }
 }
 

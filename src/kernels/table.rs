@@ -15,6 +15,7 @@ use std::any::Any;
 use half::{bf16, f16};
 
 use super::activations::ActivationsFn;
+use super::compensate::UpdateFn;
 use super::cpu::Kernel;
 use super::encode::{FitsFn, SignedFn};
 use super::entry::Entry;
@@ -22,7 +23,7 @@ use super::gemm::{PanelExactFn, PanelFn};
 use super::matmul::RowKernel;
 use super::pack::RowKernels;
 use super::q4_0::BlocksFn;
-use super::{activations, convert, encode, gemm, matmul, pack, q4_0};
+use super::{activations, compensate, convert, encode, gemm, matmul, pack, q4_0};
 use crate::element::Element;
 
 /// The kernels of one target, operation by operation. A SIMD entry may
@@ -48,6 +49,8 @@ pub(crate) struct KernelTable {
     pub(crate) signed: &'static Entry<SignedFn>,
     /// The search encoder's error of each candidate scale.
     pub(crate) search_fits: &'static Entry<FitsFn>,
+    /// The error-compensating encoder's block update.
+    pub(crate) compensate: &'static Entry<UpdateFn>,
 }
 
 /// The reference, on every target.
@@ -63,6 +66,7 @@ static SCALAR: KernelTable = KernelTable {
     q4_0: &q4_0::SCALAR,
     signed: &encode::SCALAR_SIGNED,
     search_fits: &encode::SCALAR_FITS,
+    compensate: &compensate::SCALAR_UPDATE,
 };
 
 /// x86-64 AVX2 + FMA; f16 needs F16C too.
@@ -84,6 +88,7 @@ fn avx2() -> KernelTable {
         q4_0: &q4_0::AVX2,
         signed: &encode::AVX2_SIGNED,
         search_fits: &encode::AVX2_FITS,
+        compensate: &compensate::AVX2_UPDATE,
     }
 }
 
@@ -121,6 +126,7 @@ fn avx512() -> KernelTable {
         q4_0: &q4_0::AVX512,
         signed: &encode::AVX512_SIGNED,
         search_fits: &encode::AVX512_FITS,
+        compensate: &compensate::AVX512_UPDATE,
     }
 }
 
