@@ -60,6 +60,19 @@ pub struct QuantizeArgs {
     /// importance is then their per-column mean square).
     #[arg(long, value_name = "IMP.safetensors")]
     pub importance: Option<PathBuf>,
+    /// Calibration for the gptq encoder (required by it, refused by the
+    /// others): a safetensors file with, for each weight NAME [rows, cols]
+    /// to quantize, exactly one of NAME.hessian [cols, cols] (F64 or F32,
+    /// e.g. XᵀX) or NAME.activations [n, cols] with n > 0 (F32, F16, BF16
+    /// or F64, finite: the layer's input rows, summed into XᵀX in f64). A
+    /// weight with neither, or with both, is refused (--exclude it to leave
+    /// it unquantized).
+    #[arg(long, value_name = "CAL.safetensors")]
+    pub calibration: Option<PathBuf>,
+    /// For the gptq encoder: added to the Hessian's diagonal, as a fraction
+    /// of the diagonal's mean (finite, >= 0) [default: 0.05].
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = parse_damping)]
+    pub damping: Option<f64>,
     /// Pack the tensors whose names match GLOB (repeatable; default
     /// "*.weight" minus "*embed*").
     #[arg(long, value_name = "GLOB")]
@@ -74,6 +87,16 @@ pub struct QuantizeArgs {
     /// Threads to pack with (default: every core).
     #[arg(short, long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
+}
+
+/// `--damping`: a finite number >= 0.
+fn parse_damping(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        // -0 recorded as 0.
+        Ok(d) if d.is_finite() && d >= 0.0 => Ok(d.abs()),
+        Ok(_) => Err("the damping must be finite and >= 0".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[derive(Debug, Args)]

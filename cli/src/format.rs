@@ -11,7 +11,8 @@
 //! | `cortex_q4.format` | `cortex_q4` |
 //! | `cortex_q4.format_version` | `1` |
 //! | `cortex_q4.group_size` | the group size, decimal |
-//! | `cortex_q4.encoder` | `default`, `signed` or `search` |
+//! | `cortex_q4.encoder` | `default`, `signed`, `search` or `gptq` |
+//! | `cortex_q4.damping` | gptq only: the damping, decimal (Rust's shortest round-trip form) |
 //! | `cortex_q4.tensor.NAME` | JSON `{"dtype":"F32","shape":[rows,cols],"importance":false}` |
 //!
 //! `dtype` and `shape` are the original tensor's; `importance` says whether
@@ -35,6 +36,8 @@ pub const VERSION_KEY: &str = "cortex_q4.format_version";
 pub const VERSION: &str = "1";
 pub const GROUP_SIZE_KEY: &str = "cortex_q4.group_size";
 pub const ENCODER_KEY: &str = "cortex_q4.encoder";
+/// The gptq encoder's damping; absent for the other encoders.
+pub const DAMPING_KEY: &str = "cortex_q4.damping";
 /// Followed by the quantized tensor's name.
 pub const TENSOR_KEY_PREFIX: &str = "cortex_q4.tensor.";
 /// Suffix of a quantized tensor's packed nibbles.
@@ -52,6 +55,10 @@ pub enum EncoderName {
     /// Per group, the candidate scale with the least (importance-weighted)
     /// squared error.
     Search,
+    /// error-compensating (GPTQ, arXiv:2210.17323): rounds each row column
+    /// by column, pushing each rounding error onto the columns not yet
+    /// rounded through the --calibration Hessian.
+    Gptq,
 }
 
 impl EncoderName {
@@ -61,6 +68,7 @@ impl EncoderName {
             EncoderName::Default => "default",
             EncoderName::Signed => "signed",
             EncoderName::Search => "search",
+            EncoderName::Gptq => "gptq",
         }
     }
 }
@@ -95,6 +103,8 @@ pub struct QuantizedTensor {
 pub struct QuantizedFile {
     pub group_size: usize,
     pub encoder: String,
+    /// `cortex_q4.damping`, as written (informative, not checked).
+    pub damping: Option<String>,
     /// Sorted by name.
     pub tensors: Vec<QuantizedTensor>,
 }
@@ -139,6 +149,7 @@ impl QuantizedFile {
             Q4FormatError(format!("{GROUP_SIZE_KEY} \"{group_size}\" is not a size"))
         })?;
         let encoder = key(ENCODER_KEY)?.clone();
+        let damping = meta.get(DAMPING_KEY).cloned();
 
         let mut tensors = Vec::new();
         for (key, value) in meta.range(TENSOR_KEY_PREFIX.to_string()..) {
@@ -150,6 +161,7 @@ impl QuantizedFile {
         Ok(Some(QuantizedFile {
             group_size,
             encoder,
+            damping,
             tensors,
         }))
     }
@@ -233,11 +245,13 @@ pub fn tensor_entry(
     )
 }
 
-/// `metadata` with the format's file-wide keys added.
+/// `metadata` with the format's file-wide keys added: the damping where
+/// given (the gptq encoder's).
 pub fn file_metadata(
     mut metadata: BTreeMap<String, String>,
     group_size: usize,
     encoder: EncoderName,
+    damping: Option<f64>,
 ) -> BTreeMap<String, String> {
     for (k, v) in [
         (FORMAT_KEY, FORMAT_NAME.to_string()),
@@ -246,6 +260,9 @@ pub fn file_metadata(
         (ENCODER_KEY, encoder.name().to_string()),
     ] {
         metadata.insert(k.to_string(), v);
+    }
+    if let Some(damping) = damping {
+        metadata.insert(DAMPING_KEY.to_string(), damping.to_string());
     }
     metadata
 }

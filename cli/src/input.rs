@@ -200,6 +200,12 @@ impl Input {
         Ok(Floats::new(ty, self.bytes(t)))
     }
 
+    /// The values of tensor `t` if its dtype is F64 (borrowed where
+    /// aligned, else copied), `None` for any other dtype.
+    pub fn f64s(&self, t: &TensorInfo) -> Option<Cow<'_, [f64]>> {
+        (t.dtype == Dtype::F64).then(|| cast(self.bytes(t)))
+    }
+
     /// Lets the kernel drop the pages of tensor `t` from this process once
     /// it is done with, so that memory holds about one tensor at a time.
     pub fn release(&self, t: &TensorInfo) {

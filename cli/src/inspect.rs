@@ -202,9 +202,13 @@ fn print(
     match quantized {
         Some(q) => {
             let weighed = q.tensors.iter().filter(|t| t.importance).count();
+            let damping = q
+                .damping
+                .as_ref()
+                .map_or(String::new(), |d| format!(" (damping {d})"));
             writeln!(
                 out,
-                "{}: cortex_q4 format {}, group size {}, encoder {}, importance for {weighed} of {} tensors",
+                "{}: cortex_q4 format {}, group size {}, encoder {}{damping}, importance for {weighed} of {} tensors",
                 path.display(),
                 crate::format::VERSION,
                 q.group_size,

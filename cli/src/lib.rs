@@ -10,6 +10,7 @@
 #[cfg(target_endian = "big")]
 compile_error!("cortex-q4 reads and writes little-endian safetensors data in place");
 
+pub mod calibration;
 pub mod cli;
 pub mod dequantize;
 pub mod error;

@@ -1,5 +1,7 @@
 //! `cortex-q4 quantize`: packs the selected tensors with the library's
-//! [`Quantizer`], one tensor at a time, and copies the rest.
+//! [`Quantizer`], one tensor at a time (with the gptq encoder, each against
+//! its Hessian from the [`Calibration`] file, built just before and dropped
+//! just after), and copies the rest.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -7,6 +9,7 @@ use std::time::Instant;
 
 use cortex_q4::{Element, Encoder, Error, Options, Quantizer};
 
+use crate::calibration::Calibration;
 use crate::cli::QuantizeArgs;
 use crate::error::CliError;
 use crate::format::{self, EncoderName, PACKED_SUFFIX, SCALES_SUFFIX};
@@ -24,7 +27,27 @@ pub fn run(args: &QuantizeArgs, ui: &Ui) -> Result<(), CliError> {
             "--importance is only used by --encoder search".into(),
         ));
     }
+    let gptq = args.encoder == EncoderName::Gptq;
+    if args.calibration.is_some() && !gptq {
+        return Err(CliError::Usage(
+            "--calibration is only used by --encoder gptq".into(),
+        ));
+    }
+    if args.damping.is_some() && !gptq {
+        return Err(CliError::Usage(
+            "--damping is only used by --encoder gptq".into(),
+        ));
+    }
+    if gptq && args.calibration.is_none() {
+        return Err(CliError::Usage(
+            "--encoder gptq needs --calibration CAL.safetensors".into(),
+        ));
+    }
+    let damping = args.damping.unwrap_or(Encoder::DEFAULT_DAMPING);
     check_distinct(&args.input, &args.output)?;
+    if let Some(path) = &args.calibration {
+        check_distinct_calibration(path, &args.output)?;
+    }
     let input = Input::open(&args.input)?;
     let header = input.header();
     if let Some(key) = header
@@ -53,19 +76,28 @@ pub fn run(args: &QuantizeArgs, ui: &Ui) -> Result<(), CliError> {
         Some(path) => Some(Importance::open(path, &selected, ui)?),
         None => None,
     };
+    let calibration = match &args.calibration {
+        Some(path) => Some(Calibration::open(path, &selected, ui)?),
+        None => None,
+    };
+    // The gptq encoder's Hessian is set per tensor.
     let encoder = match args.encoder {
-        EncoderName::Default => Encoder::AbsMax,
+        EncoderName::Default | EncoderName::Gptq => Encoder::AbsMax,
         EncoderName::Signed => Encoder::Signed,
         EncoderName::Search => Encoder::Search { importance: None },
     };
-    let threads = args.threads.unwrap_or(0);
+    let options = Options::default().with_threads(args.threads.unwrap_or(0));
     let quantizer = Quantizer::new(args.group_size)
         .with_encoder(encoder)
-        .with_options(Options::default().with_threads(threads));
+        .with_options(options);
 
     let mut planned = Vec::new();
-    let mut metadata =
-        format::file_metadata(header.metadata().clone(), args.group_size, args.encoder);
+    let mut metadata = format::file_metadata(
+        header.metadata().clone(),
+        args.group_size,
+        args.encoder,
+        gptq.then_some(damping),
+    );
     for t in header.tensors() {
         if !selected.contains_key(t.name.as_str()) {
             planned.push(Planned {
@@ -116,11 +148,19 @@ pub fn run(args: &QuantizeArgs, ui: &Ui) -> Result<(), CliError> {
                 .map(|i| i.vector(&t.name))
                 .transpose()?
                 .flatten();
-            let q = match &weights {
-                Some(w) => quantizer.with_encoder(Encoder::Search {
+            let hessian = calibration
+                .as_ref()
+                .map(|c| c.hessian(t, &options))
+                .transpose()?;
+            let q = match (&weights, &hessian) {
+                (Some(w), _) => quantizer.with_encoder(Encoder::Search {
                     importance: Some(w),
                 }),
-                None => quantizer,
+                (_, Some(h)) => quantizer.with_encoder(Encoder::ErrorCompensating {
+                    hessian: h.matrix(),
+                    damping,
+                }),
+                _ => quantizer,
             };
             let job = Job {
                 input: &input,
@@ -128,8 +168,18 @@ pub fn run(args: &QuantizeArgs, ui: &Ui) -> Result<(), CliError> {
                 quantizer: &q,
                 allow_non_finite: args.allow_non_finite,
                 importance_file: args.importance.as_deref(),
+                hessian_source: calibration.as_ref().zip(hessian.as_ref()).map(|(c, h)| {
+                    HessianSource {
+                        file: c.path(),
+                        tensor: h.source(),
+                        damping,
+                    }
+                }),
             };
             packed_bytes += with_floats!(&input.floats(t)?, xs => job.pack(xs, &mut out))?;
+            if let (Some(c), Some(h)) = (&calibration, hessian) {
+                c.release(h);
+            }
             packed_weights += t.elements();
             source_bytes += t.range.len();
         } else {
@@ -140,9 +190,14 @@ pub fn run(args: &QuantizeArgs, ui: &Ui) -> Result<(), CliError> {
     }
     bar.finish_and_clear();
     out.finish()?;
+    let damped = if gptq {
+        format!(" (damping {damping})")
+    } else {
+        String::new()
+    };
     ui.note(format!(
         "quantized {} tensors ({packed_weights} weights, {source_bytes} -> {packed_bytes} bytes, \
-         {:.2} bits per weight) at group size {} with the {} encoder; copied {} tensors; \
+         {:.2} bits per weight) at group size {} with the {} encoder{damped}; copied {} tensors; \
          wrote {} in {:.2} s",
         selected.len(),
         packed_bytes as f64 * 8.0 / packed_weights.max(1) as f64,
@@ -162,6 +217,16 @@ struct Job<'a, 'q> {
     quantizer: &'a Quantizer<'q>,
     allow_non_finite: bool,
     importance_file: Option<&'a Path>,
+    hessian_source: Option<HessianSource<'a>>,
+}
+
+/// Where the gptq encoder's Hessian came from, for its errors.
+struct HessianSource<'a> {
+    /// The calibration file.
+    file: &'a Path,
+    /// Its `W.hessian` or `W.activations` tensor.
+    tensor: &'a str,
+    damping: f64,
 }
 
 impl Job<'_, '_> {
@@ -185,8 +250,13 @@ impl Job<'_, '_> {
         let packed = self
             .quantizer
             .pack_to_vec(values, rows, cols)
-            .map_err(|e| match (e, self.importance_file) {
-                (Error::BadImportance { .. }, Some(path)) => CliError::bad_tensor(path, name, e),
+            .map_err(|e| match (e, self.importance_file, &self.hessian_source) {
+                (Error::BadImportance { .. }, Some(path), _) => CliError::bad_tensor(path, name, e),
+                (Error::BadHessian { .. }, _, Some(h)) => CliError::bad_tensor(
+                    h.file,
+                    h.tensor,
+                    format!("{e} (the Hessian of \"{name}\", damping {})", h.damping),
+                ),
                 _ => self.input.bad_tensor(name, e),
             })?;
         out.write(&format!("{name}{PACKED_SUFFIX}"), packed.packed())?;
@@ -196,6 +266,16 @@ impl Job<'_, '_> {
         )?;
         Ok(packed.packed().len() + 4 * packed.scales().len())
     }
+}
+
+/// Refuses to write `output` over the calibration file.
+fn check_distinct_calibration(calibration: &Path, output: &Path) -> Result<(), CliError> {
+    check_distinct(calibration, output).map_err(|_| {
+        CliError::Usage(format!(
+            "the output {} is the calibration file",
+            output.display()
+        ))
+    })
 }
 
 /// A `--importance` file, its tensors checked against the weights they

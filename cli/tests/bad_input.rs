@@ -363,6 +363,221 @@ fn importance_tensors_of_the_wrong_shape_type_or_values() {
     }
 }
 
+/// A valid calibration entry for `a.weight` ([2, 8]), the first of every
+/// calibration file below.
+fn a_activations() -> Tensor {
+    Tensor::f32("a.weight.activations", &[16, 8], &weights(16, 8, 3))
+}
+
+/// Quantizes `tensors()` with `-e gptq` against a calibration file of
+/// `a_activations()` and `entries`, with `extra` arguments; asserts that it
+/// failed with `code` naming the calibration file and each of `needles`,
+/// and wrote nothing.
+fn gptq_fails(test: &str, entries: &[Tensor], extra: &[&str], code: i32, needles: &[&str]) {
+    let dir = scratch(test);
+    let input = dir.join("in.safetensors");
+    write_file(&input, &tensors(), &[]);
+    let calibration = dir.join("cal.safetensors");
+    let mut all = vec![a_activations()];
+    all.extend_from_slice(entries);
+    write_file(&calibration, &all, &[]);
+    let mut args = vec![
+        "quantize",
+        input.to_str().unwrap(),
+        "out.safetensors",
+        "-e",
+        "gptq",
+        "--calibration",
+        calibration.to_str().unwrap(),
+    ];
+    let out = dir.join("out.safetensors");
+    args[2] = out.to_str().unwrap();
+    args.extend_from_slice(extra);
+    let run = cortex_q4(args);
+    assert_failed(&run, code, &calibration, needles);
+    assert_eq!(files_in(&dir), ["cal.safetensors", "in.safetensors"]);
+}
+
+#[test]
+fn calibration_entries_missing_doubled_or_of_the_wrong_shape_or_type() {
+    let b = "tensor \"b.weight\"";
+    let hessian = "tensor \"b.weight.hessian\"";
+    let acts = "tensor \"b.weight.activations\"";
+    gptq_fails(
+        "cal_missing",
+        &[Tensor::f32("b.weight.scales", &[8, 8], &[1.0; 64])],
+        &[],
+        BAD_INPUT,
+        &[
+            b,
+            "no calibration",
+            "neither \"b.weight.hessian\" nor \"b.weight.activations\"",
+            "pass --exclude \"b.weight\" to leave the weight unquantized",
+        ],
+    );
+    gptq_fails(
+        "cal_both",
+        &[
+            Tensor::f64("b.weight.hessian", &[8, 8], &[0.0; 64]),
+            Tensor::f32("b.weight.activations", &[1, 8], &[1.0; 8]),
+        ],
+        &[],
+        BAD_INPUT,
+        &[b, "both \"b.weight.hessian\" and \"b.weight.activations\""],
+    );
+    let shapes: [(Tensor, &[&str]); 8] = [
+        (
+            Tensor::f64("b.weight.hessian", &[8, 7], &[0.0; 56]),
+            &[hessian, "shape [8, 7] is not [8, 8]", "\"b.weight\" [3, 8]"],
+        ),
+        (
+            Tensor::f64("b.weight.hessian", &[64], &[0.0; 64]),
+            &[hessian, "shape [64] is not [8, 8]"],
+        ),
+        (
+            Tensor::f16("b.weight.hessian", &[8, 8], &[0.0; 64]),
+            &[hessian, "dtype F16 is not F64 or F32"],
+        ),
+        (
+            Tensor::new("b.weight.hessian", "I64", &[8, 8], vec![0; 512]),
+            &[hessian, "dtype I64 is not F64 or F32"],
+        ),
+        (
+            Tensor::f32("b.weight.activations", &[4, 7], &[1.0; 28]),
+            &[acts, "shape [4, 7] is not [n, 8] with n > 0", "[3, 8]"],
+        ),
+        (
+            Tensor::f32("b.weight.activations", &[0, 8], &[]),
+            &[acts, "shape [0, 8] is not [n, 8] with n > 0"],
+        ),
+        (
+            Tensor::f32("b.weight.activations", &[2, 2, 8], &[1.0; 32]),
+            &[acts, "shape [2, 2, 8] is not [n, 8]"],
+        ),
+        (
+            Tensor::new("b.weight.activations", "I32", &[1, 8], vec![0; 32]),
+            &[acts, "dtype I32 is not F32, F16, BF16 or F64"],
+        ),
+    ];
+    for (i, (t, needles)) in shapes.into_iter().enumerate() {
+        gptq_fails(&format!("cal_shape_{i}"), &[t], &[], BAD_INPUT, needles);
+    }
+    // Leaving the weight out makes the same file usable.
+    let dir = scratch("cal_exclude");
+    let input = dir.join("in.safetensors");
+    write_file(&input, &tensors(), &[]);
+    let calibration = dir.join("cal.safetensors");
+    write_file(&calibration, &[a_activations()], &[]);
+    let out = dir.join("out.safetensors");
+    cortex_q4([
+        "quantize".as_ref(),
+        input.as_os_str(),
+        out.as_os_str(),
+        "-e".as_ref(),
+        "gptq".as_ref(),
+        "--calibration".as_ref(),
+        calibration.as_os_str(),
+        "--exclude".as_ref(),
+        "b.weight".as_ref(),
+    ])
+    .ok();
+}
+
+#[test]
+fn calibration_values_that_give_no_usable_hessian() {
+    let acts = "tensor \"b.weight.activations\"";
+    let hessian = "tensor \"b.weight.hessian\"";
+    let mut x = weights(3, 8, 4);
+    x[8 + 2] = f32::NAN;
+    gptq_fails(
+        "cal_nan",
+        &[Tensor::f32("b.weight.activations", &[3, 8], &x)],
+        &[],
+        BAD_INPUT,
+        &[acts, "element [1, 2] is NaN as f32"],
+    );
+    let mut x: Vec<f64> = weights(2, 8, 5).iter().map(|&v| v as f64).collect();
+    x[5] = 1e300;
+    gptq_fails(
+        "cal_f64_overflow",
+        &[Tensor::f64("b.weight.activations", &[2, 8], &x)],
+        &[],
+        BAD_INPUT,
+        &[acts, "element [0, 5] is inf as f32"],
+    );
+    // A column no activation reaches, without damping.
+    let mut x = weights(16, 8, 6);
+    for r in 0..16 {
+        x[r * 8 + 3] = 0.0;
+    }
+    gptq_fails(
+        "cal_dead_column",
+        &[Tensor::bf16("b.weight.activations", &[16, 8], &x)],
+        &["--damping", "0"],
+        BAD_INPUT,
+        &[
+            acts,
+            "Hessian[3][3]",
+            "not positive definite",
+            "the Hessian of \"b.weight\", damping 0)",
+        ],
+    );
+    let identity = |edit: fn(&mut [f64])| {
+        let mut h: Vec<f64> = (0..64)
+            .map(|i| if i % 9 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        edit(&mut h);
+        Tensor::f64("b.weight.hessian", &[8, 8], &h)
+    };
+    for (i, (t, at)) in [
+        (identity(|h| h[8 * 2 + 5] = 0.5), "Hessian[2][5]"),
+        (identity(|h| h[9 * 4] = -1.0), "Hessian[4][4]"),
+        (identity(|h| h[1] = f64::NAN), "Hessian[0][1]"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        gptq_fails(
+            &format!("cal_hessian_{i}"),
+            &[t],
+            &[],
+            BAD_INPUT,
+            &[hessian, at, "the Hessian of \"b.weight\", damping 0.05)"],
+        );
+    }
+}
+
+#[test]
+fn calibration_files_that_cannot_be_read() {
+    let dir = scratch("cal_files");
+    let input = dir.join("in.safetensors");
+    write_file(&input, &tensors(), &[]);
+    let out = dir.join("out.safetensors");
+    let quantize = |calibration: &Path| {
+        cortex_q4([
+            "quantize".as_ref(),
+            input.as_os_str(),
+            out.as_os_str(),
+            "-e".as_ref(),
+            "gptq".as_ref(),
+            "--calibration".as_ref(),
+            calibration.as_os_str(),
+        ])
+    };
+    let missing = dir.join("missing.safetensors");
+    assert_failed(&quantize(&missing), IO, &missing, &["cannot open"]);
+    let truncated = dir.join("truncated.safetensors");
+    let bytes = file_bytes(&[a_activations()], &[]);
+    std::fs::write(&truncated, &bytes[..bytes.len() - 4]).unwrap();
+    assert_failed(
+        &quantize(&truncated),
+        BAD_INPUT,
+        &truncated,
+        &["tensor \"a.weight.activations\"", "truncated"],
+    );
+    assert_eq!(files_in(&dir), ["in.safetensors", "truncated.safetensors"]);
+}
+
 #[test]
 fn outputs_that_cannot_be_written() {
     let dir = scratch("unwritable");
@@ -425,6 +640,70 @@ fn usage_errors() {
         "{}",
         run.stderr
     );
+    // The gptq encoder's arguments: the calibration file it needs and only
+    // it takes, a damping that is finite and >= 0.
+    let cal = input.to_str().unwrap();
+    for (extra, needle) in [
+        (&["-e", "gptq"][..], "--encoder gptq needs --calibration"),
+        (
+            &["--calibration", cal],
+            "--calibration is only used by --encoder gptq",
+        ),
+        (
+            &["-e", "search", "--calibration", cal],
+            "--calibration is only used by --encoder gptq",
+        ),
+        (
+            &["--damping", "0.1"],
+            "--damping is only used by --encoder gptq",
+        ),
+        (
+            &["-e", "signed", "--damping", "0"],
+            "--damping is only used by --encoder gptq",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--damping", "-0.5"],
+            "finite and >= 0",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--damping", "NaN"],
+            "finite and >= 0",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--damping", "inf"],
+            "finite and >= 0",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--damping", "1e400"],
+            "finite and >= 0",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--damping", "much"],
+            "invalid value 'much' for '--damping <X>'",
+        ),
+        (
+            &["-e", "gptq", "--calibration", cal, "--importance", cal],
+            "--importance is only used by --encoder search",
+        ),
+    ] {
+        let run = quantize(extra, &out);
+        assert_eq!(run.code, USAGE, "{extra:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{extra:?}: {}", run.stderr);
+    }
+    // The calibration file as the output.
+    let cal_file = dir.join("cal.safetensors");
+    write_file(&cal_file, &[], &[]);
+    let run = quantize(
+        &["-e", "gptq", "--calibration", cal_file.to_str().unwrap()],
+        &cal_file,
+    );
+    assert_eq!(run.code, USAGE);
+    assert!(
+        run.stderr.contains("is the calibration file"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_file(&cal_file).unwrap();
     let run = quantize(&["--include", "a[.weight"], &out);
     assert_eq!(run.code, USAGE);
     assert!(

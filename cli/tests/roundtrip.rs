@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::{cortex_q4, f32_bytes, scratch, values_f32, weights, write_file, Tensor};
-use cortex_q4::{Encoder, PackedMatrixBuf, Quantizer};
+use cortex_q4::{Element, Encoder, Hessian, Options, PackedMatrixBuf, Quantizer};
 use half::{bf16, f16};
 use safetensors::SafeTensors;
 
@@ -401,6 +401,210 @@ fn importance_weighs_the_search_per_column() {
         report.contains("encoder search, importance for 2 of 4 tensors"),
         "{report}"
     );
+}
+
+/// Activations `[n, cols]` whose columns differ in scale (up to 8x) and
+/// are correlated with their neighbours.
+fn activations(n: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let x = weights(n, cols, seed);
+    (0..n * cols)
+        .map(|i| {
+            let (r, c) = (i / cols, i % cols);
+            x[i] * (1 + c % 8) as f32 + 0.5 * x[r * cols + (c + 1) % cols]
+        })
+        .collect()
+}
+
+/// `XᵀX` of `x` (`[n, cols]`) as the library sums it in one call.
+fn hessian_of<T: Element>(x: &[T], cols: usize) -> Vec<f64> {
+    let mut h = Hessian::new(cols).unwrap();
+    h.accumulate(&Options::default(), x, x.len() / cols)
+        .unwrap();
+    h.matrix().to_vec()
+}
+
+#[test]
+fn gptq_packs_each_weight_against_its_calibration() {
+    let dir = scratch("gptq");
+    let input = dir.join("in.safetensors");
+    let tensors = checkpoint();
+    write_file(&input, &tensors, &[("format", "pt")]);
+    let round = |x: Vec<f32>, f: fn(f32) -> f32| x.into_iter().map(f).collect::<Vec<f32>>();
+    // Each weight's activations, in the dtype they are stored as.
+    let layer = activations(50, 40, 11);
+    let proj = round(activations(40, 33, 12), |v| f16::from_f32(v).to_f32());
+    let head = round(activations(90, 70, 13), |v| bf16::from_f32(v).to_f32());
+    let empty: Vec<f64> = activations(3, 5, 14)
+        .iter()
+        .map(|&v| v as f64 * 1.1)
+        .collect();
+    let (h_layer, h_proj) = (hessian_of(&layer, 40), hessian_of(&proj, 33));
+    let (h_head, h_empty) = (hessian_of(&head, 70), hessian_of(&empty, 5));
+    let as_f32 = |h: &[f64]| h.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    // Both kinds of entry in each file, each weight by activations in one
+    // and by its Hessian in the other, every dtype the file may hold.
+    let file_a = dir.join("a.safetensors");
+    write_file(
+        &file_a,
+        &[
+            Tensor::f32("layer.0.weight.activations", &[50, 40], &layer),
+            Tensor::f32("proj.weight.hessian", &[33, 33], &as_f32(&h_proj)),
+            Tensor::bf16("head.weight.activations", &[90, 70], &head),
+            Tensor::f64("empty.weight.hessian", &[5, 5], &h_empty),
+            Tensor::f32("norm.weight.activations", &[1, 40], &[1.0; 40]),
+        ],
+        &[],
+    );
+    let file_b = dir.join("b.safetensors");
+    write_file(
+        &file_b,
+        &[
+            Tensor::f64("layer.0.weight.hessian", &[40, 40], &h_layer),
+            Tensor::f16("proj.weight.activations", &[40, 33], &proj),
+            Tensor::f64("head.weight.hessian", &[70, 70], &h_head),
+            Tensor::f64("empty.weight.activations", &[3, 5], &empty),
+        ],
+        &[],
+    );
+    // The Hessian the tool should use for each weight, per file.
+    let f32_hessian = |h: &[f64]| as_f32(h).iter().map(|&v| v as f64).collect::<Vec<f64>>();
+    let expected_a: HashMap<&str, Vec<f64>> = [
+        ("layer.0.weight", h_layer.clone()),
+        ("proj.weight", f32_hessian(&h_proj)),
+        ("head.weight", h_head.clone()),
+        ("empty.weight", h_empty.clone()),
+    ]
+    .into();
+    let expected_b: HashMap<&str, Vec<f64>> = [
+        ("layer.0.weight", h_layer.clone()),
+        ("proj.weight", h_proj.clone()),
+        ("head.weight", h_head.clone()),
+        ("empty.weight", h_empty.clone()),
+    ]
+    .into();
+
+    let mut outputs = Vec::new();
+    for (run, calibration, expected, g, damping) in [
+        ("a", &file_a, &expected_a, 8usize, None),
+        ("b", &file_b, &expected_b, 8, None),
+        ("b2", &file_b, &expected_b, 32, Some("0.2")),
+    ] {
+        let out = dir.join(format!("q-{run}.safetensors"));
+        let g_arg = g.to_string();
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "quantize".as_ref(),
+            input.as_os_str(),
+            out.as_os_str(),
+            "-g".as_ref(),
+            g_arg.as_ref(),
+            "-e".as_ref(),
+            "gptq".as_ref(),
+            "--calibration".as_ref(),
+            calibration.as_os_str(),
+        ];
+        if let Some(d) = damping {
+            args.extend([std::ffi::OsStr::new("--damping"), d.as_ref()]);
+        }
+        let result = cortex_q4(args).ok();
+        let damping_value = damping.map_or(Encoder::DEFAULT_DAMPING, |d| d.parse().unwrap());
+        let damping_text = damping.unwrap_or("0.05");
+        assert!(
+            result
+                .stderr
+                .contains(&format!("with the gptq encoder (damping {damping_text})")),
+            "{}",
+            result.stderr
+        );
+        // The unused activations of a tensor not being quantized.
+        assert_eq!(
+            result
+                .stderr
+                .contains("\"norm.weight.activations\" calibrates no tensor"),
+            run == "a",
+            "{}",
+            result.stderr
+        );
+
+        let bytes = std::fs::read(&out).unwrap();
+        assert_aligned(&bytes);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = meta.metadata().as_ref().unwrap();
+        assert_eq!(meta["cortex_q4.encoder"], "gptq");
+        assert_eq!(meta["cortex_q4.damping"], damping_text);
+        for name in PACKED {
+            let t = tensors.iter().find(|t| t.name == name).unwrap();
+            let encoder = Encoder::ErrorCompensating {
+                hessian: &expected[name],
+                damping: damping_value,
+            };
+            let lib = library_pack(t, g, encoder);
+            let what = format!("{name}, run {run}");
+            assert_eq!(
+                st.tensor(&format!("{name}.q4")).unwrap().data(),
+                lib.packed(),
+                "{what}"
+            );
+            assert_eq!(
+                st.tensor(&format!("{name}.scales")).unwrap().data(),
+                f32_bytes(lib.scales()),
+                "{what}"
+            );
+            if name == "layer.0.weight" {
+                let plain = library_pack(t, g, Encoder::Search { importance: None });
+                assert_ne!(lib, plain, "{what}: the Hessian changes the packing");
+            }
+        }
+        let report = cortex_q4(["inspect".as_ref(), out.as_os_str()]).ok().stdout;
+        assert!(
+            report.contains(&format!(
+                "group size {g}, encoder gptq (damping {damping_text}), importance for 0 of 4 tensors"
+            )),
+            "{report}"
+        );
+        outputs.push(out);
+    }
+    // Activations and the F64 Hessian they sum to give the same bytes.
+    let (a, b) = (
+        std::fs::read(&outputs[0]).unwrap(),
+        std::fs::read(&outputs[1]).unwrap(),
+    );
+    let (a, b) = (
+        SafeTensors::deserialize(&a).unwrap(),
+        SafeTensors::deserialize(&b).unwrap(),
+    );
+    for name in ["layer.0.weight.q4", "head.weight.q4", "head.weight.scales"] {
+        assert_eq!(
+            a.tensor(name).unwrap().data(),
+            b.tensor(name).unwrap().data()
+        );
+    }
+    // Restored like any other quantized file, without the format's keys.
+    let restored = dir.join("restored.safetensors");
+    cortex_q4([
+        "dequantize".as_ref(),
+        outputs[0].as_os_str(),
+        restored.as_os_str(),
+    ])
+    .ok();
+    let bytes = std::fs::read(&restored).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(
+        meta.metadata().as_ref().unwrap(),
+        &HashMap::from([("format".to_string(), "pt".to_string())])
+    );
+}
+
+#[test]
+fn help_names_the_gptq_encoder_and_its_default_damping() {
+    let help = cortex_q4(["quantize", "--help"]).ok().stdout;
+    for needle in [
+        "gptq:    error-compensating (GPTQ, arXiv:2210.17323)".to_string(),
+        "--calibration <CAL.safetensors>".into(),
+        format!("[default: {}]", Encoder::DEFAULT_DAMPING),
+    ] {
+        assert!(help.contains(&needle), "{needle}: {help}");
+    }
 }
 
 /// The columns of `inspect`'s line for tensor `name`.

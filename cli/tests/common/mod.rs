@@ -33,6 +33,11 @@ impl Tensor {
         Tensor::new(name, "F32", shape, data)
     }
 
+    pub fn f64(name: &str, shape: &[usize], values: &[f64]) -> Tensor {
+        let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        Tensor::new(name, "F64", shape, data)
+    }
+
     pub fn f16(name: &str, shape: &[usize], values: &[f32]) -> Tensor {
         let data = values
             .iter()
