@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Error, Result, Tensor, WithDType};
 
 use crate::element::Element;
 use crate::encoders::Encoder;
+use crate::hessian::Hessian;
 use crate::layout::Layout;
 use crate::matmul_api::{PackedMatrix, Precision};
 use crate::options::Options;
@@ -97,6 +98,77 @@ pub fn pack_4bit_encoded(
     let packed = Tensor::from_vec(packed, (rows, layout.packed_row_bytes), &Device::Cpu)?;
     let scales = Tensor::from_vec(scales, (rows, layout.groups_per_row), &Device::Cpu)?;
     Ok((packed.to_device(device)?, scales.to_device(device)?))
+}
+
+/// Adds `XᵀX` of the activations `x` to `hessian`, for the error-compensating
+/// encoder ([`Encoder::ErrorCompensating`], through
+/// [`pack_4bit_encoded`]): [`Hessian::accumulate`] on the tensor's values,
+/// on every thread of the pool, with the same result.
+///
+/// `activations`: a layer's inputs, `[n, cols]` or `[.., cols]` (every
+/// dimension but the last flattened into rows, so `[batch, seq, cols]`
+/// adds `batch * seq` rows), `cols` the Hessian's; f32, f16, bf16 or f64
+/// (f64 rounded to f32 first, as the slice API does); any layout (a
+/// non-contiguous tensor is copied first) and any device (read on the CPU).
+/// Values are summed as they are: a NaN or infinity makes the Hessian
+/// unusable (the encoder then refuses it).
+///
+/// Errors, with `hessian` unchanged: fewer than 2 dimensions, a last
+/// dimension other than `hessian.cols()`, another dtype, and the slice
+/// API's errors (as `candle_core::Error::Msg`).
+///
+/// ```
+/// use candle_core::{Device, Tensor};
+/// use cortex_q4::{accumulate_hessian, pack_4bit_encoded, Encoder, Hessian};
+///
+/// let x = Tensor::new(&[[1f32, 2.0], [3.0, 4.0]], &Device::Cpu)?; // 2 tokens
+/// let mut h = Hessian::new(2)?;
+/// accumulate_hessian(&mut h, &x)?;
+/// assert_eq!(h.matrix(), &[10.0, 14.0, 14.0, 20.0]);
+/// let w = Tensor::new(&[[0.5f32, -1.0]], &Device::Cpu)?;
+/// let (packed, scales) = pack_4bit_encoded(&w, 2, &Encoder::error_compensating(h.matrix()))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn accumulate_hessian(hessian: &mut Hessian, activations: &Tensor) -> Result<()> {
+    accumulate_hessian_with(&Options::default().with_threads(0), hessian, activations)
+}
+
+/// [`accumulate_hessian`] with explicit options (threads: the result does
+/// not depend on them).
+pub fn accumulate_hessian_with(
+    options: &Options,
+    hessian: &mut Hessian,
+    activations: &Tensor,
+) -> Result<()> {
+    let cols = hessian.cols();
+    let dims = activations.dims();
+    let (&last, leading) = dims.split_last().unwrap_or((&0, &[]));
+    if leading.is_empty() || last != cols {
+        return Err(Error::Msg(format!(
+            "cortex_q4: activations must be [.., {cols}] (at least 2-D, the last dimension \
+             the Hessian's columns), got shape {dims:?}"
+        )));
+    }
+    let rows = leading.iter().product();
+    match activations.dtype() {
+        DType::F32 => accumulate_typed::<f32>(options, hessian, activations, rows),
+        DType::F16 => accumulate_typed::<half::f16>(options, hessian, activations, rows),
+        DType::BF16 => accumulate_typed::<half::bf16>(options, hessian, activations, rows),
+        DType::F64 => accumulate_typed::<f64>(options, hessian, activations, rows),
+        other => Err(Error::Msg(format!(
+            "cortex_q4: cannot accumulate a Hessian from dtype {other:?}; expected f32, f16, \
+             bf16 or f64"
+        ))),
+    }
+}
+
+fn accumulate_typed<T: Element + WithDType>(
+    options: &Options,
+    hessian: &mut Hessian,
+    x: &Tensor,
+    rows: usize,
+) -> Result<()> {
+    with_cpu_slice(x, |x: &[T]| hessian.accumulate(options, x, rows))?.map_err(cq4_error)
 }
 
 /// Checks `packed` and `scales` against the layout of a packed

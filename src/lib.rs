@@ -18,7 +18,7 @@
 //! | measure the error of a packing | [`PackedMatrix::quality`] |
 //! | convert GGML Q4_0 blocks | [`q4_0`] |
 //! | call from C | [`ffi`] and `include/cortex_q4.h` |
-//! | use candle tensors (feature `candle`) | `pack_4bit_symmetric`, `unpack_4bit_symmetric`, `gemm_4bit` |
+//! | use candle tensors (feature `candle`) | `pack_4bit_symmetric`, `unpack_4bit_symmetric`, `gemm_4bit`, `accumulate_hessian` |
 //!
 //! A [`PackedMatrix`] borrows packed bytes and scales (checked once); a
 //! [`PackedMatrixBuf`], what `pack_to_vec` returns, owns them.
@@ -57,8 +57,8 @@ mod slice_api;
 
 #[cfg(feature = "candle")]
 pub use candle_api::{
-    gemm_4bit, gemm_4bit_with, pack_4bit_encoded, pack_4bit_symmetric, unpack_4bit_symmetric,
-    unpack_4bit_symmetric_to,
+    accumulate_hessian, accumulate_hessian_with, gemm_4bit, gemm_4bit_with, pack_4bit_encoded,
+    pack_4bit_symmetric, unpack_4bit_symmetric, unpack_4bit_symmetric_to,
 };
 pub use element::Element;
 pub use encoders::Encoder;

@@ -247,6 +247,143 @@ fn candle_packs_with_every_encoder() {
     }
 }
 
+/// Activations `[n, cols]` from a fixed seed, columns of different scales.
+#[cfg(feature = "candle")]
+fn activations(n: usize, cols: usize) -> Vec<f32> {
+    (0..n * cols)
+        .map(|i| {
+            let bits = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+            (bits as f32 / (1 << 24) as f32 - 0.5) * (1 + i % cols % 7) as f32
+        })
+        .collect()
+}
+
+/// `Hessian::accumulate` of the values of `t` (`[n, cols]`), in one call.
+#[cfg(feature = "candle")]
+fn slice_hessian<T: Element + candle_core::WithDType>(
+    t: &candle_core::Tensor,
+) -> cortex_q4::Hessian {
+    let (n, cols) = t.dims2().unwrap();
+    let mut h = cortex_q4::Hessian::new(cols).unwrap();
+    let values = t.flatten_all().unwrap().to_vec1::<T>().unwrap();
+    h.accumulate(&Options::default(), &values, n).unwrap();
+    h
+}
+
+#[cfg(feature = "candle")]
+#[test]
+fn candle_accumulates_the_slice_apis_hessian() {
+    use candle_core::{DType, Device, Tensor};
+    use cortex_q4::{accumulate_hessian, accumulate_hessian_with, Hessian};
+
+    let (n, cols) = (300, 24);
+    let x = activations(n, cols);
+    let t = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu).unwrap();
+    let options = Options::default();
+    for dtype in [DType::F32, DType::F16, DType::BF16, DType::F64] {
+        let t = t.to_dtype(dtype).unwrap();
+        let want = match dtype {
+            DType::F32 => slice_hessian::<f32>(&t),
+            DType::F16 => slice_hessian::<f16>(&t),
+            DType::BF16 => slice_hessian::<bf16>(&t),
+            _ => slice_hessian::<f64>(&t),
+        };
+        let mut got = Hessian::new(cols).unwrap();
+        accumulate_hessian(&mut got, &t).unwrap();
+        assert_eq!(got, want, "{dtype:?}");
+        // [batch, seq, cols] is its rows flattened; threads change nothing.
+        let mut got = Hessian::new(cols).unwrap();
+        let batched = t.reshape((3, n / 3, cols)).unwrap();
+        accumulate_hessian_with(&options.with_threads(2), &mut got, &batched).unwrap();
+        assert_eq!(got, want, "{dtype:?} [3, {}, {cols}]", n / 3);
+    }
+    // In two calls, as the slice API in the same two.
+    let (a, b) = (t.narrow(0, 0, 100).unwrap(), t.narrow(0, 100, 200).unwrap());
+    let mut got = Hessian::new(cols).unwrap();
+    accumulate_hessian(&mut got, &a).unwrap();
+    accumulate_hessian(&mut got, &b).unwrap();
+    let mut want = Hessian::new(cols).unwrap();
+    want.accumulate(&options, &x[..100 * cols], 100).unwrap();
+    want.accumulate(&options, &x[100 * cols..], 200).unwrap();
+    assert_eq!((got.samples(), &got), (300, &want));
+    // A non-contiguous view is read as its values.
+    let transposed = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu)
+        .unwrap()
+        .t()
+        .unwrap()
+        .contiguous()
+        .unwrap()
+        .t()
+        .unwrap();
+    assert!(!transposed.is_contiguous());
+    let mut got = Hessian::new(cols).unwrap();
+    accumulate_hessian(&mut got, &transposed).unwrap();
+    assert_eq!(got, slice_hessian::<f32>(&t));
+
+    // Refused, the Hessian unchanged.
+    let mut h = Hessian::new(cols).unwrap();
+    for bad in [
+        Tensor::zeros((4, cols + 1), DType::F32, &Device::Cpu).unwrap(),
+        Tensor::zeros(cols, DType::F32, &Device::Cpu).unwrap(),
+        Tensor::zeros((4, cols), DType::U8, &Device::Cpu).unwrap(),
+        Tensor::zeros((2, 2, cols), DType::I64, &Device::Cpu).unwrap(),
+    ] {
+        let e = accumulate_hessian(&mut h, &bad).unwrap_err().to_string();
+        assert!(e.starts_with("cortex_q4: "), "{e}");
+        assert_eq!(h, Hessian::new(cols).unwrap(), "{:?}", bad.shape());
+    }
+}
+
+#[cfg(feature = "candle")]
+#[test]
+fn candle_packs_with_the_error_compensating_encoder() {
+    use candle_core::{DType, Device, Tensor};
+    use cortex_q4::{accumulate_hessian, pack_4bit_encoded, Hessian};
+
+    let (n, rows, cols) = (200, 5, 70);
+    let x = Tensor::from_vec(activations(n, cols), (n, cols), &Device::Cpu).unwrap();
+    let mut h = Hessian::new(cols).unwrap();
+    accumulate_hessian(&mut h, &x).unwrap();
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 9.0)
+        .collect();
+    let t = Tensor::from_vec(w.clone(), (rows, cols), &Device::Cpu).unwrap();
+    for (g, damping) in [(32, Encoder::DEFAULT_DAMPING), (16, 0.0), (7, 0.3)] {
+        let encoder = Encoder::ErrorCompensating {
+            hessian: h.matrix(),
+            damping,
+        };
+        let plain = packed(&Encoder::Search { importance: None }, &w, rows, cols, g);
+        let want = packed(&encoder, &w, rows, cols, g);
+        assert_ne!(want, plain, "g = {g}: the Hessian changes the packing");
+        let (p, s) = pack_4bit_encoded(&t, g, &encoder).unwrap();
+        let got = (
+            p.flatten_all().unwrap().to_vec1::<u8>().unwrap(),
+            s.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(got, want, "g = {g}, damping {damping}");
+        // f16 weights: the slice API's pack of the same f16 values.
+        let t16 = t.to_dtype(DType::F16).unwrap();
+        let w16 = t16.flatten_all().unwrap().to_vec1::<f16>().unwrap();
+        let l = Layout::new(rows, cols, g).unwrap();
+        let (mut p16, mut s16) = (vec![0u8; l.packed_len()], vec![0f32; l.scales_len()]);
+        Quantizer::new(g)
+            .with_encoder(encoder)
+            .pack(&w16, rows, cols, &mut p16, &mut s16)
+            .unwrap();
+        let (p, s) = pack_4bit_encoded(&t16, g, &encoder).unwrap();
+        assert_eq!(p.flatten_all().unwrap().to_vec1::<u8>().unwrap(), p16);
+        assert_eq!(s.flatten_all().unwrap().to_vec1::<f32>().unwrap(), s16);
+    }
+    // The encoder's own refusals come back as errors.
+    let bad = Encoder::ErrorCompensating {
+        hessian: &h.matrix()[1..],
+        damping: 0.05,
+    };
+    let e = pack_4bit_encoded(&t, 32, &bad).unwrap_err().to_string();
+    assert!(e.starts_with("cortex_q4: "), "{e}");
+}
+
 #[test]
 fn the_default_encoder_is_pack() {
     let w: Vec<f32> = (0..300)
