@@ -153,9 +153,15 @@ pub(crate) fn factor(
 
     // Reversed: `a` here is position `n - 1 - a` of the order.
     let column = |a: usize| order[n - 1 - a];
+    // The lower triangle (all the factorization reads), from `H`'s upper one.
     let mut l = Mat::<f64>::from_fn(n, n, |a, b| {
+        let (i, j) = (column(a), column(b));
         let damped = if a == b { damping } else { 0.0 };
-        hessian[column(a) * n + column(b)] * unit + damped
+        if a >= b {
+            hessian[i.min(j) * n + i.max(j)] * unit + damped
+        } else {
+            0.0
+        }
     });
     let par = Par::Seq;
     let mut scratch = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
@@ -170,8 +176,10 @@ pub(crate) fn factor(
         let c = column(index);
         Error::BadHessian { row: c, col: c }
     })?;
+    drop(scratch);
     let mut inverse = Mat::<f64>::zeros(n, n);
     invert_lower_triangular(inverse.as_mut(), l.as_ref(), par);
+    drop(l);
 
     let mut u = vec![0f32; n * n];
     for a in 0..n {
@@ -238,7 +246,11 @@ pub(crate) fn pack<T: Element>(
             scratch.pack_chunk(factor, layout, (&search, &update), src, packed, scales);
         }
     };
-    let task_rows = threads::rows_per_task(layout.rows(), cols, threads);
+    // A row costs about `cols² / 2` multiply-adds, not `cols`; tasks of
+    // whole chunks keep each block of `U` read once per chunk.
+    let work = cols.saturating_mul(cols) / 2;
+    let task_rows =
+        threads::rows_per_task(layout.rows(), work, threads).next_multiple_of(CHUNK_ROWS);
     if task_rows >= layout.rows() {
         return run(src, packed, scales);
     }

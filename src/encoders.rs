@@ -50,7 +50,8 @@ pub enum Encoder<'a> {
     /// Slower than the others: one Cholesky factorization of `H` per
     /// matrix (`cols³ / 3` multiply-adds, in f64, on the calling thread)
     /// and `rows * cols² / 2` multiply-adds (f32) shared out over the
-    /// threads.
+    /// threads; 16 `cols²` bytes of memory during the factorization, 4
+    /// `cols²` after it.
     ErrorCompensating {
         /// `H`, `[cols, cols]` row-major (at least `cols * cols` values),
         /// for instance [`Hessian::matrix`](crate::Hessian::matrix): finite,
