@@ -18,7 +18,9 @@
  *  - a buffer's prefix is the part of it the call reads or writes: its
  *    first layout.elements, packed_len, scales_len... elements; structs
  *    passed by pointer (cq4_matrix, cq4_options, cq4_encoder_options) are
- *    inputs of one element;
+ *    inputs of one element (cq4_encoder_options: of the struct_size bytes
+ *    it states); a buffer the call reads and then writes (the Hessian of
+ *    cq4_hessian_accumulate_*) is an output;
  *  - buffers may be longer than the layout needs: only the prefix of each
  *    is read or written, and only those prefixes must not overlap;
  *  - each failure returns its own cq4_status, and then nothing has been
@@ -30,19 +32,22 @@
  *      1. a NULL pointer, then a misaligned one; the pointers inside a
  *         cq4_matrix come after the arguments' own;
  *      2. the options: cq4_options (BAD_OPTIONS, UNSUPPORTED_KERNEL), then
- *         cq4_encoder_options (BAD_OPTIONS, then its importance pointer:
- *         MISALIGNED_POINTER), then the precision id (BAD_PRECISION);
+ *         cq4_encoder_options (BAD_OPTIONS, then its importance and
+ *         hessian pointers: MISALIGNED_POINTER), then the precision id
+ *         (BAD_PRECISION);
  *      3. the shape, in the order the call works it out: the layout of
  *         the matrix (BAD_GROUP_SIZE or BAD_COLS, then SIZE_OVERFLOW), a
  *         product's row range and stride (BAD_ROW_RANGE, BAD_STRIDE),
- *         then every other size the call computes (SIZE_OVERFLOW),
- *         including each prefix's byte count, which must not exceed
- *         PTRDIFF_MAX;
+ *         then every other size the call computes (SIZE_OVERFLOW: a
+ *         Hessian's cols * cols among them), including each prefix's byte
+ *         count, which must not exceed PTRDIFF_MAX;
  *      4. an output's prefix sharing a byte with another buffer's prefix,
  *         counted within its declared length (OVERLAPPING_BUFFERS);
  *      5. an input shorter than its prefix (INPUT_TOO_SHORT);
  *      6. an output shorter than its prefix (OUTPUT_TOO_SMALL);
- *      7. the values read: importance weights (BAD_IMPORTANCE);
+ *      7. the values read: importance weights (BAD_IMPORTANCE), a
+ *         Hessian's entries, then whether it is positive definite once
+ *         damped (BAD_HESSIAN);
  *  - nothing is read or written past the lengths passed in;
  *  - every function is thread-safe on disjoint outputs; the library's
  *    only process-wide state is set up once, on first use, and never
@@ -71,9 +76,18 @@
 
 /** Version of the library this header belongs to (semver). */
 #define CQ4_VERSION_MAJOR 0
-#define CQ4_VERSION_MINOR 2
+#define CQ4_VERSION_MINOR 3
 #define CQ4_VERSION_PATCH 0
-#define CQ4_VERSION_STRING "0.2.0"
+#define CQ4_VERSION_STRING "0.3.0"
+
+/**
+ * How far `H[i][j]` may be from `H[j][i]` in the Hessian of
+ * `CQ4_ENCODER_ERROR_COMPENSATING`, as a fraction of `sqrt(H[i][i]
+ * H[j][j])` (the bound on `|H[i][j]|` of a positive semi-definite matrix):
+ * room for a Hessian summed in another order than
+ * `cq4_hessian_accumulate_*`'s, which is symmetric bit for bit.
+ */
+#define CQ4_HESSIAN_SYMMETRY_TOLERANCE 1e-6
 
 /**
  * Largest accepted `group_size`.
@@ -151,8 +165,11 @@ typedef enum cq4_status {
    */
   CQ4_ERR_UNSUPPORTED_KERNEL = 9,
   /**
-   * `cq4_options` is malformed: a `struct_size` this library does not
-   * know, or an unknown kernel id.
+   * `cq4_options` or `cq4_encoder_options` is malformed: a
+   * `struct_size` this library does not know, an unknown kernel or
+   * encoder id, importance weights or a Hessian given to an encoder that
+   * takes none (or no Hessian to the one that needs it), or a damping
+   * that is negative or not finite.
    */
   CQ4_ERR_BAD_OPTIONS = 10,
   /**
@@ -191,6 +208,13 @@ typedef enum cq4_status {
    * other columns or another group size than the prepared matrix's.
    */
   CQ4_ERR_BAD_ACTIVATIONS = 17,
+  /**
+   * The error-compensating encoder's Hessian holds a value that is not
+   * finite, a negative diagonal entry or an asymmetry beyond
+   * `CQ4_HESSIAN_SYMMETRY_TOLERANCE`, or is not positive definite once
+   * damped.
+   */
+  CQ4_ERR_BAD_HESSIAN = 18,
 } cq4_status;
 
 /**
@@ -272,19 +296,38 @@ typedef enum cq4_encoder {
    * `importance` when given) among a fixed candidate set.
    */
   CQ4_ENCODER_SEARCH = 2,
+  /**
+   * GPTQ on this format's grid: each row quantized column by column,
+   * each column's rounding error pushed onto the columns not yet
+   * quantized through the inverse of the calibration Hessian `hessian`
+   * (`cq4_hessian_accumulate_*`), so that the layer's output error on
+   * activations like the calibration ones is small rather than each
+   * weight's. Same layout, same unpack. Needs `hessian`; much slower
+   * than the others (a Cholesky factorization of `cols x cols` per call,
+   * on the calling thread, then about `rows * cols^2 / 2` multiply-adds
+   * spread over `cq4_options.threads`); the bytes do not depend on the
+   * kernel or threads.
+   */
+  CQ4_ENCODER_ERROR_COMPENSATING = 3,
 } cq4_encoder;
 
 /**
  * How pack chooses each group's scale: what it computes, unlike
  * `cq4_options`. Start from `cq4_encoder_options_default()` and change
- * fields.
+ * fields. Each field is checked whatever the encoder; a field that only
+ * one encoder reads (`importance`, `hessian`), given to another, is
+ * `CQ4_ERR_BAD_OPTIONS`.
  */
 typedef struct cq4_encoder_options {
   /**
    * `sizeof(cq4_encoder_options)` as the caller compiled it, so that
-   * the struct can grow: this version accepts its own size only (any
-   * other is `CQ4_ERR_BAD_OPTIONS`); later versions will also accept
-   * this one.
+   * the struct can grow. This version accepts its own size and the
+   * size of version 0.2's struct (`struct_size`, `encoder`,
+   * `importance`, `importance_len`: the fields up to `importance_len`),
+   * of which it reads those bytes only, with `hessian` absent; any
+   * other size is `CQ4_ERR_BAD_OPTIONS`. A pointer to either needs the
+   * alignment of 0.2's struct (a pointer's); the struct counts as its
+   * `struct_size` bytes in the overlap checks.
    */
   uint32_t struct_size;
   /**
@@ -301,29 +344,30 @@ typedef struct cq4_encoder_options {
    * Elements readable at `importance`.
    */
   size_t importance_len;
+  /**
+   * `CQ4_ENCODER_ERROR_COMPENSATING` only, and needed there: the
+   * calibration Hessian `H = X^T X` of the layer's inputs, `[cols,
+   * cols]` row-major f64 (`cq4_hessian_size`), as
+   * `cq4_hessian_accumulate_*` sums it. Finite, diagonal >= 0, and
+   * symmetric to within `CQ4_HESSIAN_SYMMETRY_TOLERANCE * sqrt(H[i][i]
+   * H[j][j])`; its scale does not matter (it is divided by its mean
+   * diagonal). Read, never written.
+   */
+  const double *hessian;
+  /**
+   * Elements readable at `hessian`.
+   */
+  size_t hessian_len;
+  /**
+   * `CQ4_ENCODER_ERROR_COMPENSATING`'s damping: added to `H`'s diagonal
+   * as a fraction of the diagonal's mean, finite and >= 0 (checked
+   * whatever the encoder). The default is 0.05 (GPTQ's is 0.01; 0.03 to
+   * 0.1 gave the least output error on all-MiniLM-L6-v2's held-out
+   * tokens); with 0, an input column that was always 0 makes the
+   * Hessian singular (`CQ4_ERR_BAD_HESSIAN`).
+   */
+  double damping;
 } cq4_encoder_options;
-
-/**
- * A packed `[rows, cols]` matrix as `cq4_pack_*` wrote it.
- */
-typedef struct cq4_matrix {
-  /**
-   * The packed bytes, `packed_len` of them (at least the layout's).
-   */
-  const uint8_t *packed;
-  size_t packed_len;
-  /**
-   * The scales, `scales_len` of them (at least the layout's).
-   */
-  const float *scales;
-  size_t scales_len;
-  /**
-   * The shape and group size the matrix was packed with.
-   */
-  size_t rows;
-  size_t cols;
-  size_t group_size;
-} cq4_matrix;
 
 /**
  * How a call runs; never what it computes (every choice gives the same
@@ -346,6 +390,28 @@ typedef struct cq4_options {
    */
   uint32_t threads;
 } cq4_options;
+
+/**
+ * A packed `[rows, cols]` matrix as `cq4_pack_*` wrote it.
+ */
+typedef struct cq4_matrix {
+  /**
+   * The packed bytes, `packed_len` of them (at least the layout's).
+   */
+  const uint8_t *packed;
+  size_t packed_len;
+  /**
+   * The scales, `scales_len` of them (at least the layout's).
+   */
+  const float *scales;
+  size_t scales_len;
+  /**
+   * The shape and group size the matrix was packed with.
+   */
+  size_t rows;
+  size_t cols;
+  size_t group_size;
+} cq4_matrix;
 
 /**
  * Sizes and strides of a `[rows, cols]` matrix packed with `group_size`.
@@ -439,9 +505,109 @@ extern "C" {
 
 /**
  * Returns the default encoder options: `struct_size` set,
- * `CQ4_ENCODER_ABSMAX`, no importance.
+ * `CQ4_ENCODER_ABSMAX`, no importance, no Hessian, `damping` 0.05.
  */
 struct cq4_encoder_options cq4_encoder_options_default(void);
+
+/**
+ * Writes to `*elements` the f64 elements of the Hessian of a layer with
+ * `cols` inputs (the weights' `cols`): `cols * cols`, the `hessian_len` of
+ * `cq4_hessian_accumulate_*` and of `cq4_encoder_options`; allocate
+ * `cols * cols * sizeof(double)` bytes.
+ *
+ * Reads nothing; writes `*elements` on success only. Returns `CQ4_OK`,
+ * `CQ4_ERR_NULL_POINTER` / `CQ4_ERR_MISALIGNED_POINTER` (`elements`) or
+ * `CQ4_ERR_SIZE_OVERFLOW` (`cols * cols` overflows `size_t`, or its bytes
+ * exceed `PTRDIFF_MAX`).
+ *
+ * # Safety
+ * `elements` must be NULL or valid for writing one `size_t`.
+ */
+enum cq4_status cq4_hessian_size(size_t cols,
+                                 size_t *elements);
+
+/**
+ * Adds `X^T X` into `hessian` (`[cols, cols]` row-major f64): the
+ * calibration Hessian that `CQ4_ENCODER_ERROR_COMPENSATING` reads
+ * (`cq4_encoder_options.hessian`). `x` (`[rows, cols]` row-major) holds
+ * `rows` of the activations the layer multiplies with its weights (one
+ * row per token, `cols` the weights' `cols`); call once per batch of
+ * calibration activations, on a buffer of `cols * cols` elements
+ * (`cq4_hessian_size`) that you zero-filled before the first call:
+ * `hessian[i * cols + j] += sum over the rows k of x[k][i] * x[k][j]`
+ * for `i <= j`, each then copied to `hessian[j * cols + i]` (what the
+ * buffer held below the diagonal is replaced: with zeros or earlier sums,
+ * which are symmetric, this is `+=` everywhere; without rows, nothing is
+ * written). The sum is not divided by the number of rows (the encoder
+ * does not depend on `H`'s scale).
+ *
+ * Error: each product of two inputs is exact in f64; each entry is a sum
+ * of them in f64, within `n * 2^-53 * sum |x[k][i] x[k][j]|` of the exact
+ * sum, `n` and the sum over all the rows accumulated into the buffer so
+ * far (Higham, "Accuracy and Stability of Numerical Algorithms", 3.1).
+ * How the rows are split into calls changes only that rounding; the
+ * result is symmetric bit for bit (the upper triangle is summed, then
+ * copied), and the same whatever `options` (kernel, threads). NaN and
+ * infinite inputs propagate (the encoder then refuses the Hessian).
+ *
+ * `options` may be NULL (the calling thread only); its `threads` spread
+ * the rows of `H` over the library's pool. One call at a time per
+ * `hessian`: to accumulate on several threads of your own, give each its
+ * own buffer and add the buffers.
+ *
+ * Reads `x[0 .. rows*cols]` and `hessian[0 .. cols*cols]`. Writes
+ * `hessian[0 .. cols*cols]`, nothing else. Returns `CQ4_OK`, or without
+ * writing anything, in the order of the shared rules:
+ * `CQ4_ERR_NULL_POINTER` (`x`, `hessian`), `CQ4_ERR_MISALIGNED_POINTER`
+ * (those, `options`), `CQ4_ERR_BAD_OPTIONS`,
+ * `CQ4_ERR_UNSUPPORTED_KERNEL`, `CQ4_ERR_SIZE_OVERFLOW` (`cols*cols`,
+ * `rows*cols`, then their bytes), `CQ4_ERR_OVERLAPPING_BUFFERS`
+ * (`hessian[0 .. cols*cols]` and `x[0 .. rows*cols]` or `*options`),
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`x_len`), `CQ4_ERR_OUTPUT_TOO_SMALL`
+ * (`hessian_len`, though the buffer is also read).
+ *
+ * # Safety
+ * Each pointer must be NULL or valid for its declared length (in elements
+ * of its type); `hessian` valid for reads and writes; `options` NULL or
+ * one `cq4_options`.
+ */
+enum cq4_status cq4_hessian_accumulate_f32(const float *x,
+                                           size_t x_len,
+                                           size_t rows,
+                                           size_t cols,
+                                           double *hessian,
+                                           size_t hessian_len,
+                                           const struct cq4_options *options);
+
+/**
+ * As `cq4_hessian_accumulate_f32`, from IEEE binary16 bit patterns
+ * (converted exactly first).
+ *
+ * # Safety
+ * As `cq4_hessian_accumulate_f32`.
+ */
+enum cq4_status cq4_hessian_accumulate_f16(const uint16_t *x,
+                                           size_t x_len,
+                                           size_t rows,
+                                           size_t cols,
+                                           double *hessian,
+                                           size_t hessian_len,
+                                           const struct cq4_options *options);
+
+/**
+ * As `cq4_hessian_accumulate_f32`, from bfloat16 bit patterns (converted
+ * exactly first).
+ *
+ * # Safety
+ * As `cq4_hessian_accumulate_f32`.
+ */
+enum cq4_status cq4_hessian_accumulate_bf16(const uint16_t *x,
+                                            size_t x_len,
+                                            size_t rows,
+                                            size_t cols,
+                                            double *hessian,
+                                            size_t hessian_len,
+                                            const struct cq4_options *options);
 
 /**
  * Computes `y[b * rows + r] = sum_c x[b * cols + c] * w[r, c]` for the
@@ -816,16 +982,42 @@ enum cq4_status cq4_unpack_bf16_ex(const uint8_t *packed,
 /**
  * As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
  * = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
- * Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
- * `encoder`), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, checked with
- * `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
- * `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite, found last);
- * the outputs must not overlap `*encoder` or `importance[0 .. cols]`.
+ * With `CQ4_ENCODER_ERROR_COMPENSATING` the levels are chosen too, from
+ * `encoder->hessian` (see `cq4_hessian_accumulate_f32` for calibrating
+ * it), and the bytes are those of the Rust API's
+ * `Encoder::ErrorCompensating` for the same Hessian and damping, whatever
+ * the kernel and threads.
+ *
+ * Reads `src[0 .. rows*cols]`, `*encoder` (its `struct_size` bytes),
+ * `importance[0 .. cols]` and `hessian[0 .. cols*cols]` when given.
+ * Writes `packed` and `scales` as `cq4_pack_f32` does, nothing else.
+ * Returns `CQ4_OK`, or without writing anything, in the order of the
+ * shared rules: `CQ4_ERR_NULL_POINTER` (`src`, `packed`, `scales`),
+ * `CQ4_ERR_MISALIGNED_POINTER` (those, `options`, `encoder`),
+ * `CQ4_ERR_BAD_OPTIONS` / `CQ4_ERR_UNSUPPORTED_KERNEL` (`*options`),
+ * `CQ4_ERR_BAD_OPTIONS` (`*encoder`: a `struct_size` other than this
+ * version's or 0.2's, an unknown id, `importance` given to an encoder
+ * other than SEARCH, `hessian` given to an encoder other than
+ * ERROR_COMPENSATING or not given to it, a `damping` negative or not
+ * finite), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, `hessian`),
+ * `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW` (the layout, then
+ * `cols*cols` f64 for a given Hessian), `CQ4_ERR_OVERLAPPING_BUFFERS`
+ * (`packed` or `scales` and any other prefix: `src`, `*options`,
+ * `*encoder`, `importance[0 .. cols]`, `hessian[0 .. cols*cols]`),
+ * `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`, `importance_len < cols`,
+ * `hessian_len < cols*cols`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`packed_len`,
+ * `scales_len`), `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not
+ * finite), `CQ4_ERR_BAD_HESSIAN` (an entry not finite, a diagonal entry
+ * below 0, `|H[i][j] - H[j][i]|` above `CQ4_HESSIAN_SYMMETRY_TOLERANCE *
+ * sqrt(H[i][i] H[j][j])`, then the damped Hessian not positive definite:
+ * found last, before anything is written).
  *
  * # Safety
- * As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
- * `cq4_encoder_options` whose `importance` is NULL or valid for
- * `importance_len` reads.
+ * As `cq4_pack_f32_ex`; `encoder` is NULL or points to a
+ * `cq4_encoder_options` of this version or of 0.2, readable for the
+ * `struct_size` bytes it states, whose `importance` is NULL or valid for
+ * `importance_len` reads and (this version's) `hessian` NULL or valid for
+ * `hessian_len` reads.
  */
 enum cq4_status cq4_pack_encoded_f32(const float *src,
                                      size_t src_len,

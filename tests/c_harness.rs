@@ -3,7 +3,8 @@
 //! Rust tests, the layout arithmetic, every bad-input status, the messages,
 //! the kernel and thread options, the fused products (plain and on the
 //! prepared form), GGML Q4_0 interop,
-//! the encoders and the quality report.
+//! the encoders and the quality report, the calibration Hessian and the
+//! error-compensating encoder.
 
 mod common;
 
@@ -23,6 +24,7 @@ extern "C" {
     fn cq4_harness_prepared() -> c_int;
     fn cq4_harness_q4_0() -> c_int;
     fn cq4_harness_encoders() -> c_int;
+    fn cq4_harness_hessian() -> c_int;
 }
 
 #[test]
@@ -75,6 +77,12 @@ fn c_harness_q4_0() {
 fn c_harness_encoders() {
     // SAFETY: the harness function takes no arguments.
     assert_eq!(unsafe { cq4_harness_encoders() }, 0, "see stderr");
+}
+
+#[test]
+fn c_harness_hessian() {
+    // SAFETY: the harness function takes no arguments.
+    assert_eq!(unsafe { cq4_harness_hessian() }, 0, "see stderr");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! C programs compiled by the system compiler (`$CC`, default `cc`, with
 //! `$CFLAGS`) against the committed header and linked against the built
-//! libraries: the README's example, and one program that takes the address
-//! of every function the header declares.
+//! libraries: the README's examples, and one program that takes the
+//! address of every function the header declares.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -94,6 +94,28 @@ fn readme_example_runs_against_the_shared_library() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(out, want);
+}
+
+/// The README's C program that calibrates a Hessian and packs with it.
+fn readme_calibration_example() -> String {
+    let readme = std::fs::read_to_string(manifest_dir().join("README.md")).unwrap();
+    readme
+        .split("```c\n")
+        .skip(1)
+        .map(|block| &block[..block.find("```").unwrap()])
+        .find(|block| block.contains("int main") && block.contains("cq4_hessian_accumulate_f32("))
+        .expect("README has a C program that calibrates a Hessian")
+        .to_string()
+}
+
+#[test]
+fn readme_calibration_example_runs() {
+    let out = compile_and_run(
+        "readme_calibration",
+        &readme_calibration_example(),
+        &shared_link_args(),
+    );
+    assert_eq!(out, "calibrated on 64 rows: 32 bytes + 8 scales\n");
 }
 
 #[test]

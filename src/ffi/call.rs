@@ -1,8 +1,8 @@
 //! The one checked path of every `cq4_` call that takes pointers. A call
-//! declares each of its buffers once, as an input or an output ([`Buf`]),
-//! and says how much of each it touches; [`checked`] runs every check in
-//! the order the header documents, and only then builds slices, over the
-//! touched prefixes alone.
+//! declares each of its buffers once, as an input, an output or both
+//! ([`Buf`]), and says how much of each it touches; [`checked`] runs every
+//! check in the order the header documents, and only then builds slices,
+//! over the touched prefixes alone.
 
 use std::mem::{align_of, size_of};
 use std::ops::Range;
@@ -14,6 +14,14 @@ use super::guard;
 enum Dir {
     In,
     Out,
+    /// Read, then written: an output for overlap and lengths.
+    InOut,
+}
+
+impl Dir {
+    fn writes(self) -> bool {
+        self != Dir::In
+    }
 }
 
 /// A caller's buffer: its pointer, its declared length and, once the
@@ -25,6 +33,9 @@ pub(super) struct Buf<T> {
     /// NULL is an error; otherwise it means "not given".
     required: bool,
     used: usize,
+    /// Bytes per element: `size_of::<T>()`, or the size a versioned
+    /// struct declares ([`Buf::declare_bytes`]).
+    size: usize,
 }
 
 impl<T> Buf<T> {
@@ -35,6 +46,7 @@ impl<T> Buf<T> {
             dir,
             required: true,
             used,
+            size: size_of::<T>(),
         }
     }
 
@@ -46,6 +58,12 @@ impl<T> Buf<T> {
     /// An array the call writes; its extent comes from [`Buf::touch`].
     pub(super) fn output(ptr: *mut T, len: usize) -> Self {
         Self::new(ptr.cast_const(), len, Dir::Out, 0)
+    }
+
+    /// An array the call reads and then writes (adds into); its extent
+    /// comes from [`Buf::touch`]. Checked as an output.
+    pub(super) fn in_out(ptr: *mut T, len: usize) -> Self {
+        Self::new(ptr.cast_const(), len, Dir::InOut, 0)
     }
 
     /// One struct the call reads.
@@ -80,11 +98,20 @@ impl<T> Buf<T> {
         self.used = used;
     }
 
+    /// For one struct whose first field states its size, so that a caller
+    /// compiled against an older, shorter version passes that one: counts
+    /// it as the `bytes` the caller declared (its overlap with the
+    /// outputs), read first with [`Buf::read_as`].
+    pub(super) fn declare_bytes(&mut self, bytes: usize) {
+        debug_assert_eq!((self.len, self.used), (1, 1));
+        self.size = bytes;
+    }
+
     pub(super) fn arg(&self) -> Arg {
         Arg {
             addr: self.ptr as usize,
             align: align_of::<T>(),
-            size: size_of::<T>(),
+            size: self.size,
             len: self.len,
             used: self.used,
             dir: self.dir,
@@ -110,6 +137,26 @@ impl<T> Buf<T> {
         // SAFETY: non-null (tested), aligned (checked), readable (the
         // caller's promise).
         self.is_given().then(|| unsafe { self.ptr.read() })
+    }
+
+    /// Bytes per element, as the checks count them.
+    #[cfg(test)]
+    pub(super) fn element_bytes(&self) -> usize {
+        self.size
+    }
+
+    /// The first `size_of::<U>()` bytes of the struct, read as a `U` at
+    /// any alignment, or `None` when not given: the fields of a versioned
+    /// struct that the caller's version declares.
+    ///
+    /// # Safety
+    /// As [`Buf::read`], and those bytes lie inside what the caller
+    /// declared readable.
+    pub(super) unsafe fn read_as<U: Copy>(&self) -> Option<U> {
+        // SAFETY: non-null (tested), readable for `size_of::<U>()` bytes
+        // (the caller's promise); unaligned reads are allowed.
+        self.is_given()
+            .then(|| unsafe { self.ptr.cast::<U>().read_unaligned() })
     }
 
     /// A copy of the first `N` elements, when given and its declared
@@ -148,7 +195,7 @@ impl<T> Buf<T> {
     /// As [`Buf::slice`], for writes: no other buffer of the call shares a
     /// byte with this prefix.
     pub(super) unsafe fn slice_mut<'a>(&self) -> &'a mut [T] {
-        debug_assert_eq!(self.dir, Dir::Out);
+        debug_assert!(self.dir.writes());
         // SAFETY: as in `slice`; outputs are always required, so non-null.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.cast_mut(), self.used) }
     }
@@ -213,6 +260,8 @@ impl Arg {
 ///   `name: *const T, len: usize`, kept as [`Buf::input`];
 /// - `name: output<T>[len],` an array the call writes: `name: *mut T,
 ///   len: usize`, kept as [`Buf::output`];
+/// - `name: in_out<T>[len],` an array the call reads and writes: `name:
+///   *mut T, len: usize`, kept as [`Buf::in_out`];
 /// - `name: value_in<T>,` / `name: value_out<T>,` one struct the call reads
 ///   or writes: `name: *const T` / `*mut T`, kept as [`Buf::value_in`] /
 ///   [`Buf::value_out`]; followed by `.optional()`, NULL means "not given";
@@ -243,6 +292,14 @@ macro_rules! call_kind {
             [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
             [$($p)* $x: *mut $t, $len: usize,]
             [$($i)* $x: $crate::ffi::call::Buf::output($x, $len),]
+            [$($b)* $x] $($rest)*);
+    };
+    (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
+        $(#[$m:meta])* $x:ident: in_out<$t:ty>[$len:ident], $($rest:tt)*) => {
+        call_kind!(@field $head
+            [$($f)* $(#[$m])* $x: $crate::ffi::call::Buf<$t>,]
+            [$($p)* $x: *mut $t, $len: usize,]
+            [$($i)* $x: $crate::ffi::call::Buf::in_out($x, $len),]
             [$($b)* $x] $($rest)*);
     };
     (@field $head:tt [$($f:tt)*] [$($p:tt)*] [$($i:tt)*] [$($b:tt)*]
@@ -380,30 +437,31 @@ fn check_pointers(args: &[Arg]) -> Result<(), cq4_status> {
     Ok(())
 }
 
-/// Byte counts, overlap, input lengths, output lengths, in that order.
+/// Byte counts, overlap, input lengths, output lengths (those the call
+/// also reads among them), in that order.
 fn check_extents(args: &[Arg]) -> Result<(), cq4_status> {
     let given = || args.iter().filter(|a| a.is_given());
     if given().any(|a| a.bytes().is_none()) {
         return Err(CQ4_ERR_SIZE_OVERFLOW);
     }
     check_disjoint(args)?;
-    let short = |dir| given().any(|a| a.dir == dir && a.used > a.len);
-    if short(Dir::In) {
+    let short = |writes| given().any(|a| a.dir.writes() == writes && a.used > a.len);
+    if short(false) {
         return Err(CQ4_ERR_INPUT_TOO_SHORT);
     }
-    if short(Dir::Out) {
+    if short(true) {
         return Err(CQ4_ERR_OUTPUT_TOO_SMALL);
     }
     Ok(())
 }
 
-/// Refuses a call where an output's span shares a byte with any other
-/// buffer's.
+/// Refuses a call where an output's span (or an in/out buffer's) shares a
+/// byte with any other buffer's.
 fn check_disjoint(args: &[Arg]) -> Result<(), cq4_status> {
     let overlap = |a: &Range<usize>, b: &Range<usize>| {
         !a.is_empty() && !b.is_empty() && a.start < b.end && b.start < a.end
     };
-    for (i, out) in args.iter().enumerate().filter(|(_, a)| a.dir == Dir::Out) {
+    for (i, out) in args.iter().enumerate().filter(|(_, a)| a.dir.writes()) {
         let others = args.iter().enumerate().filter(|&(j, _)| j != i);
         if others
             .into_iter()
@@ -466,6 +524,49 @@ mod tests {
             check_extents(&[arg(0x2000, 8, 8, Dir::In), out]),
             Err(CQ4_ERR_OUTPUT_TOO_SMALL)
         );
+    }
+
+    #[test]
+    fn an_in_out_buffer_is_an_output_that_must_not_overlap_the_inputs() {
+        let h = arg(0x1000, 4, 4, Dir::InOut);
+        let x = arg(0x1008, 2, 2, Dir::In);
+        assert_eq!(check_extents(&[x, h]), Err(CQ4_ERR_OVERLAPPING_BUFFERS));
+        let x = arg(0x1010, 2, 2, Dir::In);
+        assert_eq!(check_extents(&[x, h]), Ok(()));
+        // Short: an output's status, though the call reads it.
+        let short_h = arg(0x1000, 4, 3, Dir::InOut);
+        assert_eq!(check_extents(&[x, short_h]), Err(CQ4_ERR_OUTPUT_TOO_SMALL));
+        let short_x = arg(0x1010, 2, 1, Dir::In);
+        assert_eq!(
+            check_extents(&[short_x, short_h]),
+            Err(CQ4_ERR_INPUT_TOO_SHORT)
+        );
+    }
+
+    #[test]
+    fn a_versioned_struct_spans_the_bytes_it_declares() {
+        let room = [0u64; 8];
+        let mut s = Buf::value_in(room.as_ptr());
+        let mut out = Buf::output(room.as_ptr().cast_mut().cast::<u8>(), 64);
+        out.touch(64);
+        assert_eq!(
+            check_extents(&[s.arg(), out.arg()]),
+            Err(CQ4_ERR_OVERLAPPING_BUFFERS)
+        );
+        // SAFETY: `room` holds 64 readable bytes.
+        let head = unsafe { s.read_as::<[u32; 3]>() };
+        assert_eq!(head, Some([0; 3]));
+        let after = room[2..].as_ptr().cast_mut().cast::<u8>();
+        let mut out = Buf::output(after, 48);
+        out.touch(48);
+        assert_eq!(check_extents(&[s.arg(), out.arg()]), Ok(()));
+        s.declare_bytes(20);
+        assert_eq!(
+            check_extents(&[s.arg(), out.arg()]),
+            Err(CQ4_ERR_OVERLAPPING_BUFFERS)
+        );
+        s.declare_bytes(16);
+        assert_eq!(check_extents(&[s.arg(), out.arg()]), Ok(()));
     }
 
     #[test]

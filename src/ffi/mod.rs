@@ -18,6 +18,7 @@ macro_rules! forward {
 #[macro_use]
 mod call;
 mod encoders;
+mod hessian;
 mod matmul;
 mod options;
 mod pack_unpack;
@@ -28,6 +29,7 @@ mod status;
 mod version;
 
 pub use encoders::*;
+pub use hessian::*;
 pub use matmul::*;
 pub use options::*;
 pub use pack_unpack::*;
@@ -52,7 +54,7 @@ fn guard(body: impl FnOnce() -> Result<(), cq4_status>) -> cq4_status {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::{Encoder, Quantizer};
+    use crate::{Encoder, Hessian, Options, Quantizer};
 
     #[test]
     fn a_panic_becomes_an_internal_error() {
@@ -298,6 +300,12 @@ pub(crate) mod tests {
         let src: Vec<f32> = (0..rows * cols)
             .map(|i| ((i * 37 % 29) as f32 - 13.0) / 3.0)
             .collect();
+        let x: Vec<f32> = (0..40 * cols)
+            .map(|i| ((i * 53 % 31) as f32 - 15.0) / 4.0)
+            .collect();
+        let mut hessian = Hessian::new(cols).unwrap();
+        hessian.accumulate(&Options::default(), &x, 40).unwrap();
+        let h = hessian.matrix();
         let pack = |c: &cq4_encoder_options, packed: &mut [u8], scales: &mut [f32]| {
             // SAFETY: every buffer is live for its length.
             unsafe {
@@ -317,13 +325,14 @@ pub(crate) mod tests {
             }
         };
         let ids = header_enum("cq4_encoder");
-        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!(ids.len(), 4, "{ids:?}");
         let mut outputs = Vec::new();
         for (name, id) in &ids {
             let encoder = match name.as_str() {
                 "CQ4_ENCODER_ABSMAX" => Encoder::AbsMax,
                 "CQ4_ENCODER_SIGNED" => Encoder::Signed,
                 "CQ4_ENCODER_SEARCH" => Encoder::Search { importance: None },
+                "CQ4_ENCODER_ERROR_COMPENSATING" => Encoder::error_compensating(h),
                 other => panic!("a header encoder this test does not know: {other}"),
             };
             let want = Quantizer::new(g)
@@ -334,6 +343,10 @@ pub(crate) mod tests {
             let mut scales = vec![0f32; want.scales().len()];
             let mut c = cq4_encoder_options_default();
             c.encoder = *id as u32;
+            if matches!(encoder, Encoder::ErrorCompensating { .. }) {
+                c.hessian = h.as_ptr();
+                c.hessian_len = h.len();
+            }
             let status = pack(&c, &mut packed, &mut scales);
             assert_eq!(status as i64, header_value("CQ4_OK"), "{name}");
             assert_eq!(
@@ -343,8 +356,10 @@ pub(crate) mod tests {
             );
             outputs.push((packed, scales));
         }
-        // The inputs tell the three apart.
-        assert!(outputs[0] != outputs[1] && outputs[1] != outputs[2] && outputs[0] != outputs[2]);
+        // The inputs tell the four apart.
+        for (i, a) in outputs.iter().enumerate() {
+            assert!(outputs[..i].iter().all(|b| a != b), "{i}");
+        }
         let default = cq4_encoder_options_default();
         assert_eq!(default.encoder as i64, header_value("CQ4_ENCODER_ABSMAX"));
         let mut c = default;

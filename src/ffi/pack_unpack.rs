@@ -9,7 +9,7 @@ use half::{bf16, f16};
 
 use super::call::Call;
 use super::cq4_status;
-use super::encoders::{cq4_encoder, cq4_encoder_options, read_encoder};
+use super::encoders::{cq4_encoder_options, read_encoder, EncoderOptionsHead, Encoding};
 use super::options::{cq4_options, read_options};
 use crate::element::Element;
 use crate::layout::Layout;
@@ -121,22 +121,31 @@ call_kind! {
         packed: output<u8>[packed_len],
         scales: output<f32>[scales_len],
         options: value_in<cq4_options>.optional(),
-        encoder: value_in<cq4_encoder_options>.optional(),
+        /// `*encoder` as every version of it starts; counted as the bytes
+        /// its `struct_size` declares once read.
+        encoder: value_in<EncoderOptionsHead>.optional(),
         /// The weights `encoder` points to, once read.
         later importance: Buf<f32>,
+        /// The Hessian `encoder` points to, once read.
+        later hessian: Buf<f64>,
     }
 }
 
 impl<T: Element> Call for Pack<T> {
-    type Choices = (Options, cq4_encoder);
+    type Choices = (Options, Encoding);
     type Shape = ();
 
     unsafe fn choose(&mut self) -> Result<Self::Choices, cq4_status> {
         // SAFETY: the option pointers passed their checks (`choose`'s contract).
-        let (options, (encoder, importance)) =
-            unsafe { (read_options(&self.options)?, read_encoder(&self.encoder)?) };
+        let (options, (encoding, importance, hessian)) = unsafe {
+            (
+                read_options(&self.options)?,
+                read_encoder(&mut self.encoder)?,
+            )
+        };
         self.importance = importance;
-        Ok((options, encoder))
+        self.hessian = hessian;
+        Ok((options, encoding))
     }
 
     fn shape(&mut self, _: &Self::Choices) -> Result<(), cq4_status> {
@@ -145,21 +154,25 @@ impl<T: Element> Call for Pack<T> {
         self.packed.touch(l.packed_len);
         self.scales.touch(l.scales_len);
         self.importance.touch(self.cols);
+        if self.hessian.is_given() {
+            self.hessian.touch(Layout::hessian_len(self.cols)?);
+        }
         Ok(())
     }
 
-    unsafe fn run(self, (options, encoder): Self::Choices, _: ()) -> Result<(), cq4_status> {
+    unsafe fn run(self, (options, encoding): Self::Choices, _: ()) -> Result<(), cq4_status> {
         // SAFETY: checked by `checked`.
-        let (src, packed, scales, importance) = unsafe {
+        let (src, packed, scales, importance, hessian) = unsafe {
             let importance = self.importance.is_given().then(|| self.importance.slice());
             (
                 self.src.slice(),
                 self.packed.slice_mut(),
                 self.scales.slice_mut(),
                 importance,
+                self.hessian.slice(),
             )
         };
-        let encoder = encoder.with(importance);
+        let encoder = encoding.with(importance, hessian);
         Quantizer::new(self.group_size)
             .with_encoder(encoder)
             .with_options(options)
@@ -498,16 +511,42 @@ pub unsafe extern "C" fn cq4_unpack_bf16_ex(
 
 /// As `cq4_pack_f32_ex`, with each group's scale chosen by `encoder` (NULL
 /// = `CQ4_ENCODER_ABSMAX`): the same layout, read by the same unpack.
-/// Besides `cq4_pack_f32_ex`'s statuses: `CQ4_ERR_BAD_OPTIONS` (malformed
-/// `encoder`), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, checked with
-/// `encoder`), `CQ4_ERR_INPUT_TOO_SHORT` (`importance_len < cols`),
-/// `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not finite, found last);
-/// the outputs must not overlap `*encoder` or `importance[0 .. cols]`.
+/// With `CQ4_ENCODER_ERROR_COMPENSATING` the levels are chosen too, from
+/// `encoder->hessian` (see `cq4_hessian_accumulate_f32` for calibrating
+/// it), and the bytes are those of the Rust API's
+/// `Encoder::ErrorCompensating` for the same Hessian and damping, whatever
+/// the kernel and threads.
+///
+/// Reads `src[0 .. rows*cols]`, `*encoder` (its `struct_size` bytes),
+/// `importance[0 .. cols]` and `hessian[0 .. cols*cols]` when given.
+/// Writes `packed` and `scales` as `cq4_pack_f32` does, nothing else.
+/// Returns `CQ4_OK`, or without writing anything, in the order of the
+/// shared rules: `CQ4_ERR_NULL_POINTER` (`src`, `packed`, `scales`),
+/// `CQ4_ERR_MISALIGNED_POINTER` (those, `options`, `encoder`),
+/// `CQ4_ERR_BAD_OPTIONS` / `CQ4_ERR_UNSUPPORTED_KERNEL` (`*options`),
+/// `CQ4_ERR_BAD_OPTIONS` (`*encoder`: a `struct_size` other than this
+/// version's or 0.2's, an unknown id, `importance` given to an encoder
+/// other than SEARCH, `hessian` given to an encoder other than
+/// ERROR_COMPENSATING or not given to it, a `damping` negative or not
+/// finite), `CQ4_ERR_MISALIGNED_POINTER` (`importance`, `hessian`),
+/// `CQ4_ERR_BAD_GROUP_SIZE`, `CQ4_ERR_SIZE_OVERFLOW` (the layout, then
+/// `cols*cols` f64 for a given Hessian), `CQ4_ERR_OVERLAPPING_BUFFERS`
+/// (`packed` or `scales` and any other prefix: `src`, `*options`,
+/// `*encoder`, `importance[0 .. cols]`, `hessian[0 .. cols*cols]`),
+/// `CQ4_ERR_INPUT_TOO_SHORT` (`src_len`, `importance_len < cols`,
+/// `hessian_len < cols*cols`), `CQ4_ERR_OUTPUT_TOO_SMALL` (`packed_len`,
+/// `scales_len`), `CQ4_ERR_BAD_IMPORTANCE` (a weight negative or not
+/// finite), `CQ4_ERR_BAD_HESSIAN` (an entry not finite, a diagonal entry
+/// below 0, `|H[i][j] - H[j][i]|` above `CQ4_HESSIAN_SYMMETRY_TOLERANCE *
+/// sqrt(H[i][i] H[j][j])`, then the damped Hessian not positive definite:
+/// found last, before anything is written).
 ///
 /// # Safety
-/// As `cq4_pack_f32_ex`; `encoder` is NULL or points to one
-/// `cq4_encoder_options` whose `importance` is NULL or valid for
-/// `importance_len` reads.
+/// As `cq4_pack_f32_ex`; `encoder` is NULL or points to a
+/// `cq4_encoder_options` of this version or of 0.2, readable for the
+/// `struct_size` bytes it states, whose `importance` is NULL or valid for
+/// `importance_len` reads and (this version's) `hessian` NULL or valid for
+/// `hessian_len` reads.
 #[no_mangle]
 pub unsafe extern "C" fn cq4_pack_encoded_f32(
     src: *const f32,
@@ -523,7 +562,7 @@ pub unsafe extern "C" fn cq4_pack_encoded_f32(
     encoder: *const cq4_encoder_options,
 ) -> cq4_status {
     forward! { Pack::new(src, src_len, rows, cols, group_size, packed, packed_len, scales,
-    scales_len, options, encoder) }
+    scales_len, options, encoder.cast()) }
 }
 
 /// As `cq4_pack_encoded_f32`, from IEEE binary16 bit patterns (converted
@@ -546,7 +585,7 @@ pub unsafe extern "C" fn cq4_pack_encoded_f16(
     encoder: *const cq4_encoder_options,
 ) -> cq4_status {
     forward! { Pack::<f16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
-    scales, scales_len, options, encoder) }
+    scales, scales_len, options, encoder.cast()) }
 }
 
 /// As `cq4_pack_encoded_f32`, from bfloat16 bit patterns (converted exactly
@@ -569,7 +608,7 @@ pub unsafe extern "C" fn cq4_pack_encoded_bf16(
     encoder: *const cq4_encoder_options,
 ) -> cq4_status {
     forward! { Pack::<bf16>::new(src.cast(), src_len, rows, cols, group_size, packed, packed_len,
-    scales, scales_len, options, encoder) }
+    scales, scales_len, options, encoder.cast()) }
 }
 
 #[cfg(test)]

@@ -33,8 +33,11 @@ pub enum cq4_status {
     CQ4_ERR_INTERNAL = 8,
     /// The kernel asked for in `cq4_options` does not run on this CPU.
     CQ4_ERR_UNSUPPORTED_KERNEL = 9,
-    /// `cq4_options` is malformed: a `struct_size` this library does not
-    /// know, or an unknown kernel id.
+    /// `cq4_options` or `cq4_encoder_options` is malformed: a
+    /// `struct_size` this library does not know, an unknown kernel or
+    /// encoder id, importance weights or a Hessian given to an encoder that
+    /// takes none (or no Hessian to the one that needs it), or a damping
+    /// that is negative or not finite.
     CQ4_ERR_BAD_OPTIONS = 10,
     /// A row range that is reversed or reaches past the matrix.
     CQ4_ERR_BAD_ROW_RANGE = 11,
@@ -111,7 +114,9 @@ impl cq4_status {
                 c"internal error in cortex_q4 (please report it); outputs may be partly written"
             }
             CQ4_ERR_UNSUPPORTED_KERNEL => c"the requested kernel does not run on this CPU",
-            CQ4_ERR_BAD_OPTIONS => c"malformed cq4_options (struct_size or an unknown id)",
+            CQ4_ERR_BAD_OPTIONS => {
+                c"malformed cq4_options or cq4_encoder_options (struct_size, an id or a field)"
+            }
             CQ4_ERR_BAD_ROW_RANGE => c"the row range is reversed or reaches past the matrix",
             CQ4_ERR_BAD_STRIDE => c"the output stride is smaller than the row range",
             CQ4_ERR_BAD_PRECISION => c"unknown cq4_precision",
@@ -167,7 +172,7 @@ mod tests {
     use std::collections::HashSet;
 
     /// A word the message of each status must hold, by the header's name.
-    const KEYWORDS: [(&str, &str); 18] = [
+    const KEYWORDS: [(&str, &str); 19] = [
         ("CQ4_OK", "success"),
         ("CQ4_ERR_NULL_POINTER", "NULL"),
         ("CQ4_ERR_MISALIGNED_POINTER", "aligned"),
@@ -186,6 +191,7 @@ mod tests {
         ("CQ4_ERR_BAD_IMPORTANCE", "importance"),
         ("CQ4_ERR_BAD_PREPARED", "prepared matrix"),
         ("CQ4_ERR_BAD_ACTIVATIONS", "quantized activations"),
+        ("CQ4_ERR_BAD_HESSIAN", "Hessian"),
     ];
 
     #[test]
