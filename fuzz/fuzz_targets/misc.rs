@@ -1,8 +1,8 @@
 //! The small entry points: `cq4_layout_get`, `cq4_options_default`,
 //! `cq4_encoder_options_default`, `cq4_kernel_supported`,
 //! `cq4_kernel_auto`, `cq4_kernel_name`, `cq4_status_message`,
-//! `cq4_version`, `cq4_abi_version` (the first input byte chooses), each
-//! held to what the header says it returns.
+//! `cq4_version`, `cq4_abi_version`, `cq4_hessian_size` (the first input
+//! byte chooses), each held to what the header says it returns.
 
 #![no_main]
 
@@ -61,7 +61,7 @@ fn string(p: *const std::ffi::c_char) -> &'static str {
 
 fn misc(data: &[u8]) {
     let mut input = Input::new(data);
-    let entry = input.u8() % 9;
+    let entry = input.u8() % 10;
     let id = match input.u8() {
         b @ 0..=239 => u32::from(b % 8),
         _ => input.u32(),
@@ -78,6 +78,8 @@ fn misc(data: &[u8]) {
             let size = size_of::<cq4_encoder_options>() as u32;
             assert_eq!((e.struct_size, e.encoder), (size, 0));
             assert!(e.importance.is_null() && e.importance_len == 0);
+            assert!(e.hessian.is_null() && e.hessian_len == 0);
+            assert_eq!(e.damping, model::DEFAULT_DAMPING);
         }
         3 => assert_eq!(
             cq4_kernel_supported(id),
@@ -100,10 +102,10 @@ fn misc(data: &[u8]) {
                 _ => input.u32() as c_int,
             };
             let message = string(cq4_status_message(code));
-            // Statuses are 0 to 17 in the header.
+            // Statuses are 0 to 18 in the header.
             static KNOWN: OnceLock<Vec<&str>> = OnceLock::new();
             let known =
-                KNOWN.get_or_init(|| (0..18).map(|c| string(cq4_status_message(c))).collect());
+                KNOWN.get_or_init(|| (0..19).map(|c| string(cq4_status_message(c))).collect());
             match usize::try_from(code).ok().and_then(|c| known.get(c)) {
                 Some(&m) => {
                     assert_eq!(message, m, "static and the same for {code}");
@@ -123,8 +125,38 @@ fn misc(data: &[u8]) {
             let parts = ["MAJOR", "MINOR", "PATCH"].map(|p| define(&format!("CQ4_VERSION_{p}")));
             assert_eq!(v, parts.join("."));
         }
-        _ => assert_eq!(cq4_abi_version().to_string(), define("CQ4_ABI_VERSION")),
+        8 => assert_eq!(cq4_abi_version().to_string(), define("CQ4_ABI_VERSION")),
+        _ => hessian_size(&mut input),
     }
+}
+
+/// `cq4_hessian_size` with `elements` anywhere: the model's verdict, and on
+/// success `cols * cols` in `*elements` and nothing else written.
+fn hessian_size(input: &mut Input) {
+    let cols = input.count();
+    let out = input.struct_place(size_of::<usize>());
+    let mut arena = Arena::default();
+    let fill = input.u8();
+    arena.fill(fill, input.rest());
+    let before = arena.bytes().to_vec();
+    let bufs = [Buf::value_out::<usize>(arena.addr(out))];
+    let verdict = (|| {
+        model::pointers(&bufs)?;
+        model::hessian_size(cols)?;
+        model::extents(&bufs)
+    })();
+    let p = arena.ptr::<usize>(out);
+    // SAFETY: `p` is NULL, misaligned and dangling (refused before any
+    // write), or inside the arena with room for a size_t.
+    if !call_checked(&arena, &before, verdict, &bufs, || unsafe {
+        cq4_hessian_size(cols, p)
+    }) {
+        return;
+    }
+    let range = prefix_range(&arena, &bufs[0]);
+    unchanged_outside(&before, arena.bytes(), std::slice::from_ref(&range));
+    let got = usize::from_ne_bytes(arena.bytes()[range].try_into().unwrap());
+    assert_eq!(got, cols * cols);
 }
 
 /// `cq4_layout_get` with `out` anywhere: the model's verdict, and on

@@ -192,6 +192,13 @@ impl FromBytes for f32 {
     }
 }
 
+impl FromBytes for f64 {
+    const SIZE: usize = 8;
+    fn from_bytes(b: &[u8]) -> Self {
+        f64::from_ne_bytes(std::array::from_fn(|i| b[i]))
+    }
+}
+
 /// C structs every bit pattern of which is a value (integers, floats and
 /// raw pointers only).
 ///

@@ -4,6 +4,7 @@
 use cortex_q4::ffi::{cq4_encoder_options, cq4_options};
 
 use crate::arena::{Place, ARENA};
+use crate::model::ENCODER_OPTIONS_0_2;
 
 /// Sizes at the edges of `size_t` and of `PTRDIFF_MAX` byte counts.
 const EDGES: [usize; 16] = [
@@ -53,14 +54,36 @@ impl Len {
     }
 }
 
-/// `cq4_encoder_options` as the input chose it, its importance pointer
-/// still a place.
+/// `cq4_encoder_options` as the input chose it, its importance and
+/// Hessian pointers still places.
 #[derive(Clone, Copy, Debug)]
 pub struct EncoderChoice {
     pub struct_size: u32,
     pub encoder: u32,
     pub importance: Place,
     pub importance_len: Len,
+    pub hessian: Place,
+    pub hessian_len: Len,
+    pub damping: f64,
+    /// What the Hessian's place holds, when in the arena.
+    pub hessian_fill: HessianFill,
+}
+
+/// What a Hessian buffer holds: arena noise (rarely symmetric), or `Xᵀ X`
+/// of rows the input describes (symmetric, positive semi-definite), maybe
+/// with one entry changed.
+#[derive(Clone, Copy, Debug)]
+pub enum HessianFill {
+    Noise,
+    /// `rows` rows of small multiples of `2^scale`, from a generator seeded
+    /// with `seed`; then `changed`, an entry (its index modulo the
+    /// entries) and what is added to it.
+    Gram {
+        rows: usize,
+        seed: u64,
+        scale: i32,
+        changed: Option<(usize, f64)>,
+    },
 }
 
 /// Reads `data` front to back.
@@ -207,18 +230,20 @@ impl<'a> Input<'a> {
         }
     }
 
-    /// `cq4_encoder_options`: mostly well formed, any encoder id, importance
-    /// weights or none.
+    /// `cq4_encoder_options`: mostly well formed, this version's or 0.2's,
+    /// any encoder id, importance weights or none, a Hessian or none, any
+    /// damping.
     pub fn encoder(&mut self) -> EncoderChoice {
         let b = self.u8();
-        let struct_size = if b >> 5 == 7 {
-            self.u32() % 64
-        } else {
-            size_of::<cq4_encoder_options>() as u32
+        let struct_size = match b >> 5 {
+            7 => self.u32() % 64,
+            6 => ENCODER_OPTIONS_0_2 as u32,
+            _ => size_of::<cq4_encoder_options>() as u32,
         };
         let encoder = match (b >> 2) & 7 {
             e @ 0..=3 => u32::from(e),
-            4 | 5 => 2,
+            4 => 2,
+            5 => 3,
             6 => 1,
             _ => self.u32(),
         };
@@ -227,11 +252,50 @@ impl<'a> Input<'a> {
         } else {
             Place::Null
         };
+        let importance_len = self.len();
+        let c = self.u8();
+        let given = match c & 3 {
+            0 => false,
+            1 => true,
+            _ => encoder == 3,
+        };
+        let hessian = if given { self.place() } else { Place::Null };
+        let hessian_len = self.len();
+        let damping = match (c >> 2) & 7 {
+            0..=3 => 0.05,
+            4 => 0.0,
+            5 => 1.5,
+            6 => [f64::NAN, -1.0, f64::INFINITY, -0.0][usize::from(c >> 6)],
+            _ => f64::from_bits(u64::from(self.u32()) << 32 | u64::from(self.u32())),
+        };
+        let hessian_fill = match c >> 5 {
+            7 => HessianFill::Noise,
+            m => {
+                let rows = usize::from(self.u8() % 24);
+                let seed = u64::from(self.u32());
+                let scale = i32::from(self.u8() % 64) - 40;
+                let changed = (m >= 5).then(|| {
+                    let at = usize::from(self.u8());
+                    let add = [f64::NAN, -1.0, f64::INFINITY, 1e-3, 1.0, -1e-7];
+                    (at, add[usize::from(self.u8() % 6)])
+                });
+                HessianFill::Gram {
+                    rows,
+                    seed,
+                    scale,
+                    changed,
+                }
+            }
+        };
         EncoderChoice {
             struct_size,
             encoder,
             importance,
-            importance_len: self.len(),
+            importance_len,
+            hessian,
+            hessian_len,
+            damping,
+            hessian_fill,
         }
     }
 }

@@ -4,13 +4,16 @@
 //!
 //!  1. a NULL pointer, then a misaligned one (a `cq4_matrix`'s pointers
 //!     after the arguments');
-//!  2. `cq4_options`, then `cq4_encoder_options` (its importance pointer's
-//!     alignment last), then the precision id;
+//!  2. `cq4_options`, then `cq4_encoder_options` (read as far as its
+//!     `struct_size` goes; its importance and Hessian pointers' alignment
+//!     last), then the precision id;
 //!  3. the shape: the layout, a product's row range and stride, every other
 //!     size, each prefix's byte count (at most `PTRDIFF_MAX`);
 //!  4. an output's prefix sharing a byte with another buffer's prefix,
 //!     each counted within its declared length;
-//!  5. an input shorter than its prefix; 6. an output; 7. the values read.
+//!  5. an input shorter than its prefix; 6. an output (a buffer read and
+//!     written counts as one); 7. the values read: importance weights, a
+//!     Hessian's entries, then whether it is positive definite once damped.
 //!
 //! The prepared form's products check its header (`CQ4_ERR_BAD_PREPARED`)
 //! at the start of step 3, before the row range; a product on quantized
@@ -20,7 +23,7 @@
 //! Each target strings these steps together for its entry points; none of
 //! the library's own checks is called.
 
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, offset_of, size_of};
 
 use cortex_q4::ffi::cq4_status::{self, *};
 use cortex_q4::ffi::{cq4_encoder_options, cq4_kernel_supported, cq4_options};
@@ -166,24 +169,177 @@ pub fn options(o: Option<cq4_options>) -> Verdict {
 
 /// `CQ4_ENCODER_SEARCH`, the one encoder that takes importance weights.
 pub const SEARCH: u32 = 2;
+/// `CQ4_ENCODER_ERROR_COMPENSATING`, the one that takes (and needs) a
+/// Hessian.
+pub const ERROR_COMPENSATING: u32 = 3;
+/// The damping `cq4_encoder_options_default` sets, and 0.2's struct, which
+/// has none, stands for.
+pub const DEFAULT_DAMPING: f64 = 0.05;
+/// `sizeof` of version 0.2's `cq4_encoder_options`: its fields up to
+/// `importance_len`.
+pub const ENCODER_OPTIONS_0_2: usize =
+    offset_of!(cq4_encoder_options, importance_len) + size_of::<usize>();
+
+/// Version 0.2's `cq4_encoder_options`, as its callers pass it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EncoderOptions02 {
+    pub struct_size: u32,
+    pub encoder: u32,
+    pub importance: *const f32,
+    pub importance_len: usize,
+}
+const _: () = assert!(size_of::<EncoderOptions02>() == ENCODER_OPTIONS_0_2);
+/// `CQ4_HESSIAN_SYMMETRY_TOLERANCE`.
+pub const SYMMETRY_TOLERANCE: f64 = 1e-6;
 
 /// Step 2 for `cq4_encoder_options` (`None`: NULL, ABSMAX): BAD_OPTIONS for
-/// a `struct_size` other than this version's, an unknown encoder id, or
-/// importance weights given to an encoder other than SEARCH ("SEARCH
-/// only"); then MISALIGNED_POINTER for the importance pointer.
-pub fn encoder(e: Option<cq4_encoder_options>) -> Verdict {
-    let Some(e) = e else { return Ok(()) };
+/// a `struct_size` other than this version's or 0.2's (whose struct ends
+/// at `importance_len`: no Hessian, the default damping), an unknown
+/// encoder id, importance weights given to an encoder other than SEARCH, a
+/// Hessian given to one other than ERROR_COMPENSATING or not given to it,
+/// a damping negative or not finite; then MISALIGNED_POINTER for the
+/// importance and Hessian pointers. Returns the struct as the call reads
+/// it.
+pub fn encoder(e: Option<cq4_encoder_options>) -> Result<Option<cq4_encoder_options>, cq4_status> {
+    let Some(mut e) = e else { return Ok(None) };
+    match e.struct_size as usize {
+        n if n == size_of::<cq4_encoder_options>() => {}
+        ENCODER_OPTIONS_0_2 => {
+            e.hessian = std::ptr::null();
+            e.hessian_len = 0;
+            e.damping = DEFAULT_DAMPING;
+        }
+        _ => return Err(CQ4_ERR_BAD_OPTIONS),
+    }
     let weights = !e.importance.is_null();
-    if e.struct_size as usize != size_of::<cq4_encoder_options>()
-        || e.encoder > SEARCH
+    let hessian = !e.hessian.is_null();
+    if e.encoder > ERROR_COMPENSATING
         || (weights && e.encoder != SEARCH)
+        || hessian != (e.encoder == ERROR_COMPENSATING)
+        || !(e.damping.is_finite() && e.damping >= 0.0)
     {
         return Err(CQ4_ERR_BAD_OPTIONS);
     }
-    if e.importance.addr() % align_of::<f32>() != 0 {
+    if e.importance.addr() % align_of::<f32>() != 0 || e.hessian.addr() % align_of::<f64>() != 0 {
         return Err(CQ4_ERR_MISALIGNED_POINTER);
     }
-    Ok(())
+    Ok(Some(e))
+}
+
+/// `cq4_hessian_size`, and the Hessian's extent wherever one is given:
+/// `cols * cols` f64, SIZE_OVERFLOW past `size_t` or `PTRDIFF_MAX` bytes.
+pub fn hessian_size(cols: usize) -> Result<usize, cq4_status> {
+    cols.checked_mul(cols)
+        .filter(|&n| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize))
+        .ok_or(CQ4_ERR_SIZE_OVERFLOW)
+}
+
+/// What step 7 says of a Hessian whose length passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HessianVerdict {
+    Accepted,
+    Refused,
+    /// Positive definite or not within what rounding decides: either
+    /// status is right.
+    EitherWay,
+}
+
+/// Step 7 for the `[cols, cols]` Hessian `h`: refused for an entry that is
+/// not finite, a diagonal entry below 0, or `|H[i][j] - H[j][i]|` above
+/// `SYMMETRY_TOLERANCE * sqrt(H[i][i] H[j][j])` (`cq4_encoder_options`);
+/// then for a damped Hessian (`H` over its mean diagonal, when that is
+/// not 0, plus `damping` on the diagonal) that is not positive definite,
+/// here its least eigenvalue (Jacobi's method), with rounding's margin.
+pub fn hessian(h: &[f64], cols: usize, damping: f64) -> HessianVerdict {
+    let at = |i: usize, j: usize| h[i * cols + j];
+    if (0..cols).any(|i| !(at(i, i).is_finite() && at(i, i) >= 0.0)) {
+        return HessianVerdict::Refused;
+    }
+    for i in 0..cols {
+        for j in i + 1..cols {
+            let allowed = SYMMETRY_TOLERANCE * (at(i, i) * at(j, j)).sqrt();
+            let (a, b) = (at(i, j), at(j, i));
+            // Finite entries and diagonal: neither side can be NaN.
+            if !a.is_finite() || !b.is_finite() || (a - b).abs() > allowed {
+                return HessianVerdict::Refused;
+            }
+        }
+    }
+    if cols == 0 {
+        return HessianVerdict::Accepted;
+    }
+    let mean = (0..cols).map(|i| at(i, i)).sum::<f64>() / cols as f64;
+    let unit = if mean > 0.0 { 1.0 / mean } else { 1.0 };
+    let mut a: Vec<f64> = (0..cols * cols)
+        .map(|k| {
+            let (i, j) = (k / cols, k % cols);
+            let v = (at(i, j) / 2.0 + at(j, i) / 2.0) * unit;
+            if i == j {
+                v + damping
+            } else {
+                v
+            }
+        })
+        .collect();
+    let scale = (0..cols).map(|i| a[i * cols + i]).fold(0f64, f64::max);
+    let least = least_eigenvalue(&mut a, cols);
+    // The asymmetry allowed moves eigenvalues by up to cols * 1e-6 of the
+    // diagonal; rounding, by far less.
+    let margin = 1e-4 * scale.max(f64::MIN_POSITIVE);
+    if least > margin {
+        HessianVerdict::Accepted
+    } else if least < -margin {
+        HessianVerdict::Refused
+    } else {
+        HessianVerdict::EitherWay
+    }
+}
+
+/// The least eigenvalue of the symmetric `[n, n]` matrix `a` (destroyed),
+/// by cyclic Jacobi rotations.
+fn least_eigenvalue(a: &mut [f64], n: usize) -> f64 {
+    for _ in 0..64 {
+        let off: f64 = (0..n * n)
+            .filter(|k| k / n != k % n)
+            .map(|k| a[k] * a[k])
+            .sum();
+        if off <= 1e-30 * (0..n).map(|i| a[i * n + i].powi(2)).sum::<f64>() {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+            }
+        }
+    }
+    (0..n).map(|i| a[i * n + i]).fold(f64::INFINITY, f64::min)
+}
+
+/// Step 3 of `cq4_hessian_accumulate_*`: the Hessian's `cols * cols`, then
+/// `x`'s `rows * cols` (their byte counts with the other extents).
+pub fn accumulate_sizes(rows: usize, cols: usize) -> Result<(usize, usize), cq4_status> {
+    let h = cols.checked_mul(cols).ok_or(CQ4_ERR_SIZE_OVERFLOW)?;
+    let x = rows.checked_mul(cols).ok_or(CQ4_ERR_SIZE_OVERFLOW)?;
+    Ok((x, h))
 }
 
 /// Step 2 for a product's precision id (`cq4_precision`: EXACT, INT8).

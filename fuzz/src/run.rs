@@ -87,7 +87,10 @@ pub fn read_back<T: CStruct>(before: &[u8], place: Place) -> Option<T> {
 /// refuses once it has read values) must find every prefix it touches in
 /// the arena; one refused earlier reads nothing.
 pub fn safe(arena: &Arena, verdict: Verdict, bufs: &[Buf]) -> bool {
-    let reads = matches!(verdict, Ok(()) | Err(CQ4_ERR_BAD_IMPORTANCE));
+    let reads = matches!(
+        verdict,
+        Ok(()) | Err(CQ4_ERR_BAD_IMPORTANCE | CQ4_ERR_BAD_HESSIAN)
+    );
     !reads
         || bufs.iter().all(|b| {
             !b.given()
@@ -121,6 +124,27 @@ pub fn call_checked(
             true
         }
     }
+}
+
+/// As [`call_checked`] for a call that the model lets either run or refuse
+/// with `or` (a value too close to call): on `or`, nothing written.
+pub fn call_either(
+    arena: &Arena,
+    before: &[u8],
+    bufs: &[Buf],
+    or: cq4_status,
+    call: impl FnOnce() -> cq4_status,
+) -> bool {
+    if !safe(arena, Ok(()), bufs) {
+        return false;
+    }
+    let status = call();
+    if status == or {
+        same_bytes(before, arena.bytes(), &format!("refused with {status:?}"));
+        return false;
+    }
+    assert_eq!(status, CQ4_OK, "status (model: OK or {or:?})");
+    true
 }
 
 /// Restores the arena to `before`, repeats a call that succeeded in
