@@ -112,9 +112,11 @@
 #define CQ4_Q4_0_BLOCK_BYTES 18
 
 /**
- * Bumped on every change that breaks binary compatibility.
+ * Bumped on every change that breaks binary compatibility (2: 0.3.0,
+ * `cq4_encoder_options` grew, and `cq4_encoder_options_default` returns it
+ * by value).
  */
-#define CQ4_ABI_VERSION 1
+#define CQ4_ABI_VERSION 2
 
 /**
  * The result of every `cq4_` call that can fail. `CQ4_OK` is 0; every other

@@ -3,8 +3,10 @@
 
 use std::ffi::{c_char, CStr};
 
-/// Bumped on every change that breaks binary compatibility.
-pub const CQ4_ABI_VERSION: u32 = 1;
+/// Bumped on every change that breaks binary compatibility (2: 0.3.0,
+/// `cq4_encoder_options` grew, and `cq4_encoder_options_default` returns it
+/// by value).
+pub const CQ4_ABI_VERSION: u32 = 2;
 
 const VERSION: &CStr =
     match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
