@@ -375,6 +375,10 @@ fn hessian_refuses_bad_sizes() {
 /// default's output error, and at g = 128 (4.25 bits per weight) at least
 /// 30% below GGML Q4_0 at g = 32 (measured: 0.0742).
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "minutes in a debug build; .ci/checkpoint runs it in release"
+)]
 fn real_weights_lose_less_than_the_other_encoders() {
     let layers = match minilm::load() {
         Ok(layers) => layers,
