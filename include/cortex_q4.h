@@ -213,8 +213,8 @@ typedef enum cq4_status {
   /**
    * The error-compensating encoder's Hessian holds a value that is not
    * finite, a negative diagonal entry or an asymmetry beyond
-   * `CQ4_HESSIAN_SYMMETRY_TOLERANCE`, or is not positive definite once
-   * damped.
+   * `CQ4_HESSIAN_SYMMETRY_TOLERANCE`, has a diagonal all 0, or is not
+   * positive definite once damped.
    */
   CQ4_ERR_BAD_HESSIAN = 18,
 } cq4_status;

@@ -19,7 +19,10 @@
 //! ```
 //!
 //! every operation one f32 rounding, in that order; `c[j] = 1 / U[j][j]²`
-//! (the error a column costs when the columns after it compensate). The
+//! (the error a column costs when the columns after it compensate). A row
+//! whose weights are all finite but where some `w[a]` becomes Inf or NaN
+//! on the way (weights near ±f32::MAX, whose pushed errors overflow) is
+//! quantized again with `e = 0` throughout: no compensation, finite output. The
 //! code below applies the updates block by block (GPTQ's lazy batches) in
 //! the same order per element, so it gives exactly these bits.
 //!
@@ -67,7 +70,9 @@ pub(crate) fn check(hessian: &[f64], cols: usize, damping: f64) -> Result<(), Er
     for i in 0..cols {
         for j in i + 1..cols {
             let (upper, lower) = (h(i, j), h(j, i));
-            let allowed = SYMMETRY_TOLERANCE * (h(i, i) * h(j, j)).sqrt();
+            // Square roots first: their product neither overflows nor
+            // underflows where `H`'s entries are beyond 1e±154.
+            let allowed = SYMMETRY_TOLERANCE * h(i, i).sqrt() * h(j, j).sqrt();
             // Not finite, or the distance is above (or NaN against) `allowed`.
             let asymmetric = (upper - lower)
                 .abs()
@@ -79,6 +84,24 @@ pub(crate) fn check(hessian: &[f64], cols: usize, damping: f64) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+/// The largest power of two at or below `x` (positive and finite),
+/// subnormal ones included.
+fn power_of_two_at_or_below(x: f64) -> f64 {
+    let mut p = 2f64.powi(x.log2().floor() as i32);
+    // `log2` may round across a power of two, and `powi` to 0 below
+    // 2^-1022: correct both.
+    if p == 0.0 {
+        p = f64::from_bits(1);
+    }
+    while p > x {
+        p /= 2.0;
+    }
+    while p * 2.0 <= x {
+        p *= 2.0;
+    }
+    p
 }
 
 /// One group in processing order: its index in the row, and its columns'
@@ -99,19 +122,26 @@ pub(crate) struct Factor {
     groups: Vec<Group>,
     /// Ranges of `groups`, each a lazy-update block.
     blocks: Vec<std::ops::Range<usize>>,
-    /// `[cols, cols]` row-major; the upper triangle is `U`.
+    /// `[cols, u_stride]` row-major; the upper triangle of its first `cols`
+    /// columns is `U`.
     u: Vec<f32>,
+    /// `cols` rounded up to an odd multiple of 16: rows 64 bytes apart in
+    /// the cache's sets, so the block update's tile of `U` (the same
+    /// columns of up to 128 rows) does not land in one set.
+    u_stride: usize,
     /// `1 / U[a][a]²`, as f32.
     weights: Vec<f32>,
 }
 
 /// Prepares a checked Hessian for `group_size`:
 ///
-/// 1. `H` is divided by the mean of its diagonal (if that is not 0), then
-///    `damping` is added to the diagonal: the damping is a fraction of the
-///    mean diagonal, as in GPTQ. A dead input (`H[i][i] = 0`, never seen
-///    non-zero) thus gets the damping alone: nothing to compensate with, it
-///    is rounded with its group's scale.
+/// 1. `H` is divided by the mean of its diagonal (as `H / p / (mean of
+///    diag(H) / p)`, `p` the power of two at or below the largest diagonal
+///    entry, so that no scale of `H` overflows), then `damping` is added to
+///    the diagonal: the damping is a fraction of the mean diagonal, as in
+///    GPTQ. A dead input (`H[i][i] = 0`, never seen non-zero) thus gets the
+///    damping alone: nothing to compensate with, it is rounded with its
+///    group's scale. A Hessian whose diagonal is all 0 is refused.
 /// 2. The order: groups by decreasing sum of their diagonal entries, the
 ///    columns of each group by decreasing diagonal entry, ties by index
 ///    (GPTQ's "act-order", kept within groups so that every group's columns
@@ -121,8 +151,9 @@ pub(crate) struct Factor {
 ///    `L⁻¹` reversed back, which is the upper Cholesky factor of `H⁻¹`.
 ///    Rounded to f32.
 ///
-/// Errors: [`Error::BadHessian`] where the damped `H` is not positive
-/// definite (`row == col`, the column whose pivot failed).
+/// Errors: [`Error::BadHessian`] where the diagonal is all 0 (`row = col =
+/// 0`) or the damped `H` is not positive definite (`row == col`, the column
+/// whose pivot failed).
 pub(crate) fn factor(
     hessian: &[f64],
     cols: usize,
@@ -130,9 +161,21 @@ pub(crate) fn factor(
     damping: f64,
 ) -> Result<Factor, Error> {
     let n = cols;
-    let diagonal: Vec<f64> = (0..n).map(|i| hessian[i * n + i]).collect();
+    // The diagonal over the power of two at or below its largest entry:
+    // exact, order-preserving, and free of overflow in the sums below
+    // whatever `H`'s scale.
+    let largest = (0..n).map(|i| hessian[i * n + i]).fold(0f64, f64::max);
+    if n > 0 && largest == 0.0 {
+        // Every input dead: nothing to calibrate with.
+        return Err(Error::BadHessian { row: 0, col: 0 });
+    }
+    let power = if n == 0 {
+        1.0
+    } else {
+        power_of_two_at_or_below(largest)
+    };
+    let diagonal: Vec<f64> = (0..n).map(|i| hessian[i * n + i] / power).collect();
     let mean = diagonal.iter().sum::<f64>() / n.max(1) as f64;
-    let unit = if mean > 0.0 { 1.0 / mean } else { 1.0 };
 
     let mut groups: Vec<Group> = (0..n.div_ceil(group_size))
         .map(|index| Group {
@@ -158,7 +201,7 @@ pub(crate) fn factor(
         let (i, j) = (column(a), column(b));
         let damped = if a == b { damping } else { 0.0 };
         if a >= b {
-            hessian[i.min(j) * n + i.max(j)] * unit + damped
+            hessian[i.min(j) * n + i.max(j)] / power / mean + damped
         } else {
             0.0
         }
@@ -181,15 +224,19 @@ pub(crate) fn factor(
     invert_lower_triangular(inverse.as_mut(), l.as_ref(), par);
     drop(l);
 
-    let mut u = vec![0f32; n * n];
+    let mut u_stride = n.next_multiple_of(16);
+    if (u_stride / 16).is_multiple_of(2) {
+        u_stride += 16;
+    }
+    let mut u = vec![0f32; n * u_stride];
     for a in 0..n {
         for b in a..n {
-            u[a * n + b] = inverse[(n - 1 - a, n - 1 - b)] as f32;
+            u[a * u_stride + b] = inverse[(n - 1 - a, n - 1 - b)] as f32;
         }
     }
     let weights = (0..n)
         .map(|a| {
-            let d = u[a * n + a] as f64;
+            let d = u[a * u_stride + a] as f64;
             ((1.0 / (d * d)) as f32).min(f32::MAX)
         })
         .collect();
@@ -209,6 +256,7 @@ pub(crate) fn factor(
         groups,
         blocks,
         u,
+        u_stride,
         weights,
     })
 }
@@ -242,8 +290,21 @@ pub(crate) fn pack<T: Element>(
             .chunks(CHUNK_ROWS * cols)
             .zip(packed.chunks_mut(CHUNK_ROWS * row_bytes))
             .zip(scales.chunks_mut(CHUNK_ROWS * row_scales));
+        let kernels = (&search, &update);
         for ((src, packed), scales) in chunks {
-            scratch.pack_chunk(factor, layout, (&search, &update), src, packed, scales);
+            let overflowed = scratch.pack_chunk(factor, layout, kernels, src, packed, scales, true);
+            // Such a row again, without pushing errors.
+            for r in (0..CHUNK_ROWS).filter(|&r| overflowed[r]) {
+                scratch.pack_chunk(
+                    factor,
+                    layout,
+                    kernels,
+                    &src[r * cols..(r + 1) * cols],
+                    &mut packed[r * row_bytes..(r + 1) * row_bytes],
+                    &mut scales[r * row_scales..(r + 1) * row_scales],
+                    false,
+                );
+            }
         }
     };
     // A row costs about `cols² / 2` multiply-adds, not `cols`; tasks of
@@ -288,7 +349,11 @@ impl Scratch {
         }
     }
 
-    /// Quantizes up to [`CHUNK_ROWS`] rows.
+    /// Quantizes up to [`CHUNK_ROWS`] rows, pushing each column's error
+    /// onto the later ones if `push`. Returns which rows overflowed: finite
+    /// in `src`, yet a weight became Inf or NaN on the way (weights near
+    /// ±f32::MAX), so that they must be quantized again without pushing.
+    #[allow(clippy::too_many_arguments)]
     fn pack_chunk<T: Element>(
         &mut self,
         factor: &Factor,
@@ -297,15 +362,24 @@ impl Scratch {
         src: &[T],
         packed: &mut [u8],
         scales: &mut [f32],
-    ) {
+        push: bool,
+    ) -> [bool; CHUNK_ROWS] {
         let n = factor.cols;
         let rows = src.len() / n;
         let gpr = layout.groups_per_row();
-        for (w, src) in self.w.chunks_exact_mut(n).zip(src.chunks_exact(n)) {
+        let mut finite = [false; CHUNK_ROWS];
+        for ((w, src), finite) in self
+            .w
+            .chunks_exact_mut(n)
+            .zip(src.chunks_exact(n))
+            .zip(&mut finite)
+        {
             for (w, &c) in w.iter_mut().zip(&factor.order) {
                 *w = src[c].to_f32();
             }
+            *finite = w[..n].iter().all(|w| w.is_finite());
         }
+        let mut overflowed = [false; CHUNK_ROWS];
         let mut scale = [0f32; CHUNK_ROWS];
         for block in &factor.blocks {
             let groups = &factor.groups[block.clone()];
@@ -323,12 +397,16 @@ impl Scratch {
                     scales[r * gpr + g.index] = scale[r];
                 }
                 for a in positions {
-                    let u = &factor.u[a * n..(a + 1) * n];
+                    let u = &factor.u[a * factor.u_stride..][..n];
                     let column = factor.order[a];
                     for (r, &scale) in scale[..rows].iter().enumerate() {
                         let w = &mut self.w[r * n..(r + 1) * n];
                         let nibble = quantize(w[a], scale);
                         self.nibbles[r * n + column] = nibble;
+                        overflowed[r] |= finite[r] && !w[a].is_finite();
+                        if !push {
+                            continue;
+                        }
                         let e = (w[a] - dequantize(nibble, scale)) / u[a];
                         let e = if e.is_finite() { e } else { 0.0 };
                         self.errors[r * self.width + a - p0] = e;
@@ -338,10 +416,14 @@ impl Scratch {
                     }
                 }
             }
+            if !push {
+                continue;
+            }
             update(BlockUpdate {
                 errors: &self.errors,
                 errors_stride: self.width,
                 u: &factor.u,
+                u_stride: factor.u_stride,
                 block: p0..p1,
                 w: &mut self.w,
                 cols: n,
@@ -361,6 +443,7 @@ impl Scratch {
                 write_group(bytes, |i| nibbles.get(i).copied());
             }
         }
+        overflowed
     }
 }
 
@@ -375,7 +458,22 @@ mod tests {
     /// The module's definition, column by column with every update applied
     /// at once: one row's decoded values (in column order) and scales.
     fn reference_row(f: &Factor, g: usize, row: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (decoded, scales, overflowed) = reference_row_pushing(f, g, row, true);
+        if overflowed && row.iter().all(|w| w.is_finite()) {
+            let (decoded, scales, _) = reference_row_pushing(f, g, row, false);
+            return (decoded, scales);
+        }
+        (decoded, scales)
+    }
+
+    fn reference_row_pushing(
+        f: &Factor,
+        g: usize,
+        row: &[f32],
+        push: bool,
+    ) -> (Vec<f32>, Vec<f32>, bool) {
         let n = f.cols;
+        let mut overflowed = false;
         let mut w: Vec<f32> = f.order.iter().map(|&c| row[c]).collect();
         let mut decoded = vec![0f32; n];
         let mut scales = vec![0f32; n.div_ceil(g)];
@@ -385,16 +483,17 @@ mod tests {
                 s = search_scale(&w[a..a + group.len], Some(&f.weights[a..a + group.len]));
                 scales[group.index] = s;
             }
-            let u = &f.u[a * n..(a + 1) * n];
+            let u = &f.u[a * f.u_stride..][..n];
             let d = dequantize(quantize(w[a], s), s);
             decoded[f.order[a]] = d;
+            overflowed |= !w[a].is_finite();
             let e = (w[a] - d) / u[a];
-            let e = if e.is_finite() { e } else { 0.0 };
+            let e = if e.is_finite() && push { e } else { 0.0 };
             for j in a + 1..n {
                 w[j] -= e * u[j];
             }
         }
-        (decoded, scales)
+        (decoded, scales, overflowed)
     }
 
     fn hessian_of(x: &[f32], cols: usize) -> Vec<f64> {
@@ -415,7 +514,8 @@ mod tests {
         /// Blocks, tiles and chunks of rows give the definition's bits, with
         /// every kernel:
         /// groups shorter and longer than a block, ragged last groups,
-        /// columns past the last whole tile, dead inputs and outliers.
+        /// columns past the last whole tile, dead inputs, outliers and rows
+        /// whose pushed errors overflow.
         #[test]
         fn lazy_blocks_give_the_definitions_bits(
             rows in 1usize..40,
@@ -423,6 +523,7 @@ mod tests {
             g in prop_oneof![Just(1usize), Just(7), Just(32), Just(48), Just(160)],
             seed in any::<u64>(),
             dead in any::<bool>(),
+            huge in any::<bool>(),
         ) {
             let mut state = seed | 1;
             let mut next = move || {
@@ -438,6 +539,10 @@ mod tests {
             }
             let mut w: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
             w[rows * cols / 2] *= 40.0;
+            if huge {
+                // Up to 3.25e38: the pushed errors overflow.
+                w[..cols].iter_mut().for_each(|w| *w = *w * 2.0 * 3.25e38);
+            }
             let h = hessian_of(&x, cols);
             let f = factor(&h, cols, g, 0.05).unwrap();
             let layout = Layout::new(rows, cols, g).unwrap();
@@ -492,7 +597,8 @@ mod tests {
                 for k in 0..n {
                     let mut utu = 0f64;
                     for m in 0..=i.min(k) {
-                        utu += f.u[m * n + i] as f64 * f.u[m * n + k] as f64;
+                        let u = |row: usize, col: usize| f.u[row * f.u_stride + col] as f64;
+                        utu += u(m, i) * u(m, k);
                     }
                     let hp = h[f.order[k] * n + f.order[j]] / mean + if k == j { 0.1 } else { 0.0 };
                     s += utu * hp;

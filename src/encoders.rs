@@ -45,10 +45,11 @@ pub enum Encoder<'a> {
     /// costs. Columns are quantized group by group (groups in decreasing
     /// order of their Hessian diagonal, columns likewise within each); the
     /// output has the same layout and decoder as every encoder's. Details
-    /// and the definition: [`compensating`](crate::compensating).
+    /// and the definition: [`compensating`].
     ///
-    /// Slower than the others: one Cholesky factorization of `H` per
-    /// matrix (`cols³ / 3` multiply-adds, in f64, on the calling thread)
+    /// Slower than the others: one Cholesky factorization of `H` and one
+    /// triangular inverse per call (about `2 cols³ / 3` flops, in f64, on
+    /// the calling thread)
     /// and `rows * cols² / 2` multiply-adds (f32) shared out over the
     /// threads; 16 `cols²` bytes of memory during the factorization, 4
     /// `cols²` after it.

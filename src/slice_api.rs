@@ -91,11 +91,16 @@ impl<'a> Quantizer<'a> {
     /// (at least `packed_len` bytes of the returned layout) and `scales`
     /// (at least `scales_len` f32), and returns the layout.
     ///
-    /// Errors, with nothing written: [`Error::UnsupportedKernel`],
-    /// [`Error::BadGroupSize`], [`Error::SizeOverflow`],
-    /// [`Error::InputTooShort`] (`src` shorter than `rows * cols`, or the
-    /// search encoder's importance shorter than `cols`),
-    /// [`Error::BadImportance`], [`Error::OutputTooSmall`].
+    /// Errors, with nothing written, in this order:
+    /// [`Error::UnsupportedKernel`]; [`Error::BadGroupSize`] and
+    /// [`Error::SizeOverflow`] (the layout); [`Error::InputTooShort`] (`src`
+    /// shorter than `rows * cols`); the encoder's: [`Error::InputTooShort`]
+    /// (importance shorter than `cols`) and [`Error::BadImportance`], or
+    /// [`Error::SizeOverflow`] (`cols * cols`), [`Error::InputTooShort`]
+    /// (Hessian shorter than that), [`Error::BadDamping`] and
+    /// [`Error::BadHessian`] (its values); [`Error::OutputTooSmall`]; then
+    /// [`Error::BadHessian`] where the damped Hessian proves not positive
+    /// definite (found by the factorization, after every other check).
     pub fn pack<T: Element>(
         &self,
         src: &[T],

@@ -226,6 +226,95 @@ fn non_finite_weights_stay_in_their_group() {
     }
 }
 
+/// Finite weights near ±f32::MAX, whose pushed errors overflow, still get
+/// finite scales and values; the other rows are packed as if alone.
+#[test]
+fn weights_near_the_largest_float_stay_finite() {
+    let (rows, cols, g) = (4, 128, 32);
+    let h = hessian(&activations(9, 300, cols), cols);
+    let mut w = noise(10, rows * cols);
+    let largest = w[cols..2 * cols].iter().fold(0f32, |m, v| m.max(v.abs()));
+    w[cols..2 * cols]
+        .iter_mut()
+        .for_each(|v| *v = *v / largest * 3.4e38);
+    assert!(w.iter().all(|v| v.is_finite()));
+    let encoder = Encoder::error_compensating(h.matrix());
+    let (packed, scales) = pack(encoder, Options::default(), &w, rows, cols, g).unwrap();
+    assert!(scales.iter().all(|s| s.is_finite()), "{scales:?}");
+    assert!(decode(&packed, &scales, rows, cols, g)
+        .iter()
+        .all(|v| v.is_finite()));
+    let row_bytes = packed.len() / rows;
+    let gpr = scales.len() / rows;
+    for r in [0, 2, 3] {
+        let alone = pack(
+            encoder,
+            Options::default(),
+            &w[r * cols..(r + 1) * cols],
+            1,
+            cols,
+            g,
+        )
+        .unwrap();
+        assert_eq!(alone.0, packed[r * row_bytes..(r + 1) * row_bytes]);
+        assert_eq!(alone.1, scales[r * gpr..(r + 1) * gpr]);
+    }
+}
+
+/// The Hessian's scale does not change the bytes, from subnormal entries to
+/// entries near f64::MAX; one with no information is refused.
+#[test]
+fn the_hessians_scale_does_not_matter() {
+    let (rows, cols, g) = (3, 24, 8);
+    let h = hessian(&activations(13, 80, cols), cols);
+    let w = noise(14, rows * cols);
+    let reference = pack(
+        Encoder::error_compensating(h.matrix()),
+        Options::default(),
+        &w,
+        rows,
+        cols,
+        g,
+    )
+    .unwrap();
+    let magnitudes = h
+        .matrix()
+        .iter()
+        .filter(|v| **v != 0.0)
+        .map(|v| v.abs().log2());
+    let (low, high) = magnitudes.fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(v), h.max(v)));
+    // Powers of two that keep every entry normal, so the scaled entries are
+    // exact: from the smallest entry near 2^-1021 to the largest near
+    // 2^1022.
+    let lowest = (-1021.0 - low).ceil() as i32;
+    let highest = (1022.0 - high).floor() as i32;
+    assert!(lowest < -900 && highest > 900, "{lowest} {highest}");
+    for exponent in [lowest, -300, -20, 20, 300, highest] {
+        let scaled: Vec<f64> = h.matrix().iter().map(|v| v * 2f64.powi(exponent)).collect();
+        let got = pack(
+            Encoder::error_compensating(&scaled),
+            Options::default(),
+            &w,
+            rows,
+            cols,
+            g,
+        );
+        assert_eq!(got.as_ref(), Ok(&reference), "2^{exponent}");
+    }
+    let zero = vec![0f64; cols * cols];
+    assert_eq!(
+        pack(
+            Encoder::error_compensating(&zero),
+            Options::default(),
+            &w,
+            rows,
+            cols,
+            g
+        ),
+        Err(Error::BadHessian { row: 0, col: 0 })
+    );
+}
+
 #[test]
 fn empty_matrices_are_packed() {
     let h = Hessian::new(0).unwrap();
