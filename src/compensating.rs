@@ -122,13 +122,8 @@ pub(crate) struct Factor {
     groups: Vec<Group>,
     /// Ranges of `groups`, each a lazy-update block.
     blocks: Vec<std::ops::Range<usize>>,
-    /// `[cols, u_stride]` row-major; the upper triangle of its first `cols`
-    /// columns is `U`.
+    /// `[cols, cols]` row-major; the upper triangle is `U`.
     u: Vec<f32>,
-    /// `cols` rounded up to an odd multiple of 16: rows 64 bytes apart in
-    /// the cache's sets, so the block update's tile of `U` (the same
-    /// columns of up to 128 rows) does not land in one set.
-    u_stride: usize,
     /// `1 / U[a][a]²`, as f32.
     weights: Vec<f32>,
 }
@@ -224,19 +219,15 @@ pub(crate) fn factor(
     invert_lower_triangular(inverse.as_mut(), l.as_ref(), par);
     drop(l);
 
-    let mut u_stride = n.next_multiple_of(16);
-    if (u_stride / 16).is_multiple_of(2) {
-        u_stride += 16;
-    }
-    let mut u = vec![0f32; n * u_stride];
+    let mut u = vec![0f32; n * n];
     for a in 0..n {
         for b in a..n {
-            u[a * u_stride + b] = inverse[(n - 1 - a, n - 1 - b)] as f32;
+            u[a * n + b] = inverse[(n - 1 - a, n - 1 - b)] as f32;
         }
     }
     let weights = (0..n)
         .map(|a| {
-            let d = u[a * u_stride + a] as f64;
+            let d = u[a * n + a] as f64;
             ((1.0 / (d * d)) as f32).min(f32::MAX)
         })
         .collect();
@@ -256,7 +247,6 @@ pub(crate) fn factor(
         groups,
         blocks,
         u,
-        u_stride,
         weights,
     })
 }
@@ -397,7 +387,7 @@ impl Scratch {
                     scales[r * gpr + g.index] = scale[r];
                 }
                 for a in positions {
-                    let u = &factor.u[a * factor.u_stride..][..n];
+                    let u = &factor.u[a * n..(a + 1) * n];
                     let column = factor.order[a];
                     for (r, &scale) in scale[..rows].iter().enumerate() {
                         let w = &mut self.w[r * n..(r + 1) * n];
@@ -423,7 +413,6 @@ impl Scratch {
                 errors: &self.errors,
                 errors_stride: self.width,
                 u: &factor.u,
-                u_stride: factor.u_stride,
                 block: p0..p1,
                 w: &mut self.w,
                 cols: n,
@@ -483,7 +472,7 @@ mod tests {
                 s = search_scale(&w[a..a + group.len], Some(&f.weights[a..a + group.len]));
                 scales[group.index] = s;
             }
-            let u = &f.u[a * f.u_stride..][..n];
+            let u = &f.u[a * n..(a + 1) * n];
             let d = dequantize(quantize(w[a], s), s);
             decoded[f.order[a]] = d;
             overflowed |= !w[a].is_finite();
@@ -597,7 +586,7 @@ mod tests {
                 for k in 0..n {
                     let mut utu = 0f64;
                     for m in 0..=i.min(k) {
-                        let u = |row: usize, col: usize| f.u[row * f.u_stride + col] as f64;
+                        let u = |row: usize, col: usize| f.u[row * n + col] as f64;
                         utu += u(m, i) * u(m, k);
                     }
                     let hp = h[f.order[k] * n + f.order[j]] / mean + if k == j { 0.1 } else { 0.0 };

@@ -37,7 +37,7 @@ unsafe fn tile(b: &mut BlockUpdate, r: usize, j: usize) {
         };
     }
     for (i, a) in b.block.clone().enumerate() {
-        let u = &b.u[a * b.u_stride + j..][..16];
+        let u = &b.u[a * n + j..][..16];
         // SAFETY: `u` holds 16 f32.
         let u = unsafe {
             [

@@ -37,7 +37,7 @@ unsafe fn tile(b: &mut BlockUpdate, r: usize, j: usize) {
         };
     }
     for (i, a) in b.block.clone().enumerate() {
-        let u = &b.u[a * b.u_stride + j..][..32];
+        let u = &b.u[a * n + j..][..32];
         // SAFETY: `u` holds 32 f32.
         let u = unsafe {
             [

@@ -20,10 +20,8 @@ pub(crate) struct BlockUpdate<'a> {
     /// `[rows, errors_stride]`: each row's errors for the block's columns.
     pub(crate) errors: &'a [f32],
     pub(crate) errors_stride: usize,
-    /// `[cols, u_stride]` row-major, `U` in the upper triangle of its first
-    /// `cols` columns.
+    /// `[cols, cols]` row-major, `U` in its upper triangle.
     pub(crate) u: &'a [f32],
-    pub(crate) u_stride: usize,
     /// The block's columns (positions in the processing order).
     pub(crate) block: std::ops::Range<usize>,
     /// `[rows, cols]`: the rows being quantized.

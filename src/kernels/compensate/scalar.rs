@@ -22,7 +22,7 @@ pub(super) fn update_range(
         let errors = &b.errors[r * b.errors_stride..][..b.block.len()];
         let w = &mut b.w[r * n..][columns.clone()];
         for (a, &e) in b.block.clone().zip(errors) {
-            for (w, &u) in w.iter_mut().zip(&b.u[a * b.u_stride..][columns.clone()]) {
+            for (w, &u) in w.iter_mut().zip(&b.u[a * n..][columns.clone()]) {
                 *w -= e * u;
             }
         }
