@@ -247,9 +247,9 @@ pub enum HessianVerdict {
 
 /// Step 7 for the `[cols, cols]` Hessian `h`: refused for an entry that is
 /// not finite, a diagonal entry below 0, or `|H[i][j] - H[j][i]|` above
-/// `SYMMETRY_TOLERANCE * sqrt(H[i][i] H[j][j])` (`cq4_encoder_options`);
-/// then for a damped Hessian (`H` over its mean diagonal, when that is
-/// not 0, plus `damping` on the diagonal) that is not positive definite,
+/// `SYMMETRY_TOLERANCE * sqrt(H[i][i]) sqrt(H[j][j])` (`cq4_encoder_options`);
+/// then for a diagonal all 0, and a damped Hessian (`H` over its mean
+/// diagonal, plus `damping` on the diagonal) that is not positive definite,
 /// here its least eigenvalue (Jacobi's method), with rounding's margin.
 pub fn hessian(h: &[f64], cols: usize, damping: f64) -> HessianVerdict {
     let at = |i: usize, j: usize| h[i * cols + j];
@@ -258,7 +258,7 @@ pub fn hessian(h: &[f64], cols: usize, damping: f64) -> HessianVerdict {
     }
     for i in 0..cols {
         for j in i + 1..cols {
-            let allowed = SYMMETRY_TOLERANCE * (at(i, i) * at(j, j)).sqrt();
+            let allowed = SYMMETRY_TOLERANCE * at(i, i).sqrt() * at(j, j).sqrt();
             let (a, b) = (at(i, j), at(j, i));
             // Finite entries and diagonal: neither side can be NaN.
             if !a.is_finite() || !b.is_finite() || (a - b).abs() > allowed {
@@ -269,12 +269,17 @@ pub fn hessian(h: &[f64], cols: usize, damping: f64) -> HessianVerdict {
     if cols == 0 {
         return HessianVerdict::Accepted;
     }
-    let mean = (0..cols).map(|i| at(i, i)).sum::<f64>() / cols as f64;
-    let unit = if mean > 0.0 { 1.0 / mean } else { 1.0 };
+    // A diagonal all 0 holds no information: refused.
+    let largest = (0..cols).map(|i| at(i, i)).fold(0f64, f64::max);
+    if largest == 0.0 {
+        return HessianVerdict::Refused;
+    }
+    // Over the largest diagonal entry first, so that no scale overflows.
+    let mean = (0..cols).map(|i| at(i, i) / largest).sum::<f64>() / cols as f64;
     let mut a: Vec<f64> = (0..cols * cols)
         .map(|k| {
             let (i, j) = (k / cols, k % cols);
-            let v = (at(i, j) / 2.0 + at(j, i) / 2.0) * unit;
+            let v = (at(i, j) / largest / 2.0 + at(j, i) / largest / 2.0) / mean;
             if i == j {
                 v + damping
             } else {
