@@ -982,10 +982,10 @@ int cq4_harness_options(void)
         fprintf(stderr, "options: cq4_kernel_auto() names no runnable kernel\n");
         failures++;
     }
-    for (k = CQ4_KERNEL_AUTO; k <= CQ4_KERNEL_AVX_VNNI + 1; k++) {
+    for (k = CQ4_KERNEL_AUTO; k <= CQ4_KERNEL_NEON_I8MM + 1; k++) {
         for (t = 0; t < sizeof threads / sizeof threads[0]; t++) {
             char ctx[96];
-            cq4_status want = k > CQ4_KERNEL_AVX_VNNI ? CQ4_ERR_BAD_OPTIONS
+            cq4_status want = k > CQ4_KERNEL_NEON_I8MM ? CQ4_ERR_BAD_OPTIONS
                               : cq4_kernel_supported(k) ? CQ4_OK
                                                         : CQ4_ERR_UNSUPPORTED_KERNEL;
             opt.kernel = k;
@@ -1023,7 +1023,7 @@ int cq4_harness_options(void)
             }
         }
     }
-    if (strcmp(cq4_kernel_name(CQ4_KERNEL_AVX_VNNI + 1), "unknown") != 0) {
+    if (strcmp(cq4_kernel_name(CQ4_KERNEL_NEON_I8MM + 1), "unknown") != 0) {
         fprintf(stderr, "options: unknown kernel id has a name\n");
         failures++;
     }

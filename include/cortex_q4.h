@@ -225,7 +225,8 @@ typedef enum cq4_status {
 typedef enum cq4_kernel {
   /**
    * The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
-   * environment variable (scalar, avx2, avxvnni, avx512, neon) names; decided once
+   * environment variable (scalar, avx2, avxvnni, avx512, neon, neondotprod,
+   * neoni8mm) names; decided once
    * per process.
    */
   CQ4_KERNEL_AUTO = 0,
@@ -249,6 +250,15 @@ typedef enum cq4_kernel {
    * x86-64 AVX2 + FMA with AVX-VNNI.
    */
   CQ4_KERNEL_AVX_VNNI = 5,
+  /**
+   * aarch64 NEON with the dot-product extension (`sdot`).
+   */
+  CQ4_KERNEL_NEON_DOTPROD = 6,
+  /**
+   * aarch64 NEON with the dot-product and int8 matrix-multiply
+   * extensions (`sdot`, `smmla`).
+   */
+  CQ4_KERNEL_NEON_I8MM = 7,
 } cq4_kernel;
 
 /**
@@ -728,7 +738,8 @@ uint32_t cq4_kernel_auto(void);
 
 /**
  * Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
- * "avx512", "neon", "avxvnni"; "unknown" otherwise). Never NULL; do not free it.
+ * "avx512", "neon", "avxvnni", "neondotprod", "neoni8mm"; "unknown"
+ * otherwise). Never NULL; do not free it.
  */
 const char *cq4_kernel_name(uint32_t kernel);
 

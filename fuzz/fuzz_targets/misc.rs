@@ -30,7 +30,16 @@ fn define(name: &str) -> &'static str {
 }
 
 /// Kernel names by id, as `cq4_kernel_name` documents them.
-const NAMES: [&str; 6] = ["auto", "scalar", "avx2", "avx512", "neon", "avxvnni"];
+const NAMES: [&str; 8] = [
+    "auto",
+    "scalar",
+    "avx2",
+    "avx512",
+    "neon",
+    "avxvnni",
+    "neondotprod",
+    "neoni8mm",
+];
 
 /// Whether kernel id `id` runs here, from the CPU features the header
 /// names for it.
@@ -49,6 +58,10 @@ fn runs_here(id: u32) -> bool {
         4 => std::arch::is_aarch64_feature_detected!("neon"),
         #[cfg(target_arch = "x86_64")]
         5 => runs_here(2) && is_x86_feature_detected!("avxvnni"),
+        #[cfg(target_arch = "aarch64")]
+        6 => runs_here(4) && std::arch::is_aarch64_feature_detected!("dotprod"),
+        #[cfg(target_arch = "aarch64")]
+        7 => runs_here(6) && std::arch::is_aarch64_feature_detected!("i8mm"),
         _ => false,
     }
 }

@@ -150,8 +150,8 @@ pub fn extents(bufs: &[Buf]) -> Verdict {
     Ok(())
 }
 
-/// Kernel ids the header defines (`cq4_kernel`): AUTO to AVX_VNNI.
-const KERNEL_IDS: u32 = 6;
+/// Kernel ids the header defines (`cq4_kernel`): AUTO to NEON_I8MM.
+const KERNEL_IDS: u32 = 8;
 
 /// Step 2 for `cq4_options` (`None`: NULL, the defaults): a `struct_size`
 /// other than this version's or an unknown kernel id is BAD_OPTIONS, a

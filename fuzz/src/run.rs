@@ -18,7 +18,7 @@ use crate::model::{Buf, Layout, Verdict};
 /// reference (1) first.
 pub fn kernels() -> &'static [u32] {
     static IDS: OnceLock<Vec<u32>> = OnceLock::new();
-    let ids = 1..=cq4_kernel::CQ4_KERNEL_AVX_VNNI as u32;
+    let ids = 1..=cq4_kernel::CQ4_KERNEL_NEON_I8MM as u32;
     IDS.get_or_init(|| ids.filter(|&k| cq4_kernel_supported(k) == 1).collect())
 }
 

@@ -14,7 +14,8 @@ use crate::options::Options;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum cq4_kernel {
     /// The fastest kernel this CPU runs, or the one the `CQ4_KERNEL`
-    /// environment variable (scalar, avx2, avxvnni, avx512, neon) names; decided once
+    /// environment variable (scalar, avx2, avxvnni, avx512, neon, neondotprod,
+    /// neoni8mm) names; decided once
     /// per process.
     CQ4_KERNEL_AUTO = 0,
     /// The scalar reference, on every CPU.
@@ -27,6 +28,11 @@ pub enum cq4_kernel {
     CQ4_KERNEL_NEON = 4,
     /// x86-64 AVX2 + FMA with AVX-VNNI.
     CQ4_KERNEL_AVX_VNNI = 5,
+    /// aarch64 NEON with the dot-product extension (`sdot`).
+    CQ4_KERNEL_NEON_DOTPROD = 6,
+    /// aarch64 NEON with the dot-product and int8 matrix-multiply
+    /// extensions (`sdot`, `smmla`).
+    CQ4_KERNEL_NEON_I8MM = 7,
 }
 
 /// How a call runs; never what it computes (every choice gives the same
@@ -55,6 +61,8 @@ fn kernel_id(kernel: Kernel) -> cq4_kernel {
         Kernel::Avx512 => cq4_kernel::CQ4_KERNEL_AVX512,
         Kernel::Neon => cq4_kernel::CQ4_KERNEL_NEON,
         Kernel::AvxVnni => cq4_kernel::CQ4_KERNEL_AVX_VNNI,
+        Kernel::NeonDotprod => cq4_kernel::CQ4_KERNEL_NEON_DOTPROD,
+        Kernel::NeonI8mm => cq4_kernel::CQ4_KERNEL_NEON_I8MM,
     }
 }
 
@@ -115,7 +123,8 @@ pub extern "C" fn cq4_kernel_auto() -> u32 {
 }
 
 /// Returns a static name for kernel id `kernel` ("auto", "scalar", "avx2",
-/// "avx512", "neon", "avxvnni"; "unknown" otherwise). Never NULL; do not free it.
+/// "avx512", "neon", "avxvnni", "neondotprod", "neoni8mm"; "unknown"
+/// otherwise). Never NULL; do not free it.
 #[no_mangle]
 pub extern "C" fn cq4_kernel_name(kernel: u32) -> *const c_char {
     let name = match kernel_from_id(kernel) {
@@ -180,7 +189,7 @@ mod tests {
         // SAFETY: as above.
         let name = |id| unsafe { CStr::from_ptr(cq4_kernel_name(id)) };
         assert_eq!(name(cq4_kernel::CQ4_KERNEL_AUTO as u32), c"auto");
-        let unknown = cq4_kernel::CQ4_KERNEL_AVX_VNNI as u32 + 1;
+        let unknown = cq4_kernel::CQ4_KERNEL_NEON_I8MM as u32 + 1;
         assert_eq!(name(unknown), c"unknown");
         assert_eq!(kernel_from_id(unknown), Err(CQ4_ERR_BAD_OPTIONS));
         assert_eq!(kernel_from_id(cq4_kernel_auto()), Ok(Some(Kernel::auto())));

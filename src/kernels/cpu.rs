@@ -18,16 +18,26 @@ pub enum Kernel {
     /// x86-64 AVX-512 F, BW and VL (VNNI where the CPU has it, for int8
     /// products), on a CPU that also runs [`Kernel::Avx2`] and F16C.
     Avx512,
-    /// aarch64 NEON.
+    /// aarch64 NEON (with FP16 conversions where the CPU has them, for
+    /// f16).
     Neon,
+    /// aarch64 NEON with the dot-product extension (`sdot`, FEAT_DotProd)
+    /// for int8 products: [`Kernel::Neon`] otherwise.
+    NeonDotprod,
+    /// aarch64 NEON with the dot-product and int8 matrix-multiply
+    /// extensions (`smmla`, FEAT_I8MM, for int8 products on the prepared
+    /// form): [`Kernel::NeonDotprod`] otherwise.
+    NeonI8mm,
 }
 
 impl Kernel {
     /// Every kernel, fastest first.
-    pub const ALL: [Kernel; 5] = [
+    pub const ALL: [Kernel; 7] = [
         Kernel::Avx512,
         Kernel::AvxVnni,
         Kernel::Avx2,
+        Kernel::NeonI8mm,
+        Kernel::NeonDotprod,
         Kernel::Neon,
         Kernel::Scalar,
     ];
@@ -46,6 +56,8 @@ impl Kernel {
             Kernel::AvxVnni => c"avxvnni",
             Kernel::Avx512 => c"avx512",
             Kernel::Neon => c"neon",
+            Kernel::NeonDotprod => c"neondotprod",
+            Kernel::NeonI8mm => c"neoni8mm",
         }
     }
 
@@ -74,13 +86,23 @@ impl Kernel {
             }
             #[cfg(target_arch = "aarch64")]
             Kernel::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonDotprod => {
+                Kernel::Neon.is_supported() && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonI8mm => {
+                Kernel::NeonDotprod.is_supported()
+                    && std::arch::is_aarch64_feature_detected!("i8mm")
+            }
             #[allow(unreachable_patterns)] // kernels of other targets
             _ => false,
         }
     }
 
     /// The kernel used when a call does not pick one, decided once per
-    /// process: `CQ4_KERNEL` (scalar, avx2, avxvnni, avx512 or neon) when it names a
+    /// process: `CQ4_KERNEL` (scalar, avx2, avxvnni, avx512,
+    /// neon, neondotprod or neoni8mm) when it names a
     /// kernel this CPU supports, else the fastest supported one.
     pub fn auto() -> Kernel {
         static AUTO: OnceLock<Kernel> = OnceLock::new();

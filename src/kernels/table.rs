@@ -130,15 +130,31 @@ fn avx512() -> KernelTable {
     }
 }
 
-/// aarch64 NEON: pack and unpack (f16 needs `float16x4_t`, not stable in
-/// Rust); every other operation runs the reference.
+/// aarch64 NEON; f16 needs FP16 conversions too.
 #[cfg(target_arch = "aarch64")]
-static NEON: KernelTable = KernelTable {
-    rows_f32: &pack::NEON_F32,
-    rows_f16: &pack::SCALAR_F16,
-    rows_bf16: &convert::NEON_BF16,
-    ..SCALAR
-};
+fn neon() -> KernelTable {
+    KernelTable {
+        rows_f32: &pack::NEON_F32,
+        rows_f16: &pack::SCALAR_F16,
+        rows_bf16: &convert::NEON_BF16,
+        ..SCALAR
+    }
+}
+
+/// aarch64 NEON with the dot-product extension: the NEON table, with
+/// `sdot` in int8 products.
+#[cfg(target_arch = "aarch64")]
+fn neon_dotprod() -> KernelTable {
+    KernelTable { ..neon() }
+}
+
+/// aarch64 NEON with the dot-product and int8 matrix-multiply
+/// extensions: the dot-product table, with `smmla` in int8 products on
+/// the prepared form.
+#[cfg(target_arch = "aarch64")]
+fn neon_i8mm() -> KernelTable {
+    KernelTable { ..neon_dotprod() }
+}
 
 impl KernelTable {
     /// The pack and unpack row kernels for `T` at `group_size` (f64 always
@@ -177,7 +193,20 @@ impl Kernel {
                 TABLE.get_or_init(avx512)
             }
             #[cfg(target_arch = "aarch64")]
-            Kernel::Neon => &NEON,
+            Kernel::Neon => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(neon)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonDotprod => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(neon_dotprod)
+            }
+            #[cfg(target_arch = "aarch64")]
+            Kernel::NeonI8mm => {
+                static TABLE: std::sync::OnceLock<KernelTable> = std::sync::OnceLock::new();
+                TABLE.get_or_init(neon_i8mm)
+            }
             _ => &SCALAR,
         }
     }
