@@ -130,13 +130,18 @@ fn avx512() -> KernelTable {
     }
 }
 
-/// aarch64 NEON; f16 needs FP16 conversions too.
+/// aarch64 NEON.
 #[cfg(target_arch = "aarch64")]
 fn neon() -> KernelTable {
     KernelTable {
         rows_f32: &pack::NEON_F32,
-        rows_f16: &pack::SCALAR_F16,
+        rows_f16: &convert::NEON_F16,
         rows_bf16: &convert::NEON_BF16,
+        activations: &activations::NEON_ACTIVATIONS,
+        q4_0: &q4_0::NEON,
+        signed: &encode::NEON_SIGNED,
+        search_fits: &encode::NEON_FITS,
+        compensate: &compensate::NEON_UPDATE,
         ..SCALAR
     }
 }

@@ -4,9 +4,11 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::entry::any_group_size;
 use super::entry::Entry;
 
@@ -52,6 +54,21 @@ impl QuantizedActivations {
             // SAFETY: this function's target features; `q` is as long as
             // `group`.
             unsafe { avx512::quantize_activations(group, q) }
+        })
+    }
+
+    /// [`Self::reference`] with the NEON twin, inlined (with the split
+    /// copy) into code compiled for NEON.
+    ///
+    /// # Safety
+    /// The CPU supports NEON.
+    #[cfg(target_arch = "aarch64")]
+    #[target_feature(enable = "neon")]
+    unsafe fn new_neon(x: &[f32], batch: usize, cols: usize, group_size: usize) -> Self {
+        Self::build(x, batch, cols, group_size, |group, q| {
+            // SAFETY: this function's target features; `q` is as long as
+            // `group`.
+            unsafe { neon::quantize_activations(group, q) }
         })
     }
 
@@ -169,6 +186,12 @@ pub(crate) static SCALAR_ACTIVATIONS: Entry<ActivationsFn> =
 pub(crate) static AVX512_ACTIVATIONS: Entry<ActivationsFn> = Entry::simd(
     any_group_size,
     QuantizedActivations::new_avx512,
+    &SCALAR_ACTIVATIONS,
+);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_ACTIVATIONS: Entry<ActivationsFn> = Entry::simd(
+    any_group_size,
+    QuantizedActivations::new_neon,
     &SCALAR_ACTIVATIONS,
 );
 

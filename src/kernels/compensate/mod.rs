@@ -9,9 +9,11 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub(crate) mod scalar;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::entry::any_group_size;
 use super::entry::Entry;
 
@@ -40,3 +42,6 @@ pub(crate) static AVX2_UPDATE: Entry<UpdateFn> =
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512_UPDATE: Entry<UpdateFn> =
     Entry::simd(any_group_size, avx512::update, &AVX2_UPDATE);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_UPDATE: Entry<UpdateFn> =
+    Entry::simd(any_group_size, neon::update, &SCALAR_UPDATE);

@@ -31,7 +31,10 @@ pub(super) fn update_range(
 
 /// [`update`] with `tile(b, r, j)` updating columns `j..j + width` of rows
 /// `r..r + height` (a twin's register tile), [`update_range`] the rest.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the x86-64 twins' loop
+#[cfg_attr(
+    not(any(target_arch = "x86_64", target_arch = "aarch64")),
+    allow(dead_code)
+)] // the twins' loop
 pub(super) fn update_by_tiles(
     mut b: BlockUpdate,
     height: usize,

@@ -14,9 +14,7 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-use half::bf16;
-#[cfg(target_arch = "x86_64")]
-use half::f16;
+use half::{bf16, f16};
 
 use super::entry::Entry;
 #[cfg(target_arch = "aarch64")]
@@ -90,6 +88,12 @@ pub(crate) static AVX512_BF16: Entry<RowKernels<bf16>> = Entry::simd(
     multiple_of::<{ Avx512::LANES }>,
     converted::<bf16, Avx512>(),
     &AVX2_BF16,
+);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_F16: Entry<RowKernels<f16>> = Entry::simd(
+    multiple_of::<{ Neon::LANES }>,
+    converted::<f16, Neon>(),
+    &pack::SCALAR_F16,
 );
 #[cfg(target_arch = "aarch64")]
 pub(crate) static NEON_BF16: Entry<RowKernels<bf16>> = Entry::simd(

@@ -6,14 +6,16 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
 
 use std::borrow::Cow;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::entry::any_group_size;
 use super::entry::Entry;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::pack::multiple_of;
 use super::pack::scalar::pack_row_scaled;
 use crate::element::Element;
@@ -43,6 +45,11 @@ pub(crate) static AVX2_FITS: Entry<FitsFn> = Entry::simd(any_group_size, avx2::f
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512_FITS: Entry<FitsFn> =
     Entry::simd(any_group_size, avx512::fits, &AVX2_FITS);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_SIGNED: Entry<SignedFn> =
+    Entry::simd(multiple_of::<4>, neon::pack_signed, &SCALAR_SIGNED);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_FITS: Entry<FitsFn> = Entry::simd(any_group_size, neon::fits, &SCALAR_FITS);
 
 /// Packs one row with the signed encoder: `whole_groups` (a kernel for
 /// `g`, with [`SignedFn`]'s arguments) over the row's whole groups, as
@@ -80,4 +87,46 @@ pub(crate) fn pack_search_row<T: Element>(
         let weights = importance.map(|c| &c[k * g..k * g + group.len()]);
         scalar::search_scale_with(group, weights, &fits)
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::Kernel;
+    use proptest::prelude::*;
+
+    /// Every value of `fit` counts, not only the scale the search keeps: a
+    /// twin that sums in another order must fail here even where the
+    /// choice would not change.
+    fn check_fits(values: &[f32], importance: Option<&[f32]>, scales: &[f32]) {
+        let bits = |fits: Vec<(f64, Option<f32>)>| -> Vec<(u64, Option<u32>)> {
+            let bits = fits
+                .into_iter()
+                .map(|(e, s)| (e.to_bits(), s.map(f32::to_bits)));
+            bits.collect()
+        };
+        let reference = bits(scalar::fits(values, importance, scales));
+        for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+            let fits = kernel.table().search_fits.pick(values.len());
+            // SAFETY: the kernel's table is this CPU's.
+            let fast = bits(unsafe { fits(values, importance, scales) });
+            assert_eq!(fast, reference, "{kernel:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fits_match_the_reference_bit_for_bit(
+            values in proptest::collection::vec(-4.0f32..4.0, 1..70),
+            importance in proptest::collection::vec(0.0f32..1000.0, 70),
+            scales in proptest::collection::vec(
+                prop_oneof![-1.0f32..1.0, Just(0.0), Just(1e-30), Just(f32::MAX)],
+                1..40,
+            ),
+            weighted in any::<bool>(),
+        ) {
+            let importance = weighted.then(|| &importance[..values.len()]);
+            check_fits(&values, importance, &scales);
+        }
+    }
 }

@@ -6,9 +6,7 @@
 use std::arch::aarch64::*;
 
 use super::scalar::MIN_SCALE;
-
-/// Lanes per register.
-const LANES: usize = 4;
+use crate::kernels::simd::neon::{max_abs, quantize_group, LANES};
 
 /// This kernel, for [`super::FullGroups`].
 pub(crate) struct Neon;
@@ -34,36 +32,9 @@ fn pack_full_groups(src: &[f32], group_size: usize, packed: &mut [u8], scales: &
         .zip(packed.chunks_exact_mut(group_size / 2))
         .zip(scales.iter_mut());
     for ((group, bytes), scale_out) in groups {
-        let mut max_abs = vdupq_n_f32(0.0);
-        for v in group.chunks_exact(LANES) {
-            // SAFETY: `v` holds exactly 4 f32.
-            let x = unsafe { vld1q_f32(v.as_ptr()) };
-            // Compare and select: a NaN (even a signaling one, which
-            // fmaxnm would propagate) never compares greater, so it is
-            // ignored, as in the scalar fold.
-            let a = vabsq_f32(x);
-            max_abs = vbslq_f32(vcgtq_f32(a, max_abs), a, max_abs);
-        }
-        let scale = (vmaxvq_f32(max_abs) / 7.0).max(MIN_SCALE);
+        let scale = (max_abs(group) / 7.0).max(MIN_SCALE);
         *scale_out = scale;
-        let scale = vdupq_n_f32(scale);
-        for (v, out) in group
-            .chunks_exact(LANES)
-            .zip(bytes.chunks_exact_mut(LANES / 2))
-        {
-            // SAFETY: `v` holds 4 f32.
-            let x = unsafe { vld1q_f32(v.as_ptr()) };
-            // frinta rounds half away from zero, like f32::round; fmax/fmin
-            // keep NaN, and fcvtzs turns NaN into 0, like `as i8`.
-            let q = vrndaq_f32(vdivq_f32(x, scale));
-            let clamped = vminq_f32(vmaxq_f32(q, vdupq_n_f32(-8.0)), vdupq_n_f32(7.0));
-            let nibbles = vaddq_s32(vcvtq_s32_f32(clamped), vdupq_n_s32(8));
-            // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down.
-            let wide = vreinterpretq_u64_s32(nibbles);
-            let pairs = vorrq_u64(wide, vshrq_n_u64::<28>(wide));
-            out[0] = vgetq_lane_u64::<0>(pairs) as u8;
-            out[1] = vgetq_lane_u64::<1>(pairs) as u8;
-        }
+        quantize_group(group, bytes, scale);
     }
 }
 

@@ -5,11 +5,13 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
 
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::entry::any_group_size;
 use super::entry::Entry;
 use super::threads;
@@ -36,6 +38,9 @@ pub(crate) static AVX2: Entry<BlocksFn> =
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512: Entry<BlocksFn> =
     Entry::simd(any_group_size, avx512::quantize_blocks, &AVX2);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON: Entry<BlocksFn> =
+    Entry::simd(any_group_size, neon::quantize_blocks, &SCALAR);
 
 /// Runs `quantize_blocks(src_rows, block_rows)` over `src` (the matrix of
 /// `layout`, from [`Layout::q4_0`]) and `blocks` (exactly the byte count

@@ -1,0 +1,73 @@
+//! NEON primitives shared by the aarch64 kernels: the format's exact
+//! quantize step and a NaN-ignoring lane maximum.
+
+use std::arch::aarch64::*;
+
+/// f32 lanes per register.
+pub(crate) const LANES: usize = 4;
+
+/// `clamp(round(q), -8, 7) + 8` per lane, exactly as `scalar::quantize`
+/// does for the true quotient `q`: frinta rounds half away from zero, like
+/// `f32::round`; fmax/fmin keep NaN, and fcvtzs turns NaN into 0, like
+/// `as i8`.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn quantize_exact(q: float32x4_t) -> int32x4_t {
+    let rounded = vrndaq_f32(q);
+    let clamped = vminq_f32(vmaxq_f32(rounded, vdupq_n_f32(-8.0)), vdupq_n_f32(7.0));
+    vaddq_s32(vcvtq_s32_f32(clamped), vdupq_n_s32(8))
+}
+
+/// Packs one whole group (`group.len() % 4 == 0`, `bytes` half as long)
+/// with `scale`, each nibble `scalar::quantize(w, scale)`: the true
+/// division, so any scale works.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn quantize_group(group: &[f32], bytes: &mut [u8], scale: f32) {
+    let scale = vdupq_n_f32(scale);
+    for (v, out) in group
+        .chunks_exact(LANES)
+        .zip(bytes.chunks_exact_mut(LANES / 2))
+    {
+        // SAFETY: `v` holds 4 f32.
+        let x = unsafe { vld1q_f32(v.as_ptr()) };
+        let nibbles = quantize_exact(vdivq_f32(x, scale));
+        // Lanes 2j and 2j+1 share a 64-bit lane: fold the odd one down.
+        let wide = vreinterpretq_u64_s32(nibbles);
+        let pairs = vorrq_u64(wide, vshrq_n_u64::<28>(wide));
+        out[0] = vgetq_lane_u64::<0>(pairs) as u8;
+        out[1] = vgetq_lane_u64::<1>(pairs) as u8;
+    }
+}
+
+/// The lane-wise maximum of `|x|` over the 4-value chunks of `values`
+/// (`values.len() % 4 == 0`), from 0. Compare and select: a NaN (even a
+/// signaling one, which fmaxnm would propagate) never compares greater,
+/// so it is ignored, as in the scalar folds.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
+    let mut max = vdupq_n_f32(0.0);
+    for v in values.chunks_exact(LANES) {
+        // SAFETY: `v` holds 4 f32.
+        let a = vabsq_f32(unsafe { vld1q_f32(v.as_ptr()) });
+        max = vbslq_f32(vcgtq_f32(a, max), a, max);
+    }
+    vmaxvq_f32(max)
+}
+
+/// The first element of `values` (`values.len() % 4 == 0`) whose magnitude
+/// is `amax`, or 0 when none is.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn first_of_magnitude(values: &[f32], amax: f32) -> f32 {
+    let target = vdupq_n_f32(amax);
+    for v in values.chunks_exact(LANES) {
+        // SAFETY: `v` holds 4 f32.
+        let hits = vceqq_f32(vabsq_f32(unsafe { vld1q_f32(v.as_ptr()) }), target);
+        if vmaxvq_u32(hits) != 0 {
+            return v.iter().copied().find(|w| w.abs() == amax).unwrap_or(0.0);
+        }
+    }
+    0.0
+}
