@@ -130,3 +130,33 @@ pub(crate) fn has_avx512_vnni() -> bool {
 pub(crate) fn has_f16c() -> bool {
     is_x86_feature_detected!("f16c")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the CPU's features are known (`CQ4_EXPECT_KERNELS`: the names
+    /// of the kernels it runs, as `.ci/test-aarch64` sets for each emulated
+    /// CPU), exactly those are supported, and the automatic choice is the
+    /// fastest of them: a family is never offered on a CPU lacking one of
+    /// its extensions, and never withheld from one that has them.
+    #[test]
+    fn supported_kernels_are_the_cpus() {
+        let Ok(expected) = std::env::var("CQ4_EXPECT_KERNELS") else {
+            return;
+        };
+        let mut expected: Vec<&str> = expected.split_whitespace().collect();
+        expected.sort_unstable();
+        let mut supported: Vec<&str> = Kernel::ALL
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .map(Kernel::name)
+            .collect();
+        supported.sort_unstable();
+        assert_eq!(supported, expected);
+        if std::env::var_os("CQ4_KERNEL").is_none() {
+            let fastest = Kernel::ALL.into_iter().find(|k| k.is_supported());
+            assert_eq!(Some(Kernel::auto()), fastest);
+        }
+    }
+}
