@@ -137,6 +137,8 @@ fn neon() -> KernelTable {
         rows_f32: &pack::NEON_F32,
         rows_f16: &convert::NEON_F16,
         rows_bf16: &convert::NEON_BF16,
+        prepared_int8: &gemm::NEON_INT8,
+        prepared_exact: &gemm::NEON_EXACT,
         activations: &activations::NEON_ACTIVATIONS,
         q4_0: &q4_0::NEON,
         signed: &encode::NEON_SIGNED,
@@ -147,10 +149,13 @@ fn neon() -> KernelTable {
 }
 
 /// aarch64 NEON with the dot-product extension: the NEON table, with
-/// `sdot` in int8 products.
+/// `sdot` in int8 products on the prepared form.
 #[cfg(target_arch = "aarch64")]
 fn neon_dotprod() -> KernelTable {
-    KernelTable { ..neon() }
+    KernelTable {
+        prepared_int8: &gemm::NEON_DOTPROD_INT8,
+        ..neon()
+    }
 }
 
 /// aarch64 NEON with the dot-product and int8 matrix-multiply
@@ -158,7 +163,10 @@ fn neon_dotprod() -> KernelTable {
 /// the prepared form.
 #[cfg(target_arch = "aarch64")]
 fn neon_i8mm() -> KernelTable {
-    KernelTable { ..neon_dotprod() }
+    KernelTable {
+        prepared_int8: &gemm::NEON_I8MM_INT8,
+        ..neon_dotprod()
+    }
 }
 
 impl KernelTable {

@@ -22,12 +22,14 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
 
 use std::ops::Range;
 
 use super::activations::QuantizedActivations;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 use super::entry::any_group_size;
 use super::entry::Entry;
 use super::matmul::scalar as matmul_scalar;
@@ -262,7 +264,10 @@ impl PanelActivations<'_> {
     }
 
     /// Row `b`'s scales and corrections, 4 bytes per group each.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )] // read by the SIMD kernels
     pub(crate) fn scales_and_corrections(&self, b: usize) -> (&[u8], &[u8]) {
         let (l, n) = (&self.layout, 4 * self.layout.groups);
         let scales = l.scales_at + b * n;
@@ -396,3 +401,17 @@ pub(crate) static AVX512_EXACT: Entry<PanelExactFn> =
 #[cfg(target_arch = "x86_64")]
 pub(crate) static AVX512_INT8: Entry<PanelFn> =
     Entry::simd(any_group_size, avx512::panel_int8, &SCALAR_INT8);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_EXACT: Entry<PanelExactFn> =
+    Entry::simd(any_group_size, neon::panel_exact, &SCALAR_EXACT);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, neon::panel_int8, &SCALAR_INT8);
+/// Needs the dot-product extension besides NEON.
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_DOTPROD_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, neon::panel_int8_dotprod, &SCALAR_INT8);
+/// Needs the dot-product and int8 matrix-multiply extensions besides NEON.
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_I8MM_INT8: Entry<PanelFn> =
+    Entry::simd(any_group_size, neon::panel_int8_i8mm, &SCALAR_INT8);
