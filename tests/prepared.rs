@@ -337,6 +337,32 @@ fn every_batch_size_matches_its_definition() {
     }
 }
 
+/// Nibbles and activations at their extremes (weights all 7 or all -8,
+/// values all +-127) over long groups: the integer sums at their largest,
+/// which kernels that sum in narrow lanes must still hold exactly.
+#[test]
+fn extreme_values_match_their_definitions() {
+    for (byte, sign) in [(0xFFu8, 1.0f32), (0x00, 1.0), (0x00, -1.0), (0x0F, -1.0)] {
+        for (g, batch) in [(256, 3), (512, 2), (40, 1)] {
+            let (rows, cols) = (20, 2 * g);
+            let layout = Layout::new(rows, cols, g).unwrap();
+            // Rows of one sign, alternating from row to row.
+            let x = (0..batch * cols).map(|i| if (i / cols) % 2 == 0 { sign } else { -sign });
+            let c = Case {
+                rows,
+                cols,
+                g,
+                batch,
+                packed: vec![byte; layout.packed_len()],
+                scales: vec![0.25; layout.scales_len()],
+                x: x.collect(),
+            };
+            let prepared = c.prepared();
+            assert_eq!(c.mismatch(&prepared, 0), None, "{byte:#x} {sign} g {g}");
+        }
+    }
+}
+
 /// A group whose integer dot is 0 adds 0 even where its scale product
 /// overflows to infinity: the products are held to the finite range.
 #[test]
