@@ -32,9 +32,10 @@ const PLAIN_CHUNK_STEPS: usize = 4;
 /// Activation rows an `sdot` tile keeps in registers, per half panel (2
 /// quarters): 2 i32 and 2 f32 accumulators each.
 const DOT_TILE_ROWS: usize = 4;
-/// Pairs of activation rows an `smmla` tile keeps in registers, per
-/// quarter: 2 i32 and 2 f32 accumulators each.
-const MMLA_TILE_PAIRS: usize = 4;
+/// Pairs of activation rows an `smmla` tile keeps in registers, per half
+/// panel: 4 i32 and 4 f32 accumulators each, beside the step's 4 zipped
+/// weight registers.
+const MMLA_TILE_PAIRS: usize = 2;
 /// Activation rows the exact kernel runs against columns decoded straight
 /// into registers: below this a pass through the scratch costs more than
 /// the decode.
@@ -179,17 +180,24 @@ unsafe fn plain_tile<const ROWS: usize, const CLAMP: bool>(
     // The reads below stay in group k of `groups`, step s < steps.
     let [q, x_scales, corrections] = row_pointers::<ROWS>(x, b0);
     let at = |t: usize| PANEL_ROWS * t + QUARTER_ROWS * quarter;
-    // SAFETY: `out` holds 16 values per tile row.
-    let mut acc: [float32x4_t; ROWS] =
-        std::array::from_fn(|t| unsafe { vld1q_f32(out.as_ptr().add(at(t))) });
+    // Plain loops rather than closures in this module's tiles: a closure
+    // handed to `array::map` and the like is not inlined into a function
+    // compiled for more features than the baseline.
+    let mut acc = [vdupq_n_f32(0.0); ROWS];
+    for (t, acc) in acc.iter_mut().enumerate() {
+        // SAFETY: `out` holds 16 values per tile row.
+        *acc = unsafe { vld1q_f32(out.as_ptr().add(at(t))) };
+    }
     for k in groups.clone() {
         // SAFETY: group k of a whole panel: `steps` steps of 64 bytes, then
         // 64 bytes of scales; quarter `quarter` of a step is its bytes
         // `16 quarter..16 quarter + 16`.
         let group = unsafe { panel.as_ptr().add(k * layout.group_bytes) };
-        // SAFETY: group k's correction of row b0 + t.
-        let mut dots: [int32x4_t; ROWS] =
-            std::array::from_fn(|t| vdupq_n_s32(unsafe { read4(corrections[t].add(4 * k)) }));
+        let mut dots = [vdupq_n_s32(0); ROWS];
+        for (dot, correction) in dots.iter_mut().zip(corrections) {
+            // SAFETY: group k's correction of row b0 + t.
+            *dot = vdupq_n_s32(unsafe { read4(correction.add(4 * k)) });
+        }
         for chunk in (0..steps).step_by(PLAIN_CHUNK_STEPS) {
             // Per tile row, rows 0 and 1 of the quarter, then 2 and 3: lane
             // 4 r + i sums the products of column i and i + 4.
@@ -202,10 +210,10 @@ unsafe fn plain_tile<const ROWS: usize, const CLAMP: bool>(
                 for t in 0..ROWS {
                     // SAFETY: columns `column..column + 8` of row b0 + t,
                     // inside its group k (as above).
-                    let [first, second] = unsafe {
-                        let p = q[t].add(column);
-                        [p, p.add(4)].map(|p| vreinterpretq_s8_s32(vdupq_n_s32(read4(p))))
-                    };
+                    let (first, second): (i32, i32) =
+                        unsafe { (read4(q[t].add(column)), read4(q[t].add(column + 4))) };
+                    let first = vreinterpretq_s8_s32(vdupq_n_s32(first));
+                    let second = vreinterpretq_s8_s32(vdupq_n_s32(second));
                     let [lo, hi] = &mut sums[t];
                     *lo = vmlal_s8(*lo, vget_low_s8(low), vget_low_s8(first));
                     *lo = vmlal_s8(*lo, vget_low_s8(high), vget_low_s8(second));
@@ -343,21 +351,32 @@ unsafe fn dot_tile<const ROWS: usize, const CLAMP: bool>(
     // The reads below stay in group k of `groups`, step s < steps.
     let [q, x_scales, corrections] = row_pointers::<ROWS>(x, b0);
     let at = |t: usize, j: usize| PANEL_ROWS * t + QUARTER_ROWS * (2 * half + j);
-    // SAFETY: `out` holds 16 values per tile row.
-    let mut acc: [[float32x4_t; 2]; ROWS] =
-        std::array::from_fn(|t| [0, 1].map(|j| unsafe { vld1q_f32(out.as_ptr().add(at(t, j))) }));
+    let mut acc = [[vdupq_n_f32(0.0); 2]; ROWS];
+    for (t, acc) in acc.iter_mut().enumerate() {
+        for (j, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: `out` holds 16 values per tile row.
+            *acc = unsafe { vld1q_f32(out.as_ptr().add(at(t, j))) };
+        }
+    }
     for k in groups.clone() {
         // SAFETY: group k of a whole panel: `steps` steps of 64 bytes, then
         // 64 bytes of scales; quarter j of the half is bytes `16 (2 half +
         // j)..` of a step.
         let group = unsafe { panel.as_ptr().add(k * layout.group_bytes) };
-        // SAFETY: group k's correction of row b0 + t.
-        let mut dots: [[int32x4_t; 2]; ROWS] =
-            std::array::from_fn(|t| [vdupq_n_s32(unsafe { read4(corrections[t].add(4 * k)) }); 2]);
+        let mut dots = [[vdupq_n_s32(0); 2]; ROWS];
+        for (dot, correction) in dots.iter_mut().zip(corrections) {
+            // SAFETY: group k's correction of row b0 + t.
+            *dot = [vdupq_n_s32(unsafe { read4(correction.add(4 * k)) }); 2];
+        }
         for s in 0..steps {
             let step = STEP_BYTES * s + QUARTER_STEP_BYTES * 2 * half;
             // SAFETY: as above.
-            let w = [0, 1].map(|j| unsafe { nibbles(group.add(step + QUARTER_STEP_BYTES * j)) });
+            let w = unsafe {
+                [
+                    nibbles(group.add(step)),
+                    nibbles(group.add(step + QUARTER_STEP_BYTES)),
+                ]
+            };
             let column = k * gp + STEP_COLS * s;
             for t in 0..ROWS {
                 // SAFETY: columns `column..column + 8` of row b0 + t, inside
@@ -371,8 +390,13 @@ unsafe fn dot_tile<const ROWS: usize, const CLAMP: bool>(
             }
         }
         // SAFETY: the group's 16 scales follow its steps.
-        let w_scales =
-            [0, 1].map(|j| unsafe { load_scales(group.add(layout.nibble_bytes + 4 * at(0, j))) });
+        let w_scales = unsafe {
+            let at = layout.nibble_bytes + 4 * at(0, 0);
+            [
+                load_scales(group.add(at)),
+                load_scales(group.add(at + 4 * QUARTER_ROWS)),
+            ]
+        };
         for t in 0..ROWS {
             // SAFETY: group k's scale of row b0 + t.
             let x_scale = unsafe { read4(x_scales[t].add(4 * k)) };
@@ -414,9 +438,9 @@ unsafe fn smmla(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
 }
 
 /// Matrix-multiply twin of [`super::scalar::panel_int8`]: pairs of
-/// activation rows, per quarter panel up to [`MMLA_TILE_PAIRS`] of them,
-/// in `smmla` against pairs of panel rows (a quarter's nibbles zipped
-/// into rows of 8 columns); an odd last row as [`panel_int8_dotprod`].
+/// activation rows, per half panel up to [`MMLA_TILE_PAIRS`] of them, in
+/// `smmla` against pairs of panel rows (a quarter's nibbles zipped into
+/// rows of 8 columns); an odd last row as [`panel_int8_dotprod`].
 ///
 /// # Safety
 /// The CPU supports NEON and the dot-product and int8 matrix-multiply
@@ -435,7 +459,7 @@ pub(super) unsafe fn panel_int8_i8mm(
     check_panel_call(panel, layout, x, &batch, &groups, out);
     let paired = batch.len() / 2 * 2;
     let (pairs_out, rest) = out.split_at_mut(paired * PANEL_ROWS);
-    for quarter in 0..PANEL_ROWS / QUARTER_ROWS {
+    for half in 0..2 {
         let mut b = batch.start;
         for tile_out in pairs_out.chunks_mut(2 * MMLA_TILE_PAIRS * PANEL_ROWS) {
             let (pairs, g) = (tile_out.len() / (2 * PANEL_ROWS), &groups);
@@ -444,14 +468,10 @@ pub(super) unsafe fn panel_int8_i8mm(
             // 16 per row.
             unsafe {
                 match (pairs, clamp) {
-                    (1, false) => mmla_tile::<1, false>(panel, layout, x, b, g, quarter, tile_out),
-                    (2, false) => mmla_tile::<2, false>(panel, layout, x, b, g, quarter, tile_out),
-                    (3, false) => mmla_tile::<3, false>(panel, layout, x, b, g, quarter, tile_out),
-                    (_, false) => mmla_tile::<4, false>(panel, layout, x, b, g, quarter, tile_out),
-                    (1, true) => mmla_tile::<1, true>(panel, layout, x, b, g, quarter, tile_out),
-                    (2, true) => mmla_tile::<2, true>(panel, layout, x, b, g, quarter, tile_out),
-                    (3, true) => mmla_tile::<3, true>(panel, layout, x, b, g, quarter, tile_out),
-                    (_, true) => mmla_tile::<4, true>(panel, layout, x, b, g, quarter, tile_out),
+                    (1, false) => mmla_tile::<1, false>(panel, layout, x, b, g, half, tile_out),
+                    (_, false) => mmla_tile::<2, false>(panel, layout, x, b, g, half, tile_out),
+                    (1, true) => mmla_tile::<1, true>(panel, layout, x, b, g, half, tile_out),
+                    (_, true) => mmla_tile::<2, true>(panel, layout, x, b, g, half, tile_out),
                 }
             }
             b += 2 * pairs;
@@ -461,15 +481,15 @@ pub(super) unsafe fn panel_int8_i8mm(
     unsafe { dot_tiles(panel, layout, x, batch.start + paired, &groups, clamp, rest) }
 }
 
-/// Activation rows `b0..b0 + 2 PAIRS` against quarter `quarter` of the
-/// panel over `groups`: continues the chains of outputs `16 t + 4
-/// quarter..16 t + 4 quarter + 4`.
+/// Activation rows `b0..b0 + 2 PAIRS` against half `half` of the panel
+/// (its quarters `2 half` and `2 half + 1`) over `groups`: continues the
+/// chains of outputs `16 t + 8 half..16 t + 8 half + 8`.
 ///
 /// # Safety
 /// The CPU supports NEON and the int8 matrix-multiply extension; `panel`
 /// is one whole panel of `layout`; rows `b0..b0 + 2 PAIRS` are in `x`,
 /// whose rows hold the layout's groups; `groups` lies in a row; `out`
-/// holds `32 * PAIRS` values; `quarter < 4`.
+/// holds `32 * PAIRS` values; `half < 2`.
 #[inline]
 #[target_feature(enable = "neon,i8mm")]
 unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
@@ -478,34 +498,52 @@ unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
     x: &PanelActivations,
     b0: usize,
     groups: &Range<usize>,
-    quarter: usize,
+    half: usize,
     out: &mut [f32],
 ) {
     let (gp, steps) = (layout.padded_group, layout.padded_group / STEP_COLS);
-    let at = |t: usize| PANEL_ROWS * t + QUARTER_ROWS * quarter;
-    // SAFETY: `out` holds 16 values per tile row.
-    let mut acc: [[float32x4_t; 2]; PAIRS] = std::array::from_fn(|p| {
-        [0, 1].map(|i| unsafe { vld1q_f32(out.as_ptr().add(at(2 * p + i))) })
-    });
+    let at = |t: usize, j: usize| PANEL_ROWS * t + QUARTER_ROWS * (2 * half + j);
+    // Per pair, per row of the pair, per quarter of the half.
+    let mut acc = [[[vdupq_n_f32(0.0); 2]; 2]; PAIRS];
+    for (p, acc) in acc.iter_mut().enumerate() {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (j, acc) in acc.iter_mut().enumerate() {
+                // SAFETY: `out` holds 16 values per tile row.
+                *acc = unsafe { vld1q_f32(out.as_ptr().add(at(2 * p + i, j))) };
+            }
+        }
+    }
     // Pair p's values, scales and corrections (rows b0 + 2 p and the
     // next); the reads below stay in group k of `groups`, step s < steps.
-    let pointers: [[[*const u8; 2]; 3]; PAIRS] =
-        std::array::from_fn(|p| row_pointers::<2>(x, b0 + 2 * p));
+    let mut pointers = [[[std::ptr::null::<u8>(); 2]; 3]; PAIRS];
+    for (p, pointers) in pointers.iter_mut().enumerate() {
+        *pointers = row_pointers::<2>(x, b0 + 2 * p);
+    }
     for k in groups.clone() {
         // SAFETY: group k of a whole panel: `steps` steps of 64 bytes, then
-        // 64 bytes of scales; quarter `quarter` of a step is its bytes
-        // `16 quarter..16 quarter + 16`.
+        // 64 bytes of scales; quarter j of the half is bytes `16 (2 half +
+        // j)..` of a step.
         let group = unsafe { panel.as_ptr().add(k * layout.group_bytes) };
-        // Per pair, panel rows 0 and 1 of the quarter, then 2 and 3; lane
-        // `2 i + j` panel row `i` of the two, activation row `j`.
-        let mut dots = [[vdupq_n_s32(0); 2]; PAIRS];
+        // Per pair: quarter 0's panel rows 0 and 1, its rows 2 and 3, then
+        // quarter 1's; lane `2 i + j` panel row `i` of the two, activation
+        // row `j` of the pair.
+        let mut dots = [[vdupq_n_s32(0); 4]; PAIRS];
         for s in 0..steps {
+            let step = STEP_BYTES * s + QUARTER_STEP_BYTES * 2 * half;
             // SAFETY: as above.
-            let (low, high) =
-                unsafe { nibbles(group.add(STEP_BYTES * s + QUARTER_STEP_BYTES * quarter)) };
-            // Each row's columns 0..4 then 4..8: rows 0 and 1, rows 2 and 3.
-            let [low, high] = [low, high].map(|v| vreinterpretq_s32_s8(v));
-            let w = [vzip1q_s32(low, high), vzip2q_s32(low, high)].map(|v| vreinterpretq_s8_s32(v));
+            let quarters = unsafe {
+                [
+                    nibbles(group.add(step)),
+                    nibbles(group.add(step + QUARTER_STEP_BYTES)),
+                ]
+            };
+            let mut w = [vdupq_n_s8(0); 4];
+            for (w, (low, high)) in w.chunks_exact_mut(2).zip(quarters) {
+                // Each row's columns 0..4, then 4..8.
+                let (low, high) = (vreinterpretq_s32_s8(low), vreinterpretq_s32_s8(high));
+                w[0] = vreinterpretq_s8_s32(vzip1q_s32(low, high));
+                w[1] = vreinterpretq_s8_s32(vzip2q_s32(low, high));
+            }
             let column = k * gp + STEP_COLS * s;
             for (dots, [q, _, _]) in dots.iter_mut().zip(&pointers) {
                 // SAFETY: columns `column..column + 8` of the pair's rows,
@@ -516,18 +554,22 @@ unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
                         vld1_s8(q[0].add(column).cast()),
                         vld1_s8(q[1].add(column).cast()),
                     );
-                    dots[0] = smmla(dots[0], w[0], values);
-                    dots[1] = smmla(dots[1], w[1], values);
+                    for (dot, w) in dots.iter_mut().zip(w) {
+                        *dot = smmla(*dot, w, values);
+                    }
                 }
             }
         }
         // SAFETY: the group's 16 scales follow its steps.
-        let w_scales = unsafe { load_scales(group.add(layout.nibble_bytes + 4 * at(0))) };
+        let w_scales = unsafe {
+            let at = layout.nibble_bytes + 4 * at(0, 0);
+            [
+                load_scales(group.add(at)),
+                load_scales(group.add(at + 4 * QUARTER_ROWS)),
+            ]
+        };
         for (p, [_, x_scales, corrections]) in pointers.iter().enumerate() {
-            // Lanes to panel rows: activation row 0's, then row 1's.
-            let [first, second] = dots[p];
-            let dots = [vuzp1q_s32(first, second), vuzp2q_s32(first, second)];
-            for (i, dot) in dots.into_iter().enumerate() {
+            for i in 0..2 {
                 // SAFETY: group k's scale and correction of row b0 + 2 p + i.
                 let (x_scale, correction) = unsafe {
                     (
@@ -535,16 +577,27 @@ unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
                         read4(corrections[i].add(4 * k)),
                     )
                 };
-                let dot = vaddq_s32(dot, vdupq_n_s32(correction));
-                // SAFETY: the caller's promise of the CPU.
-                acc[p][i] = unsafe { chain::<CLAMP>(acc[p][i], dot, w_scales, x_scale) };
+                for j in 0..2 {
+                    // Lanes to panel rows: activation row i's of quarter j.
+                    let [first, second] = [dots[p][2 * j], dots[p][2 * j + 1]];
+                    let dot = match i {
+                        0 => vuzp1q_s32(first, second),
+                        _ => vuzp2q_s32(first, second),
+                    };
+                    let dot = vaddq_s32(dot, vdupq_n_s32(correction));
+                    // SAFETY: the caller's promise of the CPU.
+                    acc[p][i][j] =
+                        unsafe { chain::<CLAMP>(acc[p][i][j], dot, w_scales[j], x_scale) };
+                }
             }
         }
     }
     for (p, acc) in acc.into_iter().enumerate() {
         for (i, acc) in acc.into_iter().enumerate() {
-            // SAFETY: 4 f32, in bounds.
-            unsafe { vst1q_f32(out.as_mut_ptr().add(at(2 * p + i)), acc) };
+            for (j, acc) in acc.into_iter().enumerate() {
+                // SAFETY: 4 f32, in bounds.
+                unsafe { vst1q_f32(out.as_mut_ptr().add(at(2 * p + i, j)), acc) };
+            }
         }
     }
 }
