@@ -415,3 +415,191 @@ pub(crate) static NEON_DOTPROD_INT8: Entry<PanelFn> =
 #[cfg(target_arch = "aarch64")]
 pub(crate) static NEON_I8MM_INT8: Entry<PanelFn> =
     Entry::simd(any_group_size, neon::panel_int8_i8mm, &SCALAR_INT8);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::cpu::Kernel;
+    use crate::kernels::{panel_exact_kernel, panel_kernel};
+
+    /// Random bytes, from a fixed seed.
+    fn bytes(seed: &mut u64, n: usize) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                (*seed >> 24) as u8
+            })
+            .collect()
+    }
+
+    /// The bits of each value, every NaN as one.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        let bits = |f: &f32| if f.is_nan() { u32::MAX } else { f.to_bits() };
+        v.iter().map(bits).collect()
+    }
+
+    /// The panels of a random `rows x cols` matrix in groups of `g`, its
+    /// weight scales `w_scale(i)`.
+    fn panels(
+        seed: &mut u64,
+        rows: usize,
+        cols: usize,
+        g: usize,
+        w_scale: impl Fn(u8) -> f32,
+    ) -> (PanelLayout, Vec<u8>) {
+        let layout = PanelLayout::new(Layout::new(rows, cols, g).unwrap()).unwrap();
+        let packed = bytes(seed, layout.weights.packed_len());
+        let scales: Vec<f32> = bytes(seed, layout.weights.scales_len())
+            .into_iter()
+            .map(w_scale)
+            .collect();
+        let mut body = vec![0u8; layout.len];
+        for (p, panel) in body.chunks_exact_mut(layout.panel_bytes).enumerate() {
+            layout.fill_panel(&packed, &scales, p, panel);
+        }
+        (layout, body)
+    }
+
+    /// Random activations of `batch` rows for `layout` (values in -127..=127,
+    /// the padding 0), their scales `x_scale(i)`.
+    fn activations(
+        seed: &mut u64,
+        layout: &PanelLayout,
+        batch: usize,
+        x_scale: impl Fn(u8) -> f32,
+    ) -> (ActivationsLayout, Vec<u8>) {
+        let w = &layout.weights;
+        let l = ActivationsLayout::new(batch, w.cols, w.group_size).unwrap();
+        let mut body = bytes(seed, l.len);
+        let mut at = l.scales_at;
+        for b in 0..batch {
+            for k in 0..l.groups {
+                let width = w.group_size.min(w.cols - k * w.group_size);
+                let group = &mut body[b * l.row_len + k * l.padded_group..][..l.padded_group];
+                for v in group.iter_mut() {
+                    *v = (*v as i8).max(-127) as u8;
+                }
+                group[width..].fill(0);
+                let sum: i32 = group.iter().map(|&v| v as i8 as i32).sum();
+                let scale = x_scale(group[0]);
+                body[at..at + 4].copy_from_slice(&scale.to_le_bytes());
+                let c = l.corrections_at - l.scales_at + at;
+                body[c..c + 4].copy_from_slice(&(-8 * sum).to_le_bytes());
+                at += 4;
+            }
+        }
+        (l, body)
+    }
+
+    /// Every kernel's int8 panel function against the scalar twin's bits,
+    /// per panel: on a batch that starts past row 0, over the groups in two
+    /// calls, with `clamp` true and (where no scale product overflows)
+    /// false.
+    #[test]
+    fn int8_panels_match_the_scalar_twin() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let ordinary = |b: u8| (b as f32 - 128.0) / 256.0;
+        let extreme = |b: u8| match b % 8 {
+            0 => f32::NAN,
+            1 => 3e38,
+            2 => -f32::INFINITY,
+            _ => (b as f32 - 128.0) / 256.0,
+        };
+        let shapes = [
+            (16, 40, 40, 3),
+            (5, 100, 12, 6),
+            (20, 300, 32, 9),
+            (3, 64, 8, 2),
+        ];
+        for (rows, cols, g, batch) in shapes {
+            for (special, clamps) in [(false, &[false, true][..]), (true, &[true][..])] {
+                let scale = |b| if special { extreme(b) } else { ordinary(b) };
+                let (layout, body) = panels(&mut seed, rows, cols, g, scale);
+                let (x_layout, x_body) = activations(&mut seed, &layout, batch, scale);
+                let x = PanelActivations {
+                    layout: x_layout,
+                    body: &x_body,
+                    max_abs_scale: 0.0,
+                };
+                let groups = layout.weights.groups_per_row;
+                for panel in body.chunks_exact(layout.panel_bytes) {
+                    for start in [0, 1] {
+                        let n = (batch - start) * PANEL_ROWS;
+                        let mut want = vec![0f32; n];
+                        scalar::panel_int8(
+                            panel,
+                            &layout,
+                            &x,
+                            start..batch,
+                            0..groups,
+                            true,
+                            &mut want,
+                        );
+                        for (kernel, &clamp) in Kernel::ALL
+                            .into_iter()
+                            .filter(|k| k.is_supported())
+                            .flat_map(|k| clamps.iter().map(move |c| (k, c)))
+                        {
+                            let run = panel_kernel(kernel);
+                            let mut got = vec![0f32; n];
+                            for part in [0..groups / 2, groups / 2..groups] {
+                                // SAFETY: `panel_kernel` hands out kernels this
+                                // CPU runs; the arguments are checked.
+                                unsafe {
+                                    run(panel, &layout, &x, start..batch, part, clamp, &mut got)
+                                };
+                            }
+                            assert_eq!(
+                                bits(&got),
+                                bits(&want),
+                                "{} clamp {clamp} {rows}x{cols} g {g} rows {start}..{batch}",
+                                kernel.name()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every kernel's exact panel function against the scalar twin's bits,
+    /// per panel, every batch from 1 to 8, the columns in several calls.
+    #[test]
+    fn exact_panels_match_the_scalar_twin() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for (rows, cols, g) in [(16, 40, 40), (5, 100, 12), (20, 300, 32), (3, 7, 3)] {
+            let scale = |b: u8| (b as f32 - 128.0) / 256.0;
+            let (layout, body) = panels(&mut seed, rows, cols, g, scale);
+            let leaf = exact_leaf(cols);
+            for batch in 1..=8 {
+                let x: Vec<f32> = bytes(&mut seed, batch * cols)
+                    .into_iter()
+                    .map(|b| (b as f32 - 128.0) / 32.0)
+                    .collect();
+                let mut scratch = vec![0f32; cols * PANEL_ROWS];
+                for panel in body.chunks_exact(layout.panel_bytes) {
+                    let mut want = vec![0f32; batch * PANEL_ROWS];
+                    scalar::panel_exact(panel, &layout, &x, 0..cols, &mut scratch, &mut want);
+                    for kernel in Kernel::ALL.into_iter().filter(|k| k.is_supported()) {
+                        let run = panel_exact_kernel(kernel);
+                        let mut got = vec![0f32; batch * PANEL_ROWS];
+                        for first in (0..cols).step_by(2 * leaf) {
+                            let columns = first..(first + 2 * leaf).min(cols);
+                            // SAFETY: `panel_exact_kernel` hands out kernels
+                            // this CPU runs; the arguments are checked.
+                            unsafe { run(panel, &layout, &x, columns, &mut scratch, &mut got) };
+                        }
+                        assert_eq!(
+                            bits(&got),
+                            bits(&want),
+                            "{} {rows}x{cols} g {g} batch {batch}",
+                            kernel.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
