@@ -32,10 +32,10 @@ const PLAIN_CHUNK_STEPS: usize = 4;
 /// Activation rows an `sdot` tile keeps in registers, per half panel (2
 /// quarters): 2 i32 and 2 f32 accumulators each.
 const DOT_TILE_ROWS: usize = 4;
-/// Pairs of activation rows an `smmla` tile keeps in registers, per half
-/// panel: 4 i32 and 4 f32 accumulators each, beside the step's 4 zipped
-/// weight registers.
-const MMLA_TILE_PAIRS: usize = 2;
+/// Pairs of activation rows an `smmla` tile runs against a half panel: 4
+/// i32 accumulators each, beside the step's 4 zipped weight registers
+/// (the f32 chains wait in `out`, touched once per group).
+const MMLA_TILE_PAIRS: usize = 4;
 /// Activation rows the exact kernel runs against columns decoded straight
 /// into registers: below this a pass through the scratch costs more than
 /// the decode.
@@ -469,9 +469,13 @@ pub(super) unsafe fn panel_int8_i8mm(
             unsafe {
                 match (pairs, clamp) {
                     (1, false) => mmla_tile::<1, false>(panel, layout, x, b, g, half, tile_out),
-                    (_, false) => mmla_tile::<2, false>(panel, layout, x, b, g, half, tile_out),
+                    (2, false) => mmla_tile::<2, false>(panel, layout, x, b, g, half, tile_out),
+                    (3, false) => mmla_tile::<3, false>(panel, layout, x, b, g, half, tile_out),
+                    (_, false) => mmla_tile::<4, false>(panel, layout, x, b, g, half, tile_out),
                     (1, true) => mmla_tile::<1, true>(panel, layout, x, b, g, half, tile_out),
-                    (_, true) => mmla_tile::<2, true>(panel, layout, x, b, g, half, tile_out),
+                    (2, true) => mmla_tile::<2, true>(panel, layout, x, b, g, half, tile_out),
+                    (3, true) => mmla_tile::<3, true>(panel, layout, x, b, g, half, tile_out),
+                    (_, true) => mmla_tile::<4, true>(panel, layout, x, b, g, half, tile_out),
                 }
             }
             b += 2 * pairs;
@@ -503,16 +507,6 @@ unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
 ) {
     let (gp, steps) = (layout.padded_group, layout.padded_group / STEP_COLS);
     let at = |t: usize, j: usize| PANEL_ROWS * t + QUARTER_ROWS * (2 * half + j);
-    // Per pair, per row of the pair, per quarter of the half.
-    let mut acc = [[[vdupq_n_f32(0.0); 2]; 2]; PAIRS];
-    for (p, acc) in acc.iter_mut().enumerate() {
-        for (i, acc) in acc.iter_mut().enumerate() {
-            for (j, acc) in acc.iter_mut().enumerate() {
-                // SAFETY: `out` holds 16 values per tile row.
-                *acc = unsafe { vld1q_f32(out.as_ptr().add(at(2 * p + i, j))) };
-            }
-        }
-    }
     // Pair p's values, scales and corrections (rows b0 + 2 p and the
     // next); the reads below stay in group k of `groups`, step s < steps.
     let mut pointers = [[[std::ptr::null::<u8>(); 2]; 3]; PAIRS];
@@ -585,18 +579,18 @@ unsafe fn mmla_tile<const PAIRS: usize, const CLAMP: bool>(
                         _ => vuzp2q_s32(first, second),
                     };
                     let dot = vaddq_s32(dot, vdupq_n_s32(correction));
-                    // SAFETY: the caller's promise of the CPU.
-                    acc[p][i][j] =
-                        unsafe { chain::<CLAMP>(acc[p][i][j], dot, w_scales[j], x_scale) };
+                    // The chains wait in `out`: the registers hold the
+                    // integer sums of 4 pairs.
+                    // SAFETY: 4 f32 of `out` (16 per tile row); the
+                    // caller's promise of the CPU.
+                    unsafe {
+                        let acc = out.as_mut_ptr().add(at(2 * p + i, j));
+                        vst1q_f32(
+                            acc,
+                            chain::<CLAMP>(vld1q_f32(acc), dot, w_scales[j], x_scale),
+                        );
+                    }
                 }
-            }
-        }
-    }
-    for (p, acc) in acc.into_iter().enumerate() {
-        for (i, acc) in acc.into_iter().enumerate() {
-            for (j, acc) in acc.into_iter().enumerate() {
-                // SAFETY: 4 f32, in bounds.
-                unsafe { vst1q_f32(out.as_mut_ptr().add(at(2 * p + i, j)), acc) };
             }
         }
     }
