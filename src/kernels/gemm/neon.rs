@@ -692,6 +692,20 @@ unsafe fn for_each_column(
             });
             let at = STEP_COLS * s;
             let in_step = first.max(at) - at..end.min(at + STEP_COLS) - at;
+            if in_step == (0..STEP_COLS) {
+                // A whole step, unrolled: the shifts as immediates.
+                macro_rules! visit {
+                    ($($i:literal: $to_top:literal),*) => {$(
+                        let weights = std::array::from_fn(|j| {
+                            let u = vshrq_n_s32::<28>(vshlq_n_s32::<$to_top>(w[j]));
+                            vmulq_f32(vcvtq_f32_s32(u), scales[j])
+                        });
+                        visit(k * g + at + $i, weights);
+                    )*};
+                }
+                visit!(0: 28, 1: 20, 2: 12, 3: 4, 4: 24, 5: 16, 6: 8, 7: 0);
+                continue;
+            }
             for (i, &to_top) in TO_TOP
                 .iter()
                 .enumerate()
