@@ -732,12 +732,12 @@ unsafe fn for_each_column(
 #[target_feature(enable = "neon")]
 unsafe fn decode(panel: &[u8], layout: &PanelLayout, columns: Range<usize>, scratch: &mut [f32]) {
     let first = columns.start;
-    let scratch = &mut scratch[..columns.len() * PANEL_ROWS];
+    let scratch = scratch[..columns.len() * PANEL_ROWS].as_mut_ptr();
     let store = |c: usize, weights: [float32x4_t; 4]| {
-        let out = &mut scratch[PANEL_ROWS * (c - first)..][..PANEL_ROWS];
         for (j, w) in weights.into_iter().enumerate() {
-            // SAFETY: 4 f32, in bounds.
-            unsafe { vst1q_f32(out.as_mut_ptr().add(QUARTER_ROWS * j), w) };
+            // SAFETY: `for_each_column` visits the columns of `columns`
+            // alone, 16 f32 each in `scratch`.
+            unsafe { vst1q_f32(scratch.add(PANEL_ROWS * (c - first) + QUARTER_ROWS * j), w) };
         }
     };
     // SAFETY: the caller's promise.
