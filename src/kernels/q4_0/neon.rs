@@ -4,6 +4,7 @@
 use std::arch::aarch64::*;
 
 use super::scalar;
+use crate::kernels::simd::neon::magnitude_bits;
 
 /// Quantizes whole blocks of 32 values into 18-byte blocks, byte for byte
 /// as [`super::scalar::quantize_block`].
@@ -16,13 +17,12 @@ pub(super) unsafe fn quantize_blocks(src: &[f32], blocks: &mut [u8]) {
         // SAFETY: `x` holds 32 f32.
         let v: [float32x4_t; 8] =
             std::array::from_fn(|i| unsafe { vld1q_f32(x.as_ptr().add(4 * i)) });
-        // Lane-wise `if amax < |v| { amax = |v| }` from 0: NaN never
-        // compares above, as in C, so no NaN reaches the reduction.
-        let lane_max = v.iter().fold(vdupq_n_f32(0.0), |m, &v| {
-            let a = vabsq_f32(v);
-            vbslq_f32(vcltq_f32(m, a), a, m)
-        });
-        let amax = vmaxvq_f32(lane_max);
+        // `if amax < |v| { amax = |v| }` from 0: NaN never compares above,
+        // as in C.
+        let lane_max = v
+            .iter()
+            .fold(vdupq_n_u32(0), |m, &v| vmaxq_u32(m, magnitude_bits(v)));
+        let amax = f32::from_bits(vmaxvq_u32(lane_max));
         // The first element reaching the largest magnitude is the one the
         // scalar loop keeps.
         let max = if amax > 0.0 {

@@ -40,20 +40,31 @@ pub(crate) fn quantize_group(group: &[f32], bytes: &mut [u8], scale: f32) {
     }
 }
 
-/// The lane-wise maximum of `|x|` over the 4-value chunks of `values`
-/// (`values.len() % 4 == 0`), from 0. Compare and select: a NaN (even a
-/// signaling one, which fmaxnm would propagate) never compares greater,
-/// so it is ignored, as in the scalar folds.
+/// `|x|` per lane as bits, NaN lanes (quiet or signaling) as 0. Unsigned
+/// order on these bits is the order of the magnitudes, so integer maxima
+/// ignore NaN as the scalar folds do: a float compare-and-select from 0
+/// may be rewritten by LLVM into `fmaxnm`, which turns a signaling NaN
+/// into NaN instead of ignoring it.
+#[inline]
+#[target_feature(enable = "neon")]
+pub(crate) fn magnitude_bits(x: float32x4_t) -> uint32x4_t {
+    let abs = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x7FFF_FFFF));
+    let nan = vcgtq_u32(abs, vdupq_n_u32(0x7F80_0000));
+    vbicq_u32(abs, nan)
+}
+
+/// The largest `|x|` over `values` (`values.len() % 4 == 0`), from 0, NaN
+/// ignored.
 #[inline]
 #[target_feature(enable = "neon")]
 pub(crate) fn max_abs(values: &[f32]) -> f32 {
-    let mut max = vdupq_n_f32(0.0);
+    let mut max = vdupq_n_u32(0);
     for v in values.chunks_exact(LANES) {
         // SAFETY: `v` holds 4 f32.
-        let a = vabsq_f32(unsafe { vld1q_f32(v.as_ptr()) });
-        max = vbslq_f32(vcgtq_f32(a, max), a, max);
+        let x = unsafe { vld1q_f32(v.as_ptr()) };
+        max = vmaxq_u32(max, magnitude_bits(x));
     }
-    vmaxvq_f32(max)
+    f32::from_bits(vmaxvq_u32(max))
 }
 
 /// The first element of `values` (`values.len() % 4 == 0`) whose magnitude
