@@ -137,6 +137,8 @@ fn neon() -> KernelTable {
         rows_f32: &pack::NEON_F32,
         rows_f16: &convert::NEON_F16,
         rows_bf16: &convert::NEON_BF16,
+        product_exact: &matmul::NEON_EXACT,
+        product_int8: &matmul::NEON_INT8,
         prepared_int8: &gemm::NEON_INT8,
         prepared_exact: &gemm::NEON_EXACT,
         activations: &activations::NEON_ACTIVATIONS,
@@ -153,6 +155,7 @@ fn neon() -> KernelTable {
 #[cfg(target_arch = "aarch64")]
 fn neon_dotprod() -> KernelTable {
     KernelTable {
+        product_int8: &matmul::NEON_DOTPROD_INT8,
         prepared_int8: &gemm::NEON_DOTPROD_INT8,
         ..neon()
     }

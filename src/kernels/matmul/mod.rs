@@ -5,6 +5,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub mod scalar;
 
 pub(crate) use super::activations::split_pairs;
@@ -71,7 +73,10 @@ pub enum Activations<'a> {
     /// f32 rows, `[batch, cols]`, in natural and in split order.
     F32 {
         natural: &'a [f32],
-        #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+        #[cfg_attr(
+            not(any(target_arch = "x86_64", target_arch = "aarch64")),
+            allow(dead_code)
+        )] // read through `exact` (the x86-64 kernels use it)
         split: &'a [f32],
     },
     /// Rows quantized for int8 mode.
@@ -84,7 +89,10 @@ impl<'a> Activations<'a> {
     /// # Panics
     /// On quantized rows: the kernel was picked for the other precision, a
     /// broken invariant that must not pass for a result.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // split is read by the x86-64 kernels
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )] // read by the SIMD kernels
     pub(crate) fn exact(&self) -> (&'a [f32], &'a [f32]) {
         match *self {
             Activations::F32 { natural, split } => (natural, split),
@@ -233,6 +241,26 @@ pub(crate) static AVX512_INT8: Entry<RowKernel> = Entry::simd(
     fits_split_blocks,
     RowKernel::RowsAtOnce(avx512::rows_int8),
     &AVX2_INT8,
+);
+
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_EXACT: Entry<RowKernel> = Entry::simd(
+    neon::exact_fits,
+    RowKernel::OneRow(neon::row_exact),
+    &SCALAR_EXACT,
+);
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_INT8: Entry<RowKernel> = Entry::simd(
+    neon::int8_fits,
+    RowKernel::OneRow(neon::row_int8),
+    &SCALAR_INT8,
+);
+/// Needs FEAT_DotProd besides NEON (the `NeonDotprod` family's).
+#[cfg(target_arch = "aarch64")]
+pub(crate) static NEON_DOTPROD_INT8: Entry<RowKernel> = Entry::simd(
+    neon::int8_fits,
+    RowKernel::OneRow(neon::row_int8_dotprod),
+    &SCALAR_INT8,
 );
 
 #[cfg(test)]

@@ -1,0 +1,410 @@
+//! aarch64 NEON fused kernels: `exact` for group sizes that are multiples
+//! of 16 (a span of 8 packed bytes never straddles a group), `int8` for
+//! multiples of 32 (a span of 16 bytes). A packed byte holds the nibbles of
+//! an even and an odd column, so the activations are read with
+//! de-interleaving loads (`ld2`) instead of the nibbles being zipped.
+//!
+//! `exact` leaves the columns after its last whole span to the scalar
+//! twin. `int8` gives the scalar twin's bits: each group's dot is an exact
+//! integer (widening multiplies, or `sdot` with FEAT_DotProd; the last
+//! group's columns after its whole spans added one by one), then the same
+//! f32 steps, group by group.
+
+use std::arch::aarch64::*;
+use std::arch::asm;
+use std::ops::Range;
+
+use super::{scalar, Activations, BATCH_TILE};
+
+/// Columns of one `exact` span: 8 packed bytes.
+const SPAN: usize = 16;
+
+/// Columns whose products are summed apart (four accumulators of four
+/// lanes, so 16 roundings per term) before joining an output's sum.
+const CHUNK: usize = 256;
+
+/// Chunk sums gathered before joining the total: a term then meets about
+/// `CHUNK / 16 + CHUNKS_PER_BLOCK + cols / (CHUNK * CHUNKS_PER_BLOCK)`
+/// roundings, within the exact bound's `4 sqrt(cols) + 4`.
+const CHUNKS_PER_BLOCK: usize = 64;
+
+/// Whether the exact kernel has a fast path for `group_size`.
+pub(super) fn exact_fits(group_size: usize) -> bool {
+    group_size.is_multiple_of(SPAN)
+}
+
+/// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
+/// sums: each weight `(u - 8) * scale` as unpack computes it, fused
+/// multiply-adds with the activations. With several activation rows, each
+/// chunk is decoded once and read by all of them.
+///
+/// # Safety
+/// The CPU supports NEON; `exact_fits(group_size)`; `acts` is f32 (else
+/// this panics); `out` holds at most [`BATCH_TILE`] values.
+#[target_feature(enable = "neon")]
+pub(super) unsafe fn row_exact(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    cols: usize,
+    acts: &Activations,
+    out: &mut [f32],
+) {
+    let (natural, _) = acts.exact();
+    let whole = cols / SPAN * SPAN;
+    let mut sums = [RunningSum::default(); BATCH_TILE];
+    let sums = &mut sums[..out.len()];
+    let mut decoded = [0f32; CHUNK];
+    for (n, first) in (0..whole).step_by(CHUNK).enumerate() {
+        let chunk = first..(first + CHUNK).min(whole);
+        if let [sum] = sums {
+            let x = &natural[chunk.clone()];
+            sum.add(n, dot_chunk(packed, scales, group_size, x, chunk));
+        } else {
+            let decoded = &mut decoded[..chunk.len()];
+            decode_chunk(packed, scales, group_size, chunk.clone(), decoded);
+            for (b, sum) in sums.iter_mut().enumerate() {
+                let x = &natural[b * cols + chunk.start..b * cols + chunk.end];
+                sum.add(n, dot_decoded(decoded, x));
+            }
+        }
+    }
+    for (b, (y, sum)) in out.iter_mut().zip(sums).enumerate() {
+        let x = &natural[b * cols..(b + 1) * cols];
+        *y = sum.value() + scalar::dot_exact(packed, scales, group_size, x, whole..cols);
+    }
+}
+
+/// One output's sum: chunk sums gather in `block`, which joins `total`
+/// every [`CHUNKS_PER_BLOCK`] chunks.
+#[derive(Clone, Copy, Default)]
+struct RunningSum {
+    block: f32,
+    total: f32,
+}
+
+impl RunningSum {
+    /// Adds the sum of chunk `n` (chunks come in order).
+    fn add(&mut self, n: usize, chunk_sum: f32) {
+        if n.is_multiple_of(CHUNKS_PER_BLOCK) {
+            self.total += self.block;
+            self.block = 0.0;
+        }
+        self.block += chunk_sum;
+    }
+
+    fn value(self) -> f32 {
+        self.total + self.block
+    }
+}
+
+/// The parts of `columns` in each group: `(group, its columns)`.
+fn segments(
+    columns: Range<usize>,
+    group_size: usize,
+) -> impl Iterator<Item = (usize, Range<usize>)> {
+    let mut c = columns.start;
+    std::iter::from_fn(move || {
+        (c < columns.end).then(|| {
+            let k = c / group_size;
+            let end = ((k + 1) * group_size).min(columns.end);
+            let part = (k, c..end);
+            c = end;
+            part
+        })
+    })
+}
+
+/// The 16 weights of 8 packed bytes inside one group, each `(u - 8) *
+/// scale` as unpack decodes it, in the lanes of two `ld2` loads of their
+/// activations: columns 0, 2, 4, 6; 1, 3, 5, 7; 8, 10, 12, 14; 9, 11, 13, 15.
+#[inline]
+#[target_feature(enable = "neon")]
+fn decode16(bytes: &[u8; 8], scale: float32x4_t) -> [float32x4_t; 4] {
+    // SAFETY: `bytes` holds 8 bytes.
+    let packed = unsafe { vld1_u8(bytes.as_ptr()) };
+    let eight = vdup_n_u8(8);
+    // u - 8 widened to 16 bits: the wrapped u16 difference is the i16 one.
+    let even = vreinterpretq_s16_u16(vsubl_u8(vand_u8(packed, vdup_n_u8(0xF)), eight));
+    let odd = vreinterpretq_s16_u16(vsubl_u8(vshr_n_u8::<4>(packed), eight));
+    [
+        vmovl_s16(vget_low_s16(even)),
+        vmovl_s16(vget_low_s16(odd)),
+        vmovl_high_s16(even),
+        vmovl_high_s16(odd),
+    ]
+    .map(|u| vmulq_f32(vcvtq_f32_s32(u), scale))
+}
+
+/// The sum of the lanes of four accumulators.
+#[inline]
+#[target_feature(enable = "neon")]
+fn sum4(acc: [float32x4_t; 4]) -> f32 {
+    vaddvq_f32(vaddq_f32(
+        vaddq_f32(acc[0], acc[1]),
+        vaddq_f32(acc[2], acc[3]),
+    ))
+}
+
+/// `sum(x * w)` over `columns` (whole spans) of one weight row, decoding
+/// straight into the accumulators; `x` holds those columns' activations.
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot_chunk(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    x: &[f32],
+    columns: Range<usize>,
+) -> f32 {
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    let mut x = x.as_chunks::<SPAN>().0.iter();
+    for (k, part) in segments(columns, group_size) {
+        let scale = vdupq_n_f32(scales[k]);
+        // Column c sits in byte c / 2 (the group size is even).
+        let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
+        for (bytes, xs) in bytes.iter().zip(&mut x) {
+            let w = decode16(bytes, scale);
+            // SAFETY: `xs` holds 16 f32.
+            let (low, high) = unsafe { (vld2q_f32(xs.as_ptr()), vld2q_f32(xs.as_ptr().add(8))) };
+            acc[0] = vfmaq_f32(acc[0], w[0], low.0);
+            acc[1] = vfmaq_f32(acc[1], w[1], low.1);
+            acc[2] = vfmaq_f32(acc[2], w[2], high.0);
+            acc[3] = vfmaq_f32(acc[3], w[3], high.1);
+        }
+    }
+    sum4(acc)
+}
+
+/// The weights of `columns` (whole spans) of one row into `out`, in
+/// natural order.
+#[inline]
+#[target_feature(enable = "neon")]
+fn decode_chunk(
+    packed: &[u8],
+    scales: &[f32],
+    group_size: usize,
+    columns: Range<usize>,
+    out: &mut [f32],
+) {
+    let mut out = out.as_chunks_mut::<SPAN>().0.iter_mut();
+    for (k, part) in segments(columns, group_size) {
+        let scale = vdupq_n_f32(scales[k]);
+        let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
+        for (bytes, o) in bytes.iter().zip(&mut out) {
+            let w = decode16(bytes, scale);
+            // SAFETY: `o` holds 16 f32; `st2` interleaves the even and odd
+            // columns back into natural order.
+            unsafe {
+                vst2q_f32(o.as_mut_ptr(), float32x4x2_t(w[0], w[1]));
+                vst2q_f32(o.as_mut_ptr().add(8), float32x4x2_t(w[2], w[3]));
+            }
+        }
+    }
+}
+
+/// `sum(w * x)` over decoded weights (whole spans).
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot_decoded(w: &[f32], x: &[f32]) -> f32 {
+    let mut acc = [vdupq_n_f32(0.0); 4];
+    for (w, x) in w.as_chunks::<SPAN>().0.iter().zip(x.as_chunks::<SPAN>().0) {
+        for (i, acc) in acc.iter_mut().enumerate() {
+            // SAFETY: both hold 16 f32; lanes 4i..4i + 4.
+            *acc = unsafe {
+                vfmaq_f32(
+                    *acc,
+                    vld1q_f32(w.as_ptr().add(4 * i)),
+                    vld1q_f32(x.as_ptr().add(4 * i)),
+                )
+            };
+        }
+    }
+    sum4(acc)
+}
+
+/// Columns of one `int8` span: 16 packed bytes.
+const SPAN8: usize = 32;
+
+/// Spans decoded at a time and read by every activation row.
+const PIECE: usize = 16;
+
+/// Whether the int8 kernels have a fast path for `group_size`.
+pub(super) fn int8_fits(group_size: usize) -> bool {
+    group_size.is_multiple_of(SPAN8)
+}
+
+/// `acc` plus every product of a span's signed nibbles `w` (even columns,
+/// odd columns) with its activations `x` (even, odd), over the lanes:
+/// exactly `sum((u - 8) * q)`. `smull`/`smlal` into 16-bit lanes (4
+/// products each, at most 4 * 8 * 128 in magnitude), pairwise added into
+/// 32 bits.
+#[inline]
+#[target_feature(enable = "neon")]
+fn dot_widening(acc: int32x4_t, [even, odd]: [int8x16_t; 2], x: int8x16x2_t) -> int32x4_t {
+    let p = vmull_s8(vget_low_s8(even), vget_low_s8(x.0));
+    let p = vmlal_high_s8(p, even, x.0);
+    let p = vmlal_s8(p, vget_low_s8(odd), vget_low_s8(x.1));
+    let p = vmlal_high_s8(p, odd, x.1);
+    vpadalq_s16(acc, p)
+}
+
+/// [`dot_widening`] in two `sdot`.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn dot_sdot(acc: int32x4_t, [even, odd]: [int8x16_t; 2], x: int8x16x2_t) -> int32x4_t {
+    // SAFETY: this function's target features.
+    unsafe { sdot(sdot(acc, even, x.0), odd, x.1) }
+}
+
+/// `acc` plus, in each lane, the products of that lane's 4 bytes of `a`
+/// and `b` (`sdot`; `vdotq_s32` is not stable Rust).
+///
+/// # Safety
+/// The CPU supports FEAT_DotProd, and this is inlined into a function
+/// compiled with `dotprod`.
+#[inline(always)]
+unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: the caller's promise; the instruction reads and writes only
+    // these registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack),
+        );
+    }
+    acc
+}
+
+/// The nibbles of 16 packed bytes as `u - 8`: even columns, odd columns.
+#[inline]
+#[target_feature(enable = "neon")]
+fn signed_nibbles(bytes: &[u8; 16]) -> [int8x16_t; 2] {
+    // SAFETY: `bytes` holds 16 bytes.
+    let packed = unsafe { vld1q_u8(bytes.as_ptr()) };
+    let eight = vdupq_n_u8(8);
+    let even = vsubq_u8(vandq_u8(packed, vdupq_n_u8(0xF)), eight);
+    let odd = vsubq_u8(vshrq_n_u8::<4>(packed), eight);
+    [vreinterpretq_s8_u8(even), vreinterpretq_s8_u8(odd)]
+}
+
+/// The whole spans of group `k`, which holds `len` columns.
+#[inline]
+fn group_spans(packed: &[u8], group_size: usize, k: usize, len: usize) -> &[[u8; 16]] {
+    packed[k * group_size / 2..][..len / SPAN8 * 16]
+        .as_chunks()
+        .0
+}
+
+/// The exact `sum((u - 8) * q)` of group `k`'s columns after its whole
+/// spans (only the last group of a row has any), `x` their activations.
+fn leftover_dot(packed: &[u8], group_size: usize, k: usize, x: &[i8]) -> i32 {
+    let len = x.len();
+    let first = k * group_size + len / SPAN8 * SPAN8;
+    let x = &x[len / SPAN8 * SPAN8..];
+    let u = |i: usize| scalar::nibble(packed, group_size, first + i) as i32 - 8;
+    x.iter().enumerate().map(|(i, &q)| u(i) * q as i32).sum()
+}
+
+/// The group's term, as [`scalar::dot_int8`] adds it.
+#[inline]
+fn group_term(w_scale: f32, x_scale: f32, dot: i32) -> f32 {
+    scalar::group_scale(w_scale, x_scale) * dot as f32
+}
+
+/// Writes the int8 kernel `$name`, compiled for `$features`, whose span
+/// dot is `$dot` (a function of those features, as [`dot_widening`]):
+/// group by group, the exact integer dot, then `acc += group_scale * dot`
+/// in f32, bit for bit [`scalar::row_int8`]. With several activation rows,
+/// each piece of a group is decoded once.
+macro_rules! row_int8 {
+    ($(#[$doc:meta])* $name:ident, $features:literal, $dot:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU supports the function's target features;
+        /// `int8_fits(group_size)`; `acts` is quantized (else this panics);
+        /// `out` holds at most [`BATCH_TILE`] values.
+        #[target_feature(enable = $features)]
+        pub(super) unsafe fn $name(
+            packed: &[u8],
+            scales: &[f32],
+            group_size: usize,
+            _cols: usize,
+            acts: &Activations,
+            out: &mut [f32],
+        ) {
+            let q = acts.int8();
+            if let [y] = out {
+                let mut acc = 0f32;
+                for (k, &w_scale) in scales.iter().enumerate() {
+                    let x = q.group(0, k);
+                    let spans = group_spans(packed, group_size, k, x.len());
+                    let mut dots = [vdupq_n_s32(0); 2];
+                    for (i, (bytes, xs)) in spans.iter().zip(x.as_chunks::<SPAN8>().0).enumerate() {
+                        // SAFETY: `xs` holds 32 values.
+                        let xs = unsafe { vld2q_s8(xs.as_ptr()) };
+                        dots[i % 2] = $dot(dots[i % 2], signed_nibbles(bytes), xs);
+                    }
+                    let mut dot = vaddvq_s32(vaddq_s32(dots[0], dots[1]));
+                    if !x.len().is_multiple_of(SPAN8) {
+                        dot += leftover_dot(packed, group_size, k, x);
+                    }
+                    acc += group_term(w_scale, q.scale(0, k), dot);
+                }
+                *y = acc;
+                return;
+            }
+            let mut acc = [0f32; BATCH_TILE];
+            let acc = &mut acc[..out.len()];
+            let mut dots = [vdupq_n_s32(0); BATCH_TILE];
+            let dots = &mut dots[..out.len()];
+            let mut decoded = [[vdupq_n_s8(0); 2]; PIECE];
+            for (k, &w_scale) in scales.iter().enumerate() {
+                let len = q.group(0, k).len();
+                dots.fill(vdupq_n_s32(0));
+                let spans = group_spans(packed, group_size, k, len);
+                for (p, piece) in spans.chunks(PIECE).enumerate() {
+                    let decoded = &mut decoded[..piece.len()];
+                    for (w, bytes) in decoded.iter_mut().zip(piece) {
+                        *w = signed_nibbles(bytes);
+                    }
+                    for (b, dot) in dots.iter_mut().enumerate() {
+                        let x = &q.group(b, k)[p * PIECE * SPAN8..];
+                        for (&w, xs) in decoded.iter().zip(x.as_chunks::<SPAN8>().0) {
+                            // SAFETY: `xs` holds 32 values.
+                            let xs = unsafe { vld2q_s8(xs.as_ptr()) };
+                            *dot = $dot(*dot, w, xs);
+                        }
+                    }
+                }
+                for (b, (acc, &dot)) in acc.iter_mut().zip(dots.iter()).enumerate() {
+                    let x = q.group(b, k);
+                    let mut dot = vaddvq_s32(dot);
+                    if !len.is_multiple_of(SPAN8) {
+                        dot += leftover_dot(packed, group_size, k, x);
+                    }
+                    *acc += group_term(w_scale, q.scale(b, k), dot);
+                }
+            }
+            out.copy_from_slice(acc);
+        }
+    };
+}
+
+row_int8!(
+    /// `int8` precision with widening multiplies.
+    row_int8,
+    "neon",
+    dot_widening
+);
+
+row_int8!(
+    /// `int8` precision with `sdot` (FEAT_DotProd).
+    row_int8_dotprod,
+    "neon,dotprod",
+    dot_sdot
+);
