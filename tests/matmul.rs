@@ -85,7 +85,7 @@ impl Case {
 
 fn case() -> impl Strategy<Value = Case> {
     let g = prop_oneof![
-        3 => prop::sample::select(vec![16usize, 32, 48, 64, 80, 128, 192, 256]),
+        3 => prop::sample::select(vec![16usize, 32, 48, 64, 80, 128, 192, 256, 1024]),
         1 => 1usize..40,
     ];
     // Some cases span several of the kernels' 16-row calls.

@@ -112,7 +112,10 @@ impl QuantizedActivations {
     }
 
     /// The scales of row `b`.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(dead_code)
+    )] // read by the SIMD kernels
     pub(crate) fn scales_row(&self, b: usize) -> &[f32] {
         &self.scales[b * self.groups..(b + 1) * self.groups]
     }
@@ -125,10 +128,15 @@ impl QuantizedActivations {
         &self.corrections[b * per_row..(b + 1) * per_row]
     }
 
+    /// Row `b`, in natural order.
+    pub(crate) fn row(&self, b: usize) -> &[i8] {
+        &self.q[b * self.cols..(b + 1) * self.cols]
+    }
+
     /// The quantized values of group `k` of row `b`.
     pub fn group(&self, b: usize, k: usize) -> &[i8] {
-        let start = b * self.cols + k * self.group_size;
-        &self.q[start..(b * self.cols + self.cols).min(start + self.group_size)]
+        let start = k * self.group_size;
+        &self.row(b)[start..self.cols.min(start + self.group_size)]
     }
 
     /// The scale of group `k` of row `b`.

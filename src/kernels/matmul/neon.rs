@@ -158,12 +158,15 @@ fn dot_chunk(
     columns: Range<usize>,
 ) -> f32 {
     let mut acc = [vdupq_n_f32(0.0); 4];
-    let mut x = x.as_chunks::<SPAN>().0.iter();
+    let first = columns.start;
     for (k, part) in segments(columns, group_size) {
         let scale = vdupq_n_f32(scales[k]);
         // Column c sits in byte c / 2 (the group size is even).
         let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
-        for (bytes, xs) in bytes.iter().zip(&mut x) {
+        let x = x[part.start - first..part.end - first]
+            .as_chunks::<SPAN>()
+            .0;
+        for (bytes, xs) in bytes.iter().zip(x) {
             let w = decode16(bytes, scale);
             // SAFETY: `xs` holds 16 f32.
             let (low, high) = unsafe { (vld2q_f32(xs.as_ptr()), vld2q_f32(xs.as_ptr().add(8))) };
@@ -187,11 +190,14 @@ fn decode_chunk(
     columns: Range<usize>,
     out: &mut [f32],
 ) {
-    let mut out = out.as_chunks_mut::<SPAN>().0.iter_mut();
+    let first = columns.start;
     for (k, part) in segments(columns, group_size) {
         let scale = vdupq_n_f32(scales[k]);
         let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
-        for (bytes, o) in bytes.iter().zip(&mut out) {
+        let out = out[part.start - first..part.end - first]
+            .as_chunks_mut::<SPAN>()
+            .0;
+        for (bytes, o) in bytes.iter().zip(out) {
             let w = decode16(bytes, scale);
             // SAFETY: `o` holds 16 f32; `st2` interleaves the even and odd
             // columns back into natural order.
@@ -291,22 +297,18 @@ fn signed_nibbles(bytes: &[u8; 16]) -> [int8x16_t; 2] {
     [vreinterpretq_s8_u8(even), vreinterpretq_s8_u8(odd)]
 }
 
-/// The whole spans of group `k`, which holds `len` columns.
-#[inline]
-fn group_spans(packed: &[u8], group_size: usize, k: usize, len: usize) -> &[[u8; 16]] {
-    packed[k * group_size / 2..][..len / SPAN8 * 16]
-        .as_chunks()
-        .0
-}
-
 /// The exact `sum((u - 8) * q)` of group `k`'s columns after its whole
-/// spans (only the last group of a row has any), `x` their activations.
+/// spans (only the last group of a row has any), `x` the group's
+/// activations.
 fn leftover_dot(packed: &[u8], group_size: usize, k: usize, x: &[i8]) -> i32 {
-    let len = x.len();
-    let first = k * group_size + len / SPAN8 * SPAN8;
-    let x = &x[len / SPAN8 * SPAN8..];
+    let whole = x.len() / SPAN8 * SPAN8;
+    let first = k * group_size + whole;
     let u = |i: usize| scalar::nibble(packed, group_size, first + i) as i32 - 8;
-    x.iter().enumerate().map(|(i, &q)| u(i) * q as i32).sum()
+    x[whole..]
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| u(i) * q as i32)
+        .sum()
 }
 
 /// The group's term, as [`scalar::dot_int8`] adds it.
@@ -317,9 +319,9 @@ fn group_term(w_scale: f32, x_scale: f32, dot: i32) -> f32 {
 
 /// Writes the int8 kernel `$name`, compiled for `$features`, whose span
 /// dot is `$dot` (a function of those features, as [`dot_widening`]):
-/// group by group, the exact integer dot, then `acc += group_scale * dot`
-/// in f32, bit for bit [`scalar::row_int8`]. With several activation rows,
-/// each piece of a group is decoded once.
+/// span by span, the exact integer dot of a group, then `acc +=
+/// group_scale * dot` in f32, bit for bit [`scalar::row_int8`]. With
+/// several activation rows, each piece of the row is decoded once.
 macro_rules! row_int8 {
     ($(#[$doc:meta])* $name:ident, $features:literal, $dot:ident) => {
         $(#[$doc])*
@@ -333,66 +335,84 @@ macro_rules! row_int8 {
             packed: &[u8],
             scales: &[f32],
             group_size: usize,
-            _cols: usize,
+            cols: usize,
             acts: &Activations,
             out: &mut [f32],
         ) {
             let q = acts.int8();
-            if let [y] = out {
-                let mut acc = 0f32;
-                for (k, &w_scale) in scales.iter().enumerate() {
-                    let x = q.group(0, k);
-                    let spans = group_spans(packed, group_size, k, x.len());
-                    let mut dots = [vdupq_n_s32(0); 2];
-                    for (i, (bytes, xs)) in spans.iter().zip(x.as_chunks::<SPAN8>().0).enumerate() {
-                        // SAFETY: `xs` holds 32 values.
-                        let xs = unsafe { vld2q_s8(xs.as_ptr()) };
-                        dots[i % 2] = $dot(dots[i % 2], signed_nibbles(bytes), xs);
-                    }
-                    let mut dot = vaddvq_s32(vaddq_s32(dots[0], dots[1]));
-                    if !x.len().is_multiple_of(SPAN8) {
-                        dot += leftover_dot(packed, group_size, k, x);
-                    }
-                    acc += group_term(w_scale, q.scale(0, k), dot);
-                }
-                *y = acc;
-                return;
-            }
+            let per_group = group_size / SPAN8;
+            // The row's whole spans; column c sits in byte c / 2.
+            let spans = packed[..cols / SPAN8 * (SPAN8 / 2)].as_chunks::<16>().0;
             let mut acc = [0f32; BATCH_TILE];
             let acc = &mut acc[..out.len()];
             let mut dots = [vdupq_n_s32(0); BATCH_TILE];
             let dots = &mut dots[..out.len()];
             let mut decoded = [[vdupq_n_s8(0); 2]; PIECE];
-            for (k, &w_scale) in scales.iter().enumerate() {
-                let len = q.group(0, k).len();
-                dots.fill(vdupq_n_s32(0));
-                let spans = group_spans(packed, group_size, k, len);
-                for (p, piece) in spans.chunks(PIECE).enumerate() {
-                    let decoded = &mut decoded[..piece.len()];
+            for (p, piece) in spans.chunks(PIECE).enumerate() {
+                let at = Spans { first: p * PIECE, per_group, n: piece.len() };
+                if let ([acc], [dot]) = (&mut *acc, &mut *dots) {
+                    let x = (q.row(0), q.scales_row(0));
+                    add_spans(acc, dot, x, scales, &at, |i| signed_nibbles(&piece[i]));
+                } else {
                     for (w, bytes) in decoded.iter_mut().zip(piece) {
                         *w = signed_nibbles(bytes);
                     }
-                    for (b, dot) in dots.iter_mut().enumerate() {
-                        let x = &q.group(b, k)[p * PIECE * SPAN8..];
-                        for (&w, xs) in decoded.iter().zip(x.as_chunks::<SPAN8>().0) {
-                            // SAFETY: `xs` holds 32 values.
-                            let xs = unsafe { vld2q_s8(xs.as_ptr()) };
-                            *dot = $dot(*dot, w, xs);
-                        }
+                    for (b, (acc, dot)) in acc.iter_mut().zip(dots.iter_mut()).enumerate() {
+                        let x = (q.row(b), q.scales_row(b));
+                        add_spans(acc, dot, x, scales, &at, |i| decoded[i]);
                     }
                 }
-                for (b, (acc, &dot)) in acc.iter_mut().zip(dots.iter()).enumerate() {
-                    let x = q.group(b, k);
-                    let mut dot = vaddvq_s32(dot);
-                    if !len.is_multiple_of(SPAN8) {
-                        dot += leftover_dot(packed, group_size, k, x);
-                    }
-                    *acc += group_term(w_scale, q.scale(b, k), dot);
+            }
+            // The last group, where the row ends inside it.
+            if !cols.is_multiple_of(group_size) {
+                let k = scales.len() - 1;
+                for (b, (acc, dot)) in acc.iter_mut().zip(dots.iter()).enumerate() {
+                    let x = &q.row(b)[k * group_size..];
+                    let dot = vaddvq_s32(*dot) + leftover_dot(packed, group_size, k, x);
+                    *acc += group_term(scales[k], q.scale(b, k), dot);
                 }
             }
             out.copy_from_slice(acc);
+
+            /// Continues one activation row's `acc` and the integer `dot`
+            /// of its current group over the spans `at`, whose signed
+            /// nibbles `weights` gives; `x` is the row's values and
+            /// scales, `w_scales` the weight row's.
+            #[inline]
+            #[target_feature(enable = $features)]
+            fn add_spans(
+                acc: &mut f32,
+                dot: &mut int32x4_t,
+                (x, x_scales): (&[i8], &[f32]),
+                w_scales: &[f32],
+                at: &Spans,
+                weights: impl Fn(usize) -> [int8x16_t; 2],
+            ) {
+                let x = &x[at.first * SPAN8..][..at.n * SPAN8];
+                let mut k = at.first / at.per_group;
+                let mut left = at.per_group - at.first % at.per_group;
+                for (i, xs) in x.as_chunks::<SPAN8>().0.iter().enumerate() {
+                    // SAFETY: `xs` holds 32 values.
+                    let xs = unsafe { vld2q_s8(xs.as_ptr()) };
+                    *dot = $dot(*dot, weights(i), xs);
+                    left -= 1;
+                    if left == 0 {
+                        *acc += group_term(w_scales[k], x_scales[k], vaddvq_s32(*dot));
+                        *dot = vdupq_n_s32(0);
+                        (k, left) = (k + 1, at.per_group);
+                    }
+                }
+            }
         }
     };
+}
+
+/// Consecutive spans of a row: `n` from span `first`, with `per_group`
+/// spans to a group.
+struct Spans {
+    first: usize,
+    per_group: usize,
+    n: usize,
 }
 
 row_int8!(
@@ -408,3 +428,70 @@ row_int8!(
     "neon,dotprod",
     dot_sdot
 );
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{scalar, Activations, Precision, WeightRows};
+    use crate::kernels::{product_kernel, quantize_activations, Kernel};
+    use crate::layout::Layout;
+
+    /// Weight scales: ordinary, of both signs, or so large that `w_scale
+    /// * x_scale` overflows.
+    fn weight_scale() -> impl Strategy<Value = f32> {
+        prop_oneof![8 => -2f32..2.0, 1 => Just(1e30f32), 1 => Just(-f32::MAX / 16.0)]
+    }
+
+    fn activation() -> impl Strategy<Value = f32> {
+        prop_oneof![16 => -3f32..3.0, 2 => Just(0f32), 1 => -1e12f32..1e12]
+    }
+
+    /// A row of `cols` at `g` with `batch` activation rows: packed
+    /// bytes, scales, activations.
+    fn case() -> impl Strategy<Value = (Layout, Vec<u8>, Vec<f32>, Vec<f32>, usize)> {
+        let g = prop::sample::select(vec![32usize, 64, 96, 160, 1024]);
+        (g, 1usize..1300, 1usize..5).prop_flat_map(|(g, cols, batch)| {
+            let layout = Layout::new(1, cols, g).unwrap();
+            (
+                proptest::collection::vec(any::<u8>(), layout.packed_len),
+                proptest::collection::vec(weight_scale(), layout.scales_len),
+                proptest::collection::vec(activation(), batch * cols),
+                prop::option::of(0..batch * cols),
+            )
+                .prop_map(move |(packed, scales, mut x, nan_at)| {
+                    if let Some(at) = nan_at {
+                        x[at] = f32::NAN;
+                    }
+                    (layout, packed, scales, x, batch)
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every NEON int8 kernel gives the scalar twin's bits: ragged
+        /// last groups, groups of several pieces, one activation row and
+        /// several, a NaN group, overflowing scale products.
+        #[test]
+        fn int8_is_the_scalar_twins_bits((layout, packed, scales, x, batch) in case()) {
+            let (cols, g) = (layout.cols, layout.group_size);
+            let rows = WeightRows { packed: &packed, scales: &scales, layout: &layout };
+            for kernel in [Kernel::Neon, Kernel::NeonDotprod, Kernel::NeonI8mm] {
+                if !kernel.is_supported() {
+                    continue;
+                }
+                let q = quantize_activations(kernel, &x, batch, cols, g);
+                let mut want = vec![0f32; batch];
+                scalar::row_int8(&packed, &scales, g, &q, &mut want);
+                let mut got = vec![f32::NAN; batch];
+                // SAFETY: the kernel came from this CPU's table for g, the
+                // activations are int8, `got` holds one value per row.
+                unsafe { product_kernel(kernel, Precision::Int8, g).run(&rows, &Activations::Int8(&q), &mut got) };
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                prop_assert_eq!(bits(&got), bits(&want), "{:?}", kernel);
+            }
+        }
+    }
+}
