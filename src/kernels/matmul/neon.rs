@@ -349,17 +349,17 @@ macro_rules! row_int8 {
             let dots = &mut dots[..out.len()];
             let mut decoded = [[vdupq_n_s8(0); 2]; PIECE];
             for (p, piece) in spans.chunks(PIECE).enumerate() {
-                let at = Spans { first: p * PIECE, per_group, n: piece.len() };
+                let at = Spans { first: p * PIECE, per_group };
                 if let ([acc], [dot]) = (&mut *acc, &mut *dots) {
                     let x = (q.row(0), q.scales_row(0));
-                    add_spans(acc, dot, x, scales, &at, |i| signed_nibbles(&piece[i]));
+                    add_spans(acc, dot, x, scales, &at, piece.iter().map(|w| signed_nibbles(w)));
                 } else {
                     for (w, bytes) in decoded.iter_mut().zip(piece) {
                         *w = signed_nibbles(bytes);
                     }
                     for (b, (acc, dot)) in acc.iter_mut().zip(dots.iter_mut()).enumerate() {
                         let x = (q.row(b), q.scales_row(b));
-                        add_spans(acc, dot, x, scales, &at, |i| decoded[i]);
+                        add_spans(acc, dot, x, scales, &at, decoded.iter().copied());
                     }
                 }
             }
@@ -375,8 +375,8 @@ macro_rules! row_int8 {
             out.copy_from_slice(acc);
 
             /// Continues one activation row's `acc` and the integer `dot`
-            /// of its current group over the spans `at`, whose signed
-            /// nibbles `weights` gives; `x` is the row's values and
+            /// of its current group over the spans from `at`, whose signed
+            /// nibbles are `weights`; `x` is the row's values and
             /// scales, `w_scales` the weight row's.
             #[inline]
             #[target_feature(enable = $features)]
@@ -386,15 +386,15 @@ macro_rules! row_int8 {
                 (x, x_scales): (&[i8], &[f32]),
                 w_scales: &[f32],
                 at: &Spans,
-                weights: impl Fn(usize) -> [int8x16_t; 2],
+                weights: impl Iterator<Item = [int8x16_t; 2]>,
             ) {
-                let x = &x[at.first * SPAN8..][..at.n * SPAN8];
+                let x = x[at.first * SPAN8..].as_chunks::<SPAN8>().0;
                 let mut k = at.first / at.per_group;
                 let mut left = at.per_group - at.first % at.per_group;
-                for (i, xs) in x.as_chunks::<SPAN8>().0.iter().enumerate() {
+                for (w, xs) in weights.zip(x) {
                     // SAFETY: `xs` holds 32 values.
                     let xs = unsafe { vld2q_s8(xs.as_ptr()) };
-                    *dot = $dot(*dot, weights(i), xs);
+                    *dot = $dot(*dot, w, xs);
                     left -= 1;
                     if left == 0 {
                         *acc += group_term(w_scales[k], x_scales[k], vaddvq_s32(*dot));
@@ -407,12 +407,11 @@ macro_rules! row_int8 {
     };
 }
 
-/// Consecutive spans of a row: `n` from span `first`, with `per_group`
-/// spans to a group.
+/// Where spans of a row start: at span `first`, with `per_group` spans
+/// to a group.
 struct Spans {
     first: usize,
     per_group: usize,
-    n: usize,
 }
 
 row_int8!(
