@@ -36,11 +36,12 @@ pub(super) fn exact_fits(group_size: usize) -> bool {
 /// `exact` precision, as [`scalar::row_exact`] up to the order of the f32
 /// sums: each weight `(u - 8) * scale` as unpack computes it, fused
 /// multiply-adds with the activations. With several activation rows, each
-/// chunk is decoded once and read by all of them.
+/// chunk is decoded once and read by all of them (at most [`BATCH_TILE`],
+/// else this panics).
 ///
 /// # Safety
 /// The CPU supports NEON; `exact_fits(group_size)`; `acts` is f32 (else
-/// this panics); `out` holds at most [`BATCH_TILE`] values.
+/// this panics).
 #[target_feature(enable = "neon")]
 pub(super) unsafe fn row_exact(
     packed: &[u8],
@@ -321,15 +322,15 @@ fn group_term(w_scale: f32, x_scale: f32, dot: i32) -> f32 {
 /// dot is `$dot` (a function of those features, as [`dot_widening`]):
 /// span by span, the exact integer dot of a group, then `acc +=
 /// group_scale * dot` in f32, bit for bit [`scalar::row_int8`]. With
-/// several activation rows, each piece of the row is decoded once.
+/// several activation rows (at most [`BATCH_TILE`], else it panics), each
+/// piece of the row is decoded once.
 macro_rules! row_int8 {
     ($(#[$doc:meta])* $name:ident, $features:literal, $dot:ident) => {
         $(#[$doc])*
         ///
         /// # Safety
         /// The CPU supports the function's target features;
-        /// `int8_fits(group_size)`; `acts` is quantized (else this panics);
-        /// `out` holds at most [`BATCH_TILE`] values.
+        /// `int8_fits(group_size)`; `acts` is quantized (else this panics).
         #[target_feature(enable = $features)]
         pub(super) unsafe fn $name(
             packed: &[u8],
