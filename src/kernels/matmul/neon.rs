@@ -99,20 +99,29 @@ impl RunningSum {
     }
 }
 
-/// The parts of `columns` in each group: `(group, its columns)`.
-fn segments(
-    columns: Range<usize>,
+/// The packed bytes of each span of `columns` (whole spans, inside the
+/// row's whole spans) with its group's scale, the group followed span by
+/// span (no division per group: small groups are common).
+fn spans<'a>(
+    packed: &'a [u8],
+    scales: &'a [f32],
     group_size: usize,
-) -> impl Iterator<Item = (usize, Range<usize>)> {
-    let mut c = columns.start;
-    std::iter::from_fn(move || {
-        (c < columns.end).then(|| {
-            let k = c / group_size;
-            let end = ((k + 1) * group_size).min(columns.end);
-            let part = (k, c..end);
-            c = end;
-            part
-        })
+    columns: Range<usize>,
+) -> impl Iterator<Item = (&'a [u8; 8], f32)> + 'a {
+    // Column c sits in byte c / 2 (the group size is even).
+    let bytes = packed[columns.start / 2..columns.end / 2]
+        .as_chunks::<8>()
+        .0;
+    let per_group = group_size / SPAN;
+    let mut k = columns.start / group_size;
+    let mut left = per_group - columns.start / SPAN % per_group;
+    bytes.iter().map(move |bytes| {
+        let scale = scales[k];
+        left -= 1;
+        if left == 0 {
+            (k, left) = (k + 1, per_group);
+        }
+        (bytes, scale)
     })
 }
 
@@ -121,7 +130,7 @@ fn segments(
 /// activations: columns 0, 2, 4, 6; 1, 3, 5, 7; 8, 10, 12, 14; 9, 11, 13, 15.
 #[inline]
 #[target_feature(enable = "neon")]
-fn decode16(bytes: &[u8; 8], scale: float32x4_t) -> [float32x4_t; 4] {
+fn decode16(bytes: &[u8; 8], scale: f32) -> [float32x4_t; 4] {
     // SAFETY: `bytes` holds 8 bytes.
     let packed = unsafe { vld1_u8(bytes.as_ptr()) };
     let eight = vdup_n_u8(8);
@@ -134,7 +143,7 @@ fn decode16(bytes: &[u8; 8], scale: float32x4_t) -> [float32x4_t; 4] {
         vmovl_high_s16(even),
         vmovl_high_s16(odd),
     ]
-    .map(|u| vmulq_f32(vcvtq_f32_s32(u), scale))
+    .map(|u| vmulq_n_f32(vcvtq_f32_s32(u), scale))
 }
 
 /// The sum of the lanes of four accumulators.
@@ -159,23 +168,16 @@ fn dot_chunk(
     columns: Range<usize>,
 ) -> f32 {
     let mut acc = [vdupq_n_f32(0.0); 4];
-    let first = columns.start;
-    for (k, part) in segments(columns, group_size) {
-        let scale = vdupq_n_f32(scales[k]);
-        // Column c sits in byte c / 2 (the group size is even).
-        let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
-        let x = x[part.start - first..part.end - first]
-            .as_chunks::<SPAN>()
-            .0;
-        for (bytes, xs) in bytes.iter().zip(x) {
-            let w = decode16(bytes, scale);
-            // SAFETY: `xs` holds 16 f32.
-            let (low, high) = unsafe { (vld2q_f32(xs.as_ptr()), vld2q_f32(xs.as_ptr().add(8))) };
-            acc[0] = vfmaq_f32(acc[0], w[0], low.0);
-            acc[1] = vfmaq_f32(acc[1], w[1], low.1);
-            acc[2] = vfmaq_f32(acc[2], w[2], high.0);
-            acc[3] = vfmaq_f32(acc[3], w[3], high.1);
-        }
+    for ((bytes, scale), xs) in
+        spans(packed, scales, group_size, columns).zip(x.as_chunks::<SPAN>().0)
+    {
+        let w = decode16(bytes, scale);
+        // SAFETY: `xs` holds 16 f32.
+        let (low, high) = unsafe { (vld2q_f32(xs.as_ptr()), vld2q_f32(xs.as_ptr().add(8))) };
+        acc[0] = vfmaq_f32(acc[0], w[0], low.0);
+        acc[1] = vfmaq_f32(acc[1], w[1], low.1);
+        acc[2] = vfmaq_f32(acc[2], w[2], high.0);
+        acc[3] = vfmaq_f32(acc[3], w[3], high.1);
     }
     sum4(acc)
 }
@@ -191,21 +193,14 @@ fn decode_chunk(
     columns: Range<usize>,
     out: &mut [f32],
 ) {
-    let first = columns.start;
-    for (k, part) in segments(columns, group_size) {
-        let scale = vdupq_n_f32(scales[k]);
-        let bytes = packed[part.start / 2..part.end / 2].as_chunks::<8>().0;
-        let out = out[part.start - first..part.end - first]
-            .as_chunks_mut::<SPAN>()
-            .0;
-        for (bytes, o) in bytes.iter().zip(out) {
-            let w = decode16(bytes, scale);
-            // SAFETY: `o` holds 16 f32; `st2` interleaves the even and odd
-            // columns back into natural order.
-            unsafe {
-                vst2q_f32(o.as_mut_ptr(), float32x4x2_t(w[0], w[1]));
-                vst2q_f32(o.as_mut_ptr().add(8), float32x4x2_t(w[2], w[3]));
-            }
+    let out = out.as_chunks_mut::<SPAN>().0;
+    for ((bytes, scale), o) in spans(packed, scales, group_size, columns).zip(out) {
+        let w = decode16(bytes, scale);
+        // SAFETY: `o` holds 16 f32; `st2` interleaves the even and odd
+        // columns back into natural order.
+        unsafe {
+            vst2q_f32(o.as_mut_ptr(), float32x4x2_t(w[0], w[1]));
+            vst2q_f32(o.as_mut_ptr().add(8), float32x4x2_t(w[2], w[3]));
         }
     }
 }
