@@ -146,12 +146,11 @@ fn neon() -> KernelTable {
         signed: &encode::NEON_SIGNED,
         search_fits: &encode::NEON_FITS,
         compensate: &compensate::NEON_UPDATE,
-        ..SCALAR
     }
 }
 
 /// aarch64 NEON with the dot-product extension: the NEON table, with
-/// `sdot` in int8 products on the prepared form.
+/// `sdot` in int8 products.
 #[cfg(target_arch = "aarch64")]
 fn neon_dotprod() -> KernelTable {
     KernelTable {
