@@ -18,8 +18,7 @@ pub enum Kernel {
     /// x86-64 AVX-512 F, BW and VL (VNNI where the CPU has it, for int8
     /// products), on a CPU that also runs [`Kernel::Avx2`] and F16C.
     Avx512,
-    /// aarch64 NEON (with FP16 conversions where the CPU has them, for
-    /// f16).
+    /// aarch64 NEON.
     Neon,
     /// aarch64 NEON with the dot-product extension (`sdot`, FEAT_DotProd)
     /// for int8 products: [`Kernel::Neon`] otherwise.

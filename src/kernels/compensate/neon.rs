@@ -22,6 +22,9 @@ pub(super) unsafe fn update(b: BlockUpdate) {
 }
 
 /// Columns `j..j + 16` of rows `r..r + 4`.
+///
+/// # Safety
+/// The CPU supports NEON.
 #[target_feature(enable = "neon")]
 unsafe fn tile(b: &mut BlockUpdate, r: usize, j: usize) {
     let n = b.cols;

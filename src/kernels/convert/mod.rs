@@ -282,6 +282,7 @@ mod tests {
     fn neon_conversions_equal_half() {
         if Kernel::Neon.is_supported() {
             let narrow = narrowing_cases();
+            check::<f16, Neon>(f16::from_bits, f16::to_bits, &narrow);
             check::<bf16, Neon>(bf16::from_bits, bf16::to_bits, &narrow);
         }
     }

@@ -46,12 +46,12 @@ fn widen_f16(src: &[f16], dst: &mut [f32]) {
     let (mut src, mut dst) = (src.chunks_exact(LANES), dst.chunks_exact_mut(LANES));
     for (s, d) in (&mut src).zip(&mut dst) {
         // SAFETY: `s` holds 4 f16 and `d` 4 f32; `fcvtl` only reads and
-        // writes the registers named.
+        // writes the registers named (and the FPSR's cumulative flags).
         unsafe {
             let h = vld1_u16(s.as_ptr().cast());
             let f: float32x4_t;
             asm!("fcvtl {f:v}.4s, {h:v}.4h", f = out(vreg) f, h = in(vreg) h,
-                 options(pure, nomem, nostack, preserves_flags));
+                 options(pure, nomem, nostack));
             vst1q_f32(d.as_mut_ptr(), f);
         }
     }
@@ -65,12 +65,12 @@ fn narrow_f16(src: &[f32], dst: &mut [f16]) {
     let (mut src, mut dst) = (src.chunks_exact(LANES), dst.chunks_exact_mut(LANES));
     for (s, d) in (&mut src).zip(&mut dst) {
         // SAFETY: `s` holds 4 f32 and `d` 4 f16; `fcvtn` only reads and
-        // writes the registers named.
+        // writes the registers named (and the FPSR's cumulative flags).
         unsafe {
             let f = vld1q_f32(s.as_ptr());
             let h: uint16x4_t;
             asm!("fcvtn {h:v}.4h, {f:v}.4s", h = out(vreg) h, f = in(vreg) f,
-                 options(pure, nomem, nostack, preserves_flags));
+                 options(pure, nomem, nostack));
             vst1_u16(d.as_mut_ptr().cast(), h);
         }
     }

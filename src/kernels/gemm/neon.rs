@@ -17,6 +17,7 @@ use std::arch::asm;
 use std::ops::Range;
 
 use super::{check_panel_call, PanelActivations, PanelLayout, PANEL_ROWS, STEP_BYTES, STEP_COLS};
+use crate::kernels::simd::neon::sdot_lane;
 
 /// Panel rows per q register: a quarter panel.
 const QUARTER_ROWS: usize = 4;
@@ -241,30 +242,6 @@ unsafe fn plain_tile<const ROWS: usize, const CLAMP: bool>(
     }
 }
 
-/// `acc` plus, per 32-bit lane, the dot product of the lane's 4 bytes of
-/// `w` with bytes `4 LANE..4 LANE + 4` of `q` (`sdot` by element).
-///
-/// # Safety
-/// The CPU supports the dot-product extension.
-#[inline]
-#[target_feature(enable = "neon,dotprod")]
-unsafe fn sdot<const LANE: i32>(acc: int32x4_t, w: int8x16_t, q: int8x8_t) -> int32x4_t {
-    let mut acc = acc;
-    // SAFETY: `sdot` only reads and writes these registers; the caller
-    // promises the CPU runs it.
-    unsafe {
-        asm!(
-            "sdot {acc:v}.4s, {w:v}.16b, {q:v}.4b[{lane}]",
-            acc = inout(vreg) acc,
-            w = in(vreg) w,
-            q = in(vreg) q,
-            lane = const LANE,
-            options(pure, nomem, nostack),
-        )
-    };
-    acc
-}
-
 /// Dot-product twin of [`super::scalar::panel_int8`]: per half panel, up
 /// to [`DOT_TILE_ROWS`] activation rows; per step, `sdot` by element of
 /// each quarter's low nibbles with a row's values 0..4, high nibbles with
@@ -384,7 +361,7 @@ unsafe fn dot_tile<const ROWS: usize, const CLAMP: bool>(
                 unsafe {
                     let values = vld1_s8(q[t].add(column).cast());
                     for (dot, (low, high)) in dots[t].iter_mut().zip(w) {
-                        *dot = sdot::<1>(sdot::<0>(*dot, low, values), high, values);
+                        *dot = sdot_lane::<1>(sdot_lane::<0>(*dot, low, values), high, values);
                     }
                 }
             }
@@ -481,7 +458,8 @@ pub(super) unsafe fn panel_int8_i8mm(
             b += 2 * pairs;
         }
     }
-    // SAFETY: checked above, for the last row when the batch is odd.
+    // SAFETY: checked above, for the last row when the batch is odd; a CPU
+    // with int8 matrix-multiply has the dot product too (`Kernel::NeonI8mm`).
     unsafe { dot_tiles(panel, layout, x, batch.start + paired, &groups, clamp, rest) }
 }
 

@@ -11,10 +11,10 @@
 //! f32 steps, group by group.
 
 use std::arch::aarch64::*;
-use std::arch::asm;
 use std::ops::Range;
 
 use super::{scalar, Activations, BATCH_TILE};
+use crate::kernels::simd::neon::sdot;
 
 /// Columns of one `exact` span: 8 packed bytes.
 const SPAN: usize = 16;
@@ -257,28 +257,6 @@ fn dot_widening(acc: int32x4_t, [even, odd]: [int8x16_t; 2], x: int8x16x2_t) -> 
 fn dot_sdot(acc: int32x4_t, [even, odd]: [int8x16_t; 2], x: int8x16x2_t) -> int32x4_t {
     // SAFETY: this function's target features.
     unsafe { sdot(sdot(acc, even, x.0), odd, x.1) }
-}
-
-/// `acc` plus, in each lane, the products of that lane's 4 bytes of `a`
-/// and `b` (`sdot`; `vdotq_s32` is not stable Rust).
-///
-/// # Safety
-/// The CPU supports FEAT_DotProd, and this is inlined into a function
-/// compiled with `dotprod`.
-#[inline(always)]
-unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
-    // SAFETY: the caller's promise; the instruction reads and writes only
-    // these registers.
-    unsafe {
-        asm!(
-            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
-            acc = inout(vreg) acc,
-            a = in(vreg) a,
-            b = in(vreg) b,
-            options(pure, nomem, nostack),
-        );
-    }
-    acc
 }
 
 /// The nibbles of 16 packed bytes as `u - 8`: even columns, odd columns.

@@ -4,7 +4,7 @@
 use std::arch::aarch64::*;
 
 use super::scalar;
-use crate::kernels::simd::neon::magnitude_bits;
+use crate::kernels::simd::neon::{first_of_magnitude, max_abs};
 
 /// Quantizes whole blocks of 32 values into 18-byte blocks, byte for byte
 /// as [`super::scalar::quantize_block`].
@@ -17,16 +17,13 @@ pub(super) unsafe fn quantize_blocks(src: &[f32], blocks: &mut [u8]) {
         // SAFETY: `x` holds 32 f32.
         let v: [float32x4_t; 8] =
             std::array::from_fn(|i| unsafe { vld1q_f32(x.as_ptr().add(4 * i)) });
-        // `if amax < |v| { amax = |v| }` from 0: NaN never compares above,
-        // as in C.
-        let lane_max = v
-            .iter()
-            .fold(vdupq_n_u32(0), |m, &v| vmaxq_u32(m, magnitude_bits(v)));
-        let amax = f32::from_bits(vmaxvq_u32(lane_max));
-        // The first element reaching the largest magnitude is the one the
-        // scalar loop keeps.
+        // `if amax < |v| { amax = |v| }` from 0 (NaN never compares above,
+        // as in C), then the first element reaching it, which the scalar
+        // loop keeps; none for an all-zero block, whose -0.0 must not
+        // become the maximum.
+        let amax = max_abs(x);
         let max = if amax > 0.0 {
-            x.iter().copied().find(|w| w.abs() == amax).unwrap_or(0.0)
+            first_of_magnitude(x, amax)
         } else {
             0.0
         };

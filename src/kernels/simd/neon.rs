@@ -1,7 +1,9 @@
 //! NEON primitives shared by the aarch64 kernels: the format's exact
-//! quantize step and a NaN-ignoring lane maximum.
+//! quantize step, a NaN-ignoring maximum, and the dot-product
+//! extension's `sdot` (its intrinsics are not stable Rust).
 
 use std::arch::aarch64::*;
+use std::arch::asm;
 
 /// f32 lanes per register.
 pub(crate) const LANES: usize = 4;
@@ -47,7 +49,7 @@ pub(crate) fn quantize_group(group: &[f32], bytes: &mut [u8], scale: f32) {
 /// into NaN instead of ignoring it.
 #[inline]
 #[target_feature(enable = "neon")]
-pub(crate) fn magnitude_bits(x: float32x4_t) -> uint32x4_t {
+fn magnitude_bits(x: float32x4_t) -> uint32x4_t {
     let abs = vandq_u32(vreinterpretq_u32_f32(x), vdupq_n_u32(0x7FFF_FFFF));
     let nan = vcgtq_u32(abs, vdupq_n_u32(0x7F80_0000));
     vbicq_u32(abs, nan)
@@ -81,4 +83,53 @@ pub(crate) fn first_of_magnitude(values: &[f32], amax: f32) -> f32 {
         }
     }
     0.0
+}
+
+/// `acc` plus, in each lane, the products of that lane's 4 bytes of `a`
+/// and `b` (`sdot`).
+///
+/// # Safety
+/// The CPU supports the dot-product extension.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn sdot(mut acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    // SAFETY: the caller's promise; the instruction reads and writes only
+    // these registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            options(pure, nomem, nostack),
+        );
+    }
+    acc
+}
+
+/// `acc` plus, in each lane, the products of that lane's 4 bytes of `a`
+/// and bytes `4 LANE..4 LANE + 4` of `b` (`sdot` by element).
+///
+/// # Safety
+/// The CPU supports the dot-product extension.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+pub(crate) unsafe fn sdot_lane<const LANE: i32>(
+    mut acc: int32x4_t,
+    a: int8x16_t,
+    b: int8x8_t,
+) -> int32x4_t {
+    // SAFETY: the caller's promise; the instruction reads and writes only
+    // these registers.
+    unsafe {
+        asm!(
+            "sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[{lane}]",
+            acc = inout(vreg) acc,
+            a = in(vreg) a,
+            b = in(vreg) b,
+            lane = const LANE,
+            options(pure, nomem, nostack),
+        );
+    }
+    acc
 }
