@@ -76,9 +76,9 @@
 
 /** Version of the library this header belongs to (semver). */
 #define CQ4_VERSION_MAJOR 0
-#define CQ4_VERSION_MINOR 3
+#define CQ4_VERSION_MINOR 4
 #define CQ4_VERSION_PATCH 0
-#define CQ4_VERSION_STRING "0.3.0"
+#define CQ4_VERSION_STRING "0.4.0"
 
 /**
  * How far `H[i][j]` may be from `H[j][i]` in the Hessian of
