@@ -272,8 +272,8 @@ typedef enum cq4_precision {
    * `(4 sqrt(cols) + 4) * 2^-24 * sum |x * w|` on rows of up to 2^18
    * columns with every kernel (tested); on rows of 2^20 columns and
    * more the SIMD kernels' running sums may exceed it by a few percent.
-   * Products in the normal f32 range only: subnormal or overflowing
-   * terms are not covered.
+   * Roundings in the subnormal range add at most `cols * 2^-149` more
+   * (absolute); overflowing terms are not covered.
    */
   CQ4_PRECISION_EXACT = 0,
   /**

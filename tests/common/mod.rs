@@ -112,3 +112,7 @@ pub fn proptest_cases(n: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(n)
 }
+
+/// The smallest subnormal f32, 2^-149: a rounding in the subnormal range
+/// errs by at most half of it, whatever the relative bound says.
+pub const SUBNORMAL: f64 = 1.401298464324817e-45;
